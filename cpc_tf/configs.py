@@ -1,0 +1,313 @@
+"""Frozen configuration dataclasses: the single home of every default.
+
+A default is written once, in a field below. Flags (`flags/`) take their
+defaults from these fields; presets are plain functions returning configs.
+
+Glossary used across the package:
+  B       batch of images
+  H, W    image height / width in pixels
+  C       image channels (3)
+  Gh, Gw  patch-grid rows / columns
+  P       patch size in pixels
+  D       encoder feature depth
+  T       target depth of the CPC head (`target_dim`)
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+
+DIRECTIONS = ("down", "up", "right", "left")
+NORMS = ("layer", "batch", "none")
+
+
+@dataclass(frozen=True)
+class GridConfig:
+  """Image -> patch grid geometry (supp. A: 300 -> crop 260, 80 px, stride 36)."""
+
+  image_size: int = 260  # side of the square crop that is cut into patches
+  patch_size: int = 80
+  stride: int = 36
+  resize_to: int = 300  # pre-training resizes to this, then random-crops
+
+  @property
+  def grid_size(self) -> int:
+    """Patches along one side; raises if patch size and stride do not tile."""
+    excess = self.image_size - self.patch_size
+    if self.patch_size <= 0 or self.stride <= 0 or excess < 0 or excess % self.stride:
+      raise ValueError(
+          f"A {self.patch_size}px patch with stride {self.stride} does not tile a "
+          f"{self.image_size}px image: need (image_size - patch_size) % stride == 0 "
+          f"and patch_size <= image_size. Pick e.g. image_size="
+          f"{self.patch_size + max(excess, 0) // max(self.stride, 1) * max(self.stride, 1)}.")
+    return excess // self.stride + 1
+
+
+@dataclass(frozen=True)
+class EncoderConfig:
+  """ResNet-v2 encoder; `name` is a key of `cpc_tf.resnet.SPECS`."""
+
+  name: str = "resnet161"
+  norm: str = "layer"  # ICLR 4.1: layer norm, batch norm lets patches cheat
+  symmetric_padding: bool = True  # arXiv v1 4.2
+
+  def __post_init__(self):
+    if self.norm not in NORMS:
+      raise ValueError(f"Unknown norm {self.norm!r}; choose one of {NORMS}.")
+
+
+@dataclass(frozen=True)
+class ContextConfig:
+  """Masked PixelCNN context network (ICLR A.2)."""
+
+  num_blocks: int = 5
+  hidden_dim: int = 256
+
+
+@dataclass(frozen=True)
+class HeadConfig:
+  """CPC / InfoNCE head (ICLR A.2, supp. A)."""
+
+  target_dim: int = 64
+  emb_scale: float = 0.1
+  steps_to_ignore: int = 2
+  steps_to_predict: int = 3
+  directions: tuple[str, ...] = DIRECTIONS
+  context: ContextConfig = field(default_factory=ContextConfig)
+
+  def __post_init__(self):
+    bad = [d for d in self.directions if d not in DIRECTIONS]
+    if bad or not self.directions or len(set(self.directions)) != len(self.directions):
+      raise ValueError(
+          f"directions={self.directions!r}: give a non-empty subset of {DIRECTIONS} "
+          "without repeats.")
+    if not 0 <= self.steps_to_ignore < self.steps_to_predict:
+      raise ValueError(
+          f"steps_to_ignore={self.steps_to_ignore}, steps_to_predict="
+          f"{self.steps_to_predict}: need 0 <= steps_to_ignore < steps_to_predict "
+          "(offsets range(steps_to_ignore, steps_to_predict) must be non-empty).")
+
+  @property
+  def min_grid_rows(self) -> int:
+    """Smallest grid side for which every offset keeps at least one prediction."""
+    return self.steps_to_predict + 1
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+  """Images -> patch grid -> encoder -> latent grid -> CPC head."""
+
+  grid: GridConfig = field(default_factory=GridConfig)
+  encoder: EncoderConfig = field(default_factory=EncoderConfig)
+  head: HeadConfig = field(default_factory=HeadConfig)
+
+  def check(self) -> None:
+    """Raises a clear error if the grid is too small for the head's offsets."""
+    g = self.grid.grid_size
+    if g < self.head.min_grid_rows:
+      raise ValueError(
+          f"A {g}x{g} patch grid is too small for steps_to_predict="
+          f"{self.head.steps_to_predict}: the largest offset predicts "
+          f"{self.head.steps_to_predict} rows ahead, so the grid needs at least "
+          f"{self.head.min_grid_rows} rows. Lower steps_to_predict or use a larger "
+          "image / smaller stride.")
+
+
+@dataclass(frozen=True)
+class AugmentConfig:
+  """Per-patch augmentation switches (supp. A steps 1-4; arXiv v1 4.1).
+
+  Every step can be switched off for ablations by setting its probability to 0
+  (or the boolean to False).
+  """
+
+  # supp. A step 1: two random AutoAugment / RandAugment operations per patch.
+  randaugment: bool = True
+  randaugment_num_ops: int = 2
+  # supp. A step 2.
+  elastic_p: float = 0.2
+  histogram_p: float = 0.2
+  # supp. A step 3: Inception colour augmentation.
+  inception_color_p: float = 0.8
+  # supp. A step 4.
+  grayscale_p: float = 0.25
+  # arXiv v1 4.1 (v1 era): colour dropping, horizontal flip, spatial jitter.
+  color_drop_p: float = 0.0
+  flip_p: float = 0.0
+  jitter_size: int = 0  # 0 = off; v1: random 56x56 crop padded back to 64x64
+
+
+@dataclass(frozen=True)
+class OptimizerConfig:
+  """Adam + global-norm clipping + Polyak averaging (supp. A)."""
+
+  learning_rate: float = 4e-4
+  beta_1: float = 0.8
+  beta_2: float = 0.999
+  epsilon: float = 1e-8
+  clip_norm: float = 0.01
+  polyak_decay: float = 0.9999
+  warmup_steps: int = 0  # off by default; the paper states no schedule
+  decay: str = "none"  # "none" or "cosine" (after warm-up, to 0 at the last step)
+
+
+@dataclass(frozen=True)
+class DataConfig:
+  """Where pre-training images come from.
+
+  `source` is "fashion_mnist" (the embedded default, read from the Debian
+  package's files), "folder" (a user's image folder at `path`) or a TFDS name
+  (e.g. "imagenet2012", "stl10").
+  """
+
+  source: str = "imagenet2012"
+  split: str = "train"
+  data_dir: str | None = None  # TFDS data dir
+  path: str | None = None  # image folder, or Fashion-MNIST files directory
+  pipeline: str = "v2"  # "v2" (supp. A) or "v1" (arXiv v1 4.1)
+  max_examples: int = 0  # 0 = all; >0 takes the first N (small CPU runs)
+  shuffle_buffer: int = 10_000
+
+
+@dataclass(frozen=True)
+class PretrainConfig:
+  """Everything a pre-training run needs; written as JSON into model_dir."""
+
+  model: ModelConfig = field(default_factory=ModelConfig)
+  augment: AugmentConfig = field(default_factory=AugmentConfig)
+  optimizer: OptimizerConfig = field(default_factory=OptimizerConfig)
+  data: DataConfig = field(default_factory=DataConfig)
+  batch_size: int = 512  # global batch (supp. A)
+  epochs: float = 200.0
+  train_steps: int = 0  # >0 overrides epochs
+  checkpoint_every: int = 1000
+  keep_checkpoints: int = 3
+  log_every: int = 100
+  seed: int = 0
+
+
+def replace(config, **changes):
+  """`dataclasses.replace` that accepts dotted paths: replace(c, **{"model.head.target_dim": 8})."""
+  nested: dict[str, dict] = {}
+  flat = {}
+  for key, value in changes.items():
+    head, _, rest = key.partition(".")
+    if rest:
+      nested.setdefault(head, {})[rest] = value
+    else:
+      flat[key] = value
+  for head, sub in nested.items():
+    flat[head] = replace(flat.get(head, getattr(config, head)), **sub)
+  return dataclasses.replace(config, **flat)
+
+
+def to_dict(config) -> dict:
+  return dataclasses.asdict(config)
+
+
+def from_dict(cls, data: dict):
+  """Inverse of `to_dict` for the dataclasses of this module (all fields have defaults)."""
+  defaults = cls()
+  kwargs = {}
+  for name, value in data.items():
+    if not hasattr(defaults, name):
+      raise ValueError(f"Unknown field {name!r} for {cls.__name__}.")
+    default = getattr(defaults, name)
+    if dataclasses.is_dataclass(default) and isinstance(value, dict):
+      value = from_dict(type(default), value)
+    elif isinstance(value, list):
+      value = tuple(value)
+    kwargs[name] = value
+  return cls(**kwargs)
+
+
+# ----------------------------------------------------------------------------
+# Presets. Each returns a PretrainConfig.
+
+def cpc_v2_paper() -> PretrainConfig:
+  """CPC v2 as in supp. A: ResNet-161, 260 px / 80 / 36 grid, 4 directions.
+
+  Command: python -m launch.pretrain --preset=cpc_v2_paper --dataset=imagenet2012
+    --data_dir=... --model_dir=... --strategy=tpu
+  """
+  return PretrainConfig()
+
+
+def cpc_v1_paper() -> PretrainConfig:
+  """The arXiv v1 era: 256 px / 64 / 32 (7x7), ResNet-101 stacks 1-3, 1 direction.
+
+  Augmentation: colour dropping, horizontal flip, spatial jitter (arXiv v1 4.1).
+  """
+  return PretrainConfig(
+      model=ModelConfig(
+          grid=GridConfig(image_size=256, patch_size=64, stride=32, resize_to=256),
+          encoder=EncoderConfig(name="resnet101_cpc_v1"),
+          head=HeadConfig(directions=("down",))),
+      augment=AugmentConfig(randaugment=False, elastic_p=0.0, histogram_p=0.0,
+                            inception_color_p=0.0, grayscale_p=0.0,
+                            color_drop_p=1.0, flip_p=0.5, jitter_size=56),
+      data=DataConfig(pipeline="v1"))
+
+
+def fashion_mnist_small() -> PretrainConfig:
+  """Small preset for the embedded default data, trains on 2 CPU cores.
+
+  Fashion-MNIST 28 px digits are resized to 64 px and cut into a 7x7 grid of
+  16 px patches (stride 8). With stride = patch/2 only the first offset
+  overlaps, so steps_to_ignore=1 (predict 2 and 3 rows ahead) mirrors supp. A's
+  choice of skipping overlapping offsets. Larger lr than supp. A: short run.
+
+  Command: bash scripts/pretrain.sh   (see README)
+  """
+  return PretrainConfig(
+      model=ModelConfig(
+          grid=GridConfig(image_size=64, patch_size=16, stride=8, resize_to=64),
+          encoder=EncoderConfig(name="small"),
+          head=HeadConfig(target_dim=32, steps_to_ignore=1, steps_to_predict=3,
+                          directions=("down", "up"),
+                          context=ContextConfig(num_blocks=2, hidden_dim=64))),
+      augment=AugmentConfig(randaugment=False, elastic_p=0.0, histogram_p=0.0,
+                            inception_color_p=0.0, grayscale_p=0.0,
+                            flip_p=0.5, jitter_size=14),
+      optimizer=OptimizerConfig(learning_rate=1e-3, clip_norm=1.0, polyak_decay=0.99),
+      data=DataConfig(source="fashion_mnist", pipeline="v1", shuffle_buffer=5000),
+      batch_size=32,
+      epochs=1.0,
+      train_steps=600,
+      checkpoint_every=200,
+      log_every=20)
+
+
+def tiny() -> PretrainConfig:
+  """Seconds-long config for tests: 32 px images, 4x4 grid of 8 px patches."""
+  return PretrainConfig(
+      model=ModelConfig(
+          grid=GridConfig(image_size=32, patch_size=8, stride=8, resize_to=32),
+          encoder=EncoderConfig(name="tiny"),
+          head=HeadConfig(target_dim=8, steps_to_ignore=0, steps_to_predict=2,
+                          directions=DIRECTIONS,
+                          context=ContextConfig(num_blocks=1, hidden_dim=8))),
+      augment=AugmentConfig(randaugment=False, elastic_p=0.0, histogram_p=0.0,
+                            inception_color_p=0.0, grayscale_p=0.0),
+      optimizer=OptimizerConfig(learning_rate=1e-3, clip_norm=1.0, polyak_decay=0.9),
+      data=DataConfig(source="fashion_mnist", pipeline="v1", max_examples=64,
+                      shuffle_buffer=64),
+      batch_size=4,
+      train_steps=4,
+      checkpoint_every=2,
+      log_every=1)
+
+
+PRESETS = {
+    "cpc_v2_paper": cpc_v2_paper,
+    "cpc_v1_paper": cpc_v1_paper,
+    "fashion_mnist_small": fashion_mnist_small,
+    "tiny": tiny,
+}
+
+
+def preset(name: str) -> PretrainConfig:
+  if name not in PRESETS:
+    raise ValueError(f"Unknown preset {name!r}; choose one of {sorted(PRESETS)}.")
+  return PRESETS[name]()
