@@ -1,0 +1,377 @@
+"""Sources -> batched tf.data pipelines for every protocol of the paper.
+
+Glossary: B batch (per replica when an `input_context` is given), Gh/Gw grid
+rows/columns, P patch size, S image side fed to a network, M boxes per image
+(padded to the batch maximum), K classes. Images are float32 in [0, 1].
+
+  pretrain_dataset        -> [B, Gh, Gw, P, P, 3]            (supp. A; arXiv v1 4.1)
+  classification_dataset  -> ([B, Gh, Gw, P, P, 3] | [B, S, S, 3], [B] int64)
+  detection_dataset       -> dict of image [B, S, S, 3], boxes [B, M, 4], ... (ICLR 4.3)
+
+Determinism: every random choice is a stateless op seeded by
+fold_in((seed, input pipeline id), position of the element in the shuffled,
+repeated stream), and shuffles are seeded, so one seed gives one stream.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Collection
+
+import tensorflow as tf
+
+from cpc_tf import augment as augment_lib
+from cpc_tf.configs import AugmentConfig, DataConfig, GridConfig
+from cpc_tf.data import sources
+from cpc_tf.data.errors import DataError
+from cpc_tf.patches import extract_patches
+
+log = logging.getLogger(__name__)
+
+PIPELINES = ("v1", "v2")
+CLASSIFICATION_MODES = ("linear_train", "linear_eval", "efficient_train", "efficient_eval")
+EFFICIENT_IMAGE_SIZE = 224  # supp. C: Inception crops, 224 px as in Szegedy et al.
+EVAL_CROP_FRACTION = 0.875  # resize the shorter side to 224 / 0.875 = 256, crop 224
+DETECTION_IMAGE_SIZE = 600  # Faster R-CNN scale (Ren et al. 2015); longer side here
+DETECTION_SCALE_RANGE = (0.5, 1.5)  # scale augmentation (ICLR 4.3, Doersch et al. 2015)
+_V2_STEPS = ("randaugment", "elastic_p", "histogram_p", "inception_color_p", "grayscale_p")
+_V1_STEPS = ("color_drop_p", "flip_p", "jitter_size")
+
+
+# ----------------------------------------------------------------------------
+# Public API
+
+def pretrain_dataset(data: DataConfig, grid: GridConfig, augment: AugmentConfig,
+                     batch_size: int, seed: int, repeat: bool = True,
+                     input_context: tf.distribute.InputContext | None = None,
+                     on_bad_file: str = "skip") -> tf.data.Dataset:
+  """Unlabelled images -> augmented patch grids [B, Gh, Gw, P, P, 3], B static.
+
+  supp. A (pipeline "v2"): resize to grid.resize_to^2, random grid.image_size^2
+  crop, cut into the grid, augment every patch independently. arXiv v1 4.1
+  (pipeline "v1"): the same geometry (256 px, 64 px patches, 7x7) with the v1
+  per-patch ops; which ops run is the AugmentConfig's choice.
+  """
+  _check_pipeline(data, augment)
+  source = sources.load(data, shuffle_files=True, seed=seed, input_context=input_context,
+                        on_bad_file=on_bad_file, min_size=grid.image_size)
+  batch = _batch_size(batch_size, input_context)
+  salt = input_context.input_pipeline_id if input_context else 0
+
+  def make(index, element):
+    crop_seed, augment_seed = _seeds(seed, salt, index, 2)
+    image = element["image"]
+    return augment_grid(grid_patches(image, grid, crop_seed), augment, augment_seed)
+
+  ds = _stream(source, data, shuffle=True, repeat=repeat, seed=seed,
+               input_context=input_context, on_bad_file=on_bad_file)
+  ds = ds.map(make, num_parallel_calls=tf.data.AUTOTUNE)
+  return _finish(ds, batch, drop_remainder=True)
+
+
+def classification_dataset(
+    data: DataConfig, mode: str, batch_size: int, seed: int = 0, *,
+    grid: GridConfig | None = None, augment: AugmentConfig | None = None,
+    image_size: int = EFFICIENT_IMAGE_SIZE, repeat: bool | None = None,
+    keep_ids: Collection[str | int] | None = None, label_fraction: float | None = None,
+    input_context: tf.distribute.InputContext | None = None,
+    on_bad_file: str = "skip") -> tf.data.Dataset:
+  """Labelled images -> (images, labels [B] int64) batches.
+
+  mode:
+    "linear_train"    pre-training pipeline (needs `grid`, `augment`) -> patches;
+                      supp. B. ICLR A.3's grid is PRESET_GRIDS["linear_iclr"].
+    "linear_eval"     resize to grid.resize_to, single centre grid.image_size crop,
+                      no augmentation -> patches [B, Gh, Gw, P, P, 3].
+    "efficient_train" Inception random-sized crop to `image_size`, then per-image
+                      steps 1-4 of supp. A (`augment`) -> [B, S, S, 3]; supp. C.
+    "efficient_eval"  resize the shorter side to image_size / 0.875, centre crop.
+  Training modes shuffle, repeat (unless `repeat=False`) and drop the remainder;
+  evaluation modes read each example once, in order, keeping the last batch.
+
+  Subsets: `keep_ids` keeps only these example ids (TFDS `tfds_id`, folder path
+  relative to the folder, Fashion-MNIST index; see `example_ids`);
+  `label_fraction` in (0, 1] keeps a fixed pseudo-random fraction of examples,
+  chosen by a hash of the id (the same subset every run, independent of `seed`).
+  For the paper's 1% / 10% ImageNet subsets use "imagenet2012_subset/1pct".
+  """
+  if mode not in CLASSIFICATION_MODES:
+    raise DataError(f"mode={mode!r}; choose one of {CLASSIFICATION_MODES}.")
+  training = mode.endswith("_train")
+  if mode.startswith("linear") and grid is None:
+    raise DataError(f"mode={mode!r} cuts images into patches: pass grid= (e.g. "
+                    "cpc_tf.patches.PRESET_GRIDS['linear_iclr']).")
+  if training and augment is None:
+    raise DataError(f"mode={mode!r} augments: pass augment= (an AugmentConfig; "
+                    "set its probabilities to 0 to switch steps off).")
+  if mode == "linear_train":
+    _check_pipeline(data, augment)
+  min_size = grid.image_size if mode.startswith("linear") else image_size
+  source = sources.load(data, labelled=True, shuffle_files=training, seed=seed,
+                        input_context=input_context, on_bad_file=on_bad_file,
+                        min_size=min_size)
+  batch = _batch_size(batch_size, input_context)
+  salt = input_context.input_pipeline_id if input_context else 0
+
+  def make(index, element):
+    image = element["image"]
+    first, second = _seeds(seed, salt, index, 2)
+    if mode == "linear_train":
+      image = augment_grid(grid_patches(image, grid, first), augment, second)
+    elif mode == "linear_eval":
+      image = grid_patches(image, grid)
+    elif mode == "efficient_train":
+      image = augment_lib.inception_crop(image, image_size, first)
+      image.set_shape([image_size, image_size, 3])
+      if _any_step(augment, _V2_STEPS + _V1_STEPS):
+        image = augment_lib.augment_image(image, augment, second)
+    else:
+      image = center_crop(image, image_size)
+    return image, element["label"]
+
+  ds = _stream(source, data, shuffle=training, repeat=training if repeat is None else repeat,
+               seed=seed, input_context=input_context,
+               keep=_keep_filter(keep_ids, label_fraction), on_bad_file=on_bad_file)
+  ds = ds.map(make, num_parallel_calls=tf.data.AUTOTUNE)
+  return _finish(ds, batch, drop_remainder=training)
+
+
+def detection_dataset(
+    data: DataConfig, batch_size: int, seed: int = 0, *, training: bool = True,
+    augment: AugmentConfig | None = None, image_size: int = DETECTION_IMAGE_SIZE,
+    scale_range: tuple[float, float] = DETECTION_SCALE_RANGE, repeat: bool | None = None,
+    input_context: tf.distribute.InputContext | None = None) -> tf.data.Dataset:
+  """TFDS detection data (e.g. "voc/2007") -> padded batches of dicts.
+
+  Each image is resized so that its longer side is `image_size`, keeping its
+  aspect ratio, and padded at the bottom / right to image_size^2. Training adds
+  (ICLR 4.3) colour dropping with probability augment.color_drop_p, a
+  horizontal flip and scale augmentation over `scale_range`, both of which move
+  the boxes. Yields
+    "image"      [B, S, S, 3] float32
+    "image_size" [B, 2] int32, (height, width) of the unpadded image
+    "boxes"      [B, M, 4] float32 (ymin, xmin, ymax, xmax) as fractions of S
+    "labels"     [B, M] int64, -1 pads
+    "difficult"  [B, M] bool (VOC "difficult"; False pads)
+    "num_boxes"  [B] int32
+    "id"         [B] string (tfds_id)
+  """
+  source = sources.load(data, shuffle_files=training, seed=seed,
+                        input_context=input_context, with_objects=True)
+  batch = _batch_size(batch_size, input_context)
+  salt = input_context.input_pipeline_id if input_context else 0
+  drop_p = augment.color_drop_p if (training and augment is not None) else 0.0
+
+  def make(index, element):
+    image = element["image"]
+    objects = element["objects"]
+    boxes = tf.clip_by_value(tf.cast(objects["bbox"], tf.float32), 0.0, 1.0)
+    labels = tf.cast(objects["label"], tf.int64)
+    difficult = (tf.cast(objects["is_difficult"], tf.bool) if "is_difficult" in objects
+                 else tf.zeros_like(labels, tf.bool))
+    if training:
+      drop_seed, flip_seed, scale_seed, coin_seed = _seeds(seed, salt, index, 4)
+      if drop_p > 0:
+        image = tf.cond(
+            tf.random.stateless_uniform([], coin_seed) < drop_p,
+            lambda: augment_lib.color_drop(image, drop_seed), lambda: image)
+      image, boxes = augment_lib.flip_with_boxes(image, boxes, flip_seed)
+      image, boxes = augment_lib.scale_with_boxes(image, boxes, scale_seed, scale_range)
+    image, boxes, valid = _fit_and_pad(image, boxes, image_size)
+    return {"image": image, "image_size": valid, "boxes": boxes, "labels": labels,
+            "difficult": difficult, "num_boxes": tf.shape(labels)[0], "id": element["id"]}
+
+  ds = _stream(source, data, shuffle=training, repeat=training if repeat is None else repeat,
+               seed=seed, input_context=input_context)
+  ds = ds.map(make, num_parallel_calls=tf.data.AUTOTUNE)
+  ds = ds.padded_batch(
+      batch, drop_remainder=training,
+      padding_values={"image": 0.0, "image_size": 0, "boxes": 0.0,
+                      "labels": tf.constant(-1, tf.int64), "difficult": False,
+                      "num_boxes": 0, "id": ""})
+  return ds.prefetch(tf.data.AUTOTUNE)
+
+
+def num_examples(data: DataConfig, *, labelled: bool = False,
+                 keep_ids: Collection[str | int] | None = None,
+                 label_fraction: float | None = None) -> int:
+  """Examples in the source split (after `max_examples`), for epochs -> steps.
+
+  With `keep_ids` / `label_fraction` the count is exact for folders and
+  Fashion-MNIST; for TFDS it is len(keep_ids) (ids absent from the split are
+  not subtracted) or round(N * label_fraction).
+  """
+  source = sources.load(data, labelled=labelled)
+  keep = _keep_filter(keep_ids, label_fraction)
+  if keep is None:
+    return source.num_examples
+  if source.ids is not None:
+    return int(tf.reduce_sum(tf.cast(keep(tf.constant(source.ids)), tf.int32)))
+  if keep_ids is not None:
+    return len(set(keep_ids))
+  return max(1, round(source.num_examples * label_fraction))
+
+
+def class_names(data: DataConfig) -> tuple[str, ...]:
+  """Names of the classes, index order; raises if the source has no labels."""
+  names = sources.load(data, labelled=True).class_names
+  if names is None:
+    raise DataError(f"{data.source!r} has no class labels; classification needs a "
+                    "labelled dataset or a class-per-sub-folder image folder.")
+  return names
+
+
+def num_classes(data: DataConfig) -> int:
+  return len(class_names(data))
+
+
+def example_ids(data: DataConfig, labelled: bool = True) -> list[str]:
+  """Every example id of the split, in storage order (reads TFDS records once)."""
+  source = sources.load(data, labelled=labelled)
+  if source.ids is not None:
+    return list(source.ids)
+  return [i.decode() for i in source.dataset.map(lambda e: e["id"]).as_numpy_iterator()]
+
+
+# ----------------------------------------------------------------------------
+# Image -> network input
+
+def grid_patches(image: tf.Tensor, grid: GridConfig, seed: tf.Tensor | None = None) -> tf.Tensor:
+  """[H, W, 3] -> [Gh, Gw, P, P, 3]: resize to resize_to^2, crop image_size^2, cut.
+
+  supp. A: the resize ignores the aspect ratio ("resize the image to 300x300").
+  A random crop when `seed` is given, else the centre crop (single-crop
+  evaluation, supp. B). Smaller images are upscaled by the resize.
+  """
+  r, s = grid.resize_to, grid.image_size
+  if s > r:
+    raise DataError(f"GridConfig image_size={s} > resize_to={r}: the crop must fit "
+                    "in the resized image; set resize_to >= image_size.")
+  image = tf.clip_by_value(tf.image.resize(image, [r, r], antialias=True), 0.0, 1.0)
+  if seed is None:
+    offset = (r - s) // 2
+    image = image[offset:offset + s, offset:offset + s]
+  else:
+    image = tf.image.stateless_random_crop(image, [s, s, 3], seed)
+  image.set_shape([s, s, 3])
+  return extract_patches(image[None], grid.patch_size, grid.stride)[0]
+
+
+def augment_grid(patches: tf.Tensor, augment: AugmentConfig, seed: tf.Tensor) -> tf.Tensor:
+  """[Gh, Gw, P, P, 3] -> same, every patch augmented independently (supp. A)."""
+  if not _any_step(augment, _V2_STEPS + _V1_STEPS):
+    return patches  # every step off: skip building a no-op graph
+  shape = patches.shape
+  flat = tf.reshape(patches, [-1, shape[2], shape[3], shape[4]])
+  flat = augment_lib.augment_patches(flat, augment, seed)
+  return tf.reshape(flat, shape)
+
+
+def center_crop(image: tf.Tensor, size: int) -> tf.Tensor:
+  """[H, W, 3] -> [size, size, 3]: shorter side to size / 0.875, central crop."""
+  shape = tf.cast(tf.shape(image)[:2], tf.float32)
+  scale = size / EVAL_CROP_FRACTION / tf.reduce_min(shape)
+  new = tf.maximum(tf.cast(tf.round(shape * scale), tf.int32), size)
+  image = tf.clip_by_value(tf.image.resize(image, new, antialias=True), 0.0, 1.0)
+  top, left = (new[0] - size) // 2, (new[1] - size) // 2
+  image = image[top:top + size, left:left + size]
+  image.set_shape([size, size, 3])
+  return image
+
+
+def _fit_and_pad(image, boxes, size):
+  """Longer side -> size (aspect kept), pad to size^2; boxes re-expressed in it."""
+  shape = tf.cast(tf.shape(image)[:2], tf.float32)
+  scale = size / tf.reduce_max(shape)
+  new = tf.minimum(tf.maximum(tf.cast(tf.round(shape * scale), tf.int32), 1), size)
+  image = tf.clip_by_value(tf.image.resize(image, new, antialias=True), 0.0, 1.0)
+  image = tf.image.pad_to_bounding_box(image, 0, 0, size, size)
+  image.set_shape([size, size, 3])
+  frac = tf.cast(new, tf.float32) / size  # [h/S, w/S]
+  boxes = boxes * tf.concat([frac, frac], 0)
+  return image, boxes, new
+
+
+# ----------------------------------------------------------------------------
+# Stream plumbing
+
+def _stream(source, data, *, shuffle, repeat, seed, input_context, keep=None,
+            on_bad_file="fail") -> tf.data.Dataset:
+  """Source -> (index, decoded element): filter, shard, shuffle, repeat, decode."""
+  ds = source.dataset
+  if keep is not None:
+    ds = ds.filter(lambda e: keep(e["id"]))
+  if input_context is not None and not source.sharded:
+    ds = ds.shard(input_context.num_input_pipelines, input_context.input_pipeline_id)
+  if shuffle:
+    # In-memory sources (folders: paths; Fashion-MNIST: 28x28) shuffle fully.
+    buffer = source.num_examples if source.ids is not None else data.shuffle_buffer
+    ds = ds.shuffle(max(1, min(buffer, source.num_examples)), seed=seed,
+                    reshuffle_each_iteration=True)
+  if repeat:
+    ds = ds.repeat()
+
+  def decode(index, element):
+    return index, dict(element, image=source.decode(element["image"]))
+
+  ds = ds.enumerate().map(decode, num_parallel_calls=tf.data.AUTOTUNE)
+  if on_bad_file == "skip" and data.source == "folder":
+    # Last line of defence behind the folder pre-scan: a file that passed the
+    # scan but still fails to decode is dropped with TF's warning, not fatal.
+    # Only the decode step is covered, so other errors still surface.
+    ds = ds.ignore_errors(log_warning=True)
+  return ds
+
+
+def _finish(ds, batch, drop_remainder) -> tf.data.Dataset:
+  return ds.batch(batch, drop_remainder=drop_remainder).prefetch(tf.data.AUTOTUNE)
+
+
+def _batch_size(batch_size: int, input_context) -> int:
+  if batch_size <= 0:
+    raise DataError(f"batch_size={batch_size}: must be positive.")
+  if input_context is None:
+    return batch_size
+  return input_context.get_per_replica_batch_size(batch_size)
+
+
+def _seeds(seed: int, salt: int, index: tf.Tensor, num: int) -> list[tf.Tensor]:
+  """`num` independent [2] int64 seeds for element `index` of the stream."""
+  base = tf.constant([seed, salt], tf.int64)
+  element = tf.random.experimental.stateless_fold_in(base, index)
+  return list(tf.unstack(tf.random.experimental.stateless_split(element, num)))
+
+
+def _any_step(augment: AugmentConfig, names) -> bool:
+  return any(bool(getattr(augment, n)) for n in names
+             if not (n == "randaugment" and augment.randaugment_num_ops == 0))
+
+
+def _check_pipeline(data: DataConfig, augment: AugmentConfig) -> None:
+  if data.pipeline not in PIPELINES:
+    raise DataError(f"DataConfig.pipeline={data.pipeline!r}; choose one of {PIPELINES}.")
+  other = _V2_STEPS if data.pipeline == "v1" else ()
+  mixed = [n for n in other if _any_step(augment, [n])]
+  if mixed:
+    log.warning("pipeline='v1' (arXiv v1 4.1) with supp. A steps switched on: %s. "
+                "They will run; set them to 0 / False for the v1 recipe.", mixed)
+
+
+def _keep_filter(keep_ids, label_fraction):
+  """-> None or a function id [N] string -> [N] bool."""
+  if label_fraction is not None and not 0.0 < label_fraction <= 1.0:
+    raise DataError(f"label_fraction={label_fraction}: must lie in (0, 1], e.g. 0.01 "
+                    "for 1% of the labels.")
+  if keep_ids is not None:
+    if isinstance(keep_ids, (str, bytes)):
+      raise DataError("keep_ids must be a collection of ids, not a single string.")
+    if not len(keep_ids):
+      raise DataError("keep_ids is empty: nothing would be kept.")
+    keys = tf.constant(sorted({str(i) for i in keep_ids}), tf.string)
+    table = tf.lookup.StaticHashTable(
+        tf.lookup.KeyValueTensorInitializer(keys, tf.ones_like(keys, tf.int32)), 0)
+    return lambda ids: table.lookup(ids) > 0
+  if label_fraction is not None and label_fraction < 1.0:
+    threshold = int(label_fraction * 2**31)
+    return lambda ids: tf.strings.to_hash_bucket_fast(ids, 2**31) < threshold
+  return None

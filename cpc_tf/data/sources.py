@@ -1,0 +1,194 @@
+"""DataConfig -> a `Source`: an undecoded tf.data stream plus what is known about it.
+
+Glossary: N examples in the (sliced) split, K classes. A source's elements are
+dicts with
+  "image":   encoded image bytes (scalar string) or uint8 [H, W, C];
+  "label":   int64 class index (-1 when the split has no labels);
+  "id":      string, stable per example: TFDS `tfds_id`, the file path relative
+             to the folder, or the index for Fashion-MNIST;
+  "objects": (TFDS detection data only) the builder's `objects` dict.
+Images stay encoded until after shuffling, so the shuffle buffer holds bytes
+rather than decoded pixels; `Source.decode` turns an element's image into
+[H, W, 3] float32 in [0, 1].
+
+`DataConfig.source`: "fashion_mnist", "folder" (`DataConfig.path`), or any TFDS
+name with an image feature, e.g. "imagenet2012", "imagenet2012_subset/1pct",
+"stl10" (split "unlabelled" for pre-training), "cifar10", "voc/2007".
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import re
+from typing import Callable
+
+import tensorflow as tf
+import tensorflow_datasets as tfds
+
+from cpc_tf.configs import DataConfig
+from cpc_tf.data import fashion_mnist, folders, images
+from cpc_tf.data.errors import DataError
+
+
+@dataclasses.dataclass(frozen=True)
+class Source:
+  dataset: tf.data.Dataset  # unshuffled unless `files_shuffled`; see module doc
+  decode: Callable[[tf.Tensor], tf.Tensor]  # element["image"] -> [H, W, 3] float32
+  num_examples: int
+  class_names: tuple[str, ...] | None
+  ids: tuple[str, ...] | None  # all ids in order when cheap to know (not TFDS)
+  sharded: bool  # True when `input_context` sharding already happened (TFDS files)
+
+  @property
+  def num_classes(self) -> int | None:
+    return None if self.class_names is None else len(self.class_names)
+
+
+def load(data: DataConfig, *, labelled: bool = False, shuffle_files: bool = False,
+         seed: int = 0, input_context: tf.distribute.InputContext | None = None,
+         on_bad_file: str = "skip", min_size: int = 0,
+         with_objects: bool = False) -> Source:
+  """Opens the source named by `data` (see module doc).
+
+  `labelled` selects the class-per-sub-folder layout for folders. `min_size` is
+  only used to warn about folder images that will be upscaled.
+  """
+  if data.source == "fashion_mnist":
+    return _fashion_mnist(data)
+  if data.source == "folder":
+    return _folder(data, labelled, on_bad_file, min_size)
+  return _tfds(data, shuffle_files, seed, input_context, with_objects)
+
+
+def _fashion_mnist(data: DataConfig) -> Source:
+  pixels, labels = fashion_mnist.load(data.split, data.path, data.data_dir)
+  n = _limit(len(labels), data.max_examples)
+  ids = tuple(str(i) for i in range(n))
+  dataset = tf.data.Dataset.from_tensor_slices(
+      {"image": pixels[:n], "label": labels[:n], "id": list(ids)})
+  return Source(dataset, images.to_rgb, n, fashion_mnist.CLASS_NAMES, ids, False)
+
+
+def _folder(data: DataConfig, labelled: bool, on_bad_file: str, min_size: int) -> Source:
+  if not data.path:
+    raise DataError("DataConfig.source='folder' needs DataConfig.path, the image folder.")
+  scan = folders.scan(data.path, labelled)
+  folders.report(scan, on_bad_file, min_size)
+  n = _limit(len(scan.files), data.max_examples)
+  dataset = tf.data.Dataset.from_tensor_slices({
+      "path": scan.paths()[:n],
+      "label": tf.constant(scan.labels[:n], tf.int64),
+      "id": list(scan.files[:n])})
+
+  def read(element):
+    element = dict(element)
+    element["image"] = tf.io.read_file(element.pop("path"))
+    return element
+
+  dataset = dataset.map(read, num_parallel_calls=tf.data.AUTOTUNE)
+  return Source(dataset, images.decode, n, scan.class_names, scan.files[:n], False)
+
+
+def _limit(n: int, max_examples: int) -> int:
+  return min(n, max_examples) if max_examples > 0 else n
+
+
+# ----------------------------------------------------------------------------
+# TFDS
+
+def builder(name: str, data_dir: str | None = None) -> tfds.core.DatasetBuilder:
+  """tfds.builder with a DataError naming close matches for unknown names/configs."""
+  try:
+    return tfds.builder(name, data_dir=data_dir)
+  except tfds.core.registered.DatasetNotFoundError as e:
+    base = name.split("/")[0]
+    close = difflib.get_close_matches(base, tfds.list_builders(), n=5, cutoff=0.6)
+    hint = f" Close names: {', '.join(close)}." if close else ""
+    raise DataError(
+        f"TFDS does not know the dataset {name!r}.{hint} Set DataConfig.source to a "
+        "TFDS name (see `tfds.list_builders()`), 'folder' for your own images, or "
+        "'fashion_mnist'.") from e
+  except ValueError as e:  # known dataset, unknown config, e.g. "imagenet2012_subset/2pct"
+    base = name.split("/")[0]
+    configs = [c.name for c in getattr(tfds.builder_cls(base), "BUILDER_CONFIGS", [])]
+    raise DataError(f"TFDS dataset {base!r} has no config {name!r}: {e}. Available "
+                    f"configs: {', '.join(configs) or '(none)'}.") from e
+
+
+def _split_names(split: str) -> list[str]:
+  """'train[:10%]+validation' -> ['train', 'validation']."""
+  return [re.sub(r"\[.*\]$", "", part.strip()) for part in split.split("+")]
+
+
+def _check_split(b: tfds.core.DatasetBuilder, split: str) -> None:
+  available = sorted(b.info.splits.keys())
+  if not available:  # metadata not generated yet (e.g. under tfds.testing.mock_data)
+    return
+  missing = [s for s in _split_names(split) if s not in available]
+  if missing:
+    raise DataError(f"{b.name} has no split {missing[0]!r}; available splits: "
+                    f"{', '.join(available)}. Fix DataConfig.split "
+                    "(slices such as 'train[:10%]' are allowed).")
+
+
+def _feature_key(b: tfds.core.DatasetBuilder, kind, preferred: str) -> str | None:
+  """Top-level feature of type `kind`, preferring the key `preferred`."""
+  features = b.info.features
+  keys = [k for k, f in features.items() if isinstance(f, kind)]
+  if preferred in keys:
+    return preferred
+  return keys[0] if keys else None
+
+
+def _tfds(data: DataConfig, shuffle_files: bool, seed: int,
+          input_context: tf.distribute.InputContext | None, with_objects: bool) -> Source:
+  b = builder(data.source, data.data_dir)
+  image_key = _feature_key(b, tfds.features.Image, "image")
+  if image_key is None:
+    raise DataError(f"TFDS dataset {data.source!r} has no image feature (features: "
+                    f"{', '.join(b.info.features.keys())}); pick an image dataset.")
+  label_key = _feature_key(b, tfds.features.ClassLabel, "label")
+  if with_objects and "objects" not in b.info.features:
+    raise DataError(f"TFDS dataset {data.source!r} has no 'objects' feature with "
+                    "boxes; detection needs e.g. 'voc/2007'.")
+  _check_split(b, data.split)
+  split = data.split
+  if data.max_examples > 0:
+    split = "+".join(f"{s}[:{data.max_examples}]" if "[" not in s else s
+                     for s in split.split("+"))
+  try:
+    b.download_and_prepare()
+  except Exception as e:  # manual-download datasets, no network, bad data_dir
+    raise DataError(
+        f"TFDS dataset {data.source!r} is not prepared in data_dir={data.data_dir!r} "
+        f"and could not be built ({type(e).__name__}: {e}). Run `tfds build "
+        f"{data.source} --data_dir=...` where the data is reachable (ImageNet needs "
+        "its tar files in <data_dir>/downloads/manual), then pass that data_dir.") from e
+  read_config = tfds.ReadConfig(add_tfds_id=True, shuffle_seed=seed,
+                                input_context=input_context)
+  dataset = b.as_dataset(split=split, shuffle_files=shuffle_files,
+                         read_config=read_config,
+                         decoders={image_key: tfds.decode.SkipDecoding()})
+
+  def select(example):
+    out = {"image": example[image_key], "id": example["tfds_id"],
+           "label": (tf.cast(example[label_key], tf.int64) if label_key
+                     else tf.constant(-1, tf.int64))}
+    if with_objects:
+      out["objects"] = example["objects"]
+    return out
+
+  dataset = dataset.map(select, num_parallel_calls=tf.data.AUTOTUNE)
+  names = tuple(b.info.features[label_key].names) if label_key else None
+  return Source(dataset, images.decode, _tfds_size(b, split, dataset), names, None,
+                input_context is not None)
+
+
+def _tfds_size(b: tfds.core.DatasetBuilder, split: str, dataset: tf.data.Dataset) -> int:
+  try:
+    return int(b.info.splits[split].num_examples)
+  except (KeyError, ValueError, AssertionError):
+    # No split metadata (mock data, partially prepared dirs): count the records,
+    # which are still undecoded bytes here.
+    return int(dataset.reduce(tf.constant(0, tf.int64), lambda n, _: n + 1))
