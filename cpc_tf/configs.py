@@ -185,6 +185,11 @@ class PretrainConfig:
   keep_checkpoints: int = 3
   log_every: int = 100
   seed: int = 0
+  # Loss, gradients and weights stay float32 under the mixed policies.
+  precision: str = "float32"  # "float32", "mixed_bfloat16" or "mixed_float16"
+  # ICLR A.2: negatives are every patch of every image in the (global) batch.
+  cross_replica_negatives: bool = True
+  steps_per_loop: int = 1  # training steps per tf.function call (host overhead on TPU)
 
 
 def replace(config, **changes):

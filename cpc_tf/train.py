@@ -1,0 +1,385 @@
+"""CPC pre-training: strategy set-up, the distributed step, the loop, checkpoints.
+
+Glossary: B global batch, R replicas in sync, B/R per-replica batch,
+Gh/Gw patch grid, P patch size.
+
+One code path serves every strategy (default, mirrored, multi-worker, TPU):
+  * `distribute_datasets_from_function` builds one input pipeline per worker,
+    each yielding the per-replica batch [B/R, Gh, Gw, P, P, 3];
+  * each replica's loss (a mean over its own predictions) is divided by R, and
+    the optimizer sums gradients over replicas, so the update is the gradient
+    of the mean over the global batch, as on one device;
+  * the InfoNCE negatives are gathered across replicas (the head's job,
+    `cross_replica_negatives`), so the loss does not depend on R;
+  * several steps run per tf.function call in an inner `tf.range` loop, which
+    hides host round trips (decisive on TPU);
+  * the optimizer is built inside the strategy scope before the first step:
+    creating Adam's slots lazily inside a distributed tf.function fails.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+import signal
+import time
+from typing import Callable
+
+import keras
+import tensorflow as tf
+from absl import logging
+from tensorflow.core.framework import summary_pb2
+
+from cpc_tf import checkpoints
+from cpc_tf import optimization
+from cpc_tf.averaging import PolyakAverage
+from cpc_tf.configs import PretrainConfig
+from cpc_tf.model import build_model
+
+STRATEGIES = ("default", "mirrored", "multi_worker", "tpu")
+
+# (input context, data seed) -> per-replica dataset of patches [B/R, Gh, Gw, P, P, 3].
+DatasetFn = Callable[[tf.distribute.InputContext, int], tf.data.Dataset]
+
+
+class NonFiniteLossError(RuntimeError):
+  """The loss became NaN or infinite; the run stopped without saving."""
+
+
+def make_strategy(name: str = "default", tpu: str | None = None) -> tf.distribute.Strategy:
+  """The tf.distribute strategy called `name` (one of STRATEGIES).
+
+  default       one device (the first GPU if any, else the CPU)
+  mirrored      all local GPUs (or the logical CPU devices) of this machine
+  multi_worker  MultiWorkerMirroredStrategy; the cluster comes from TF_CONFIG
+  tpu           TPUStrategy on the TPU named `tpu` (a name or grpc:// address;
+                empty for a local TPU VM)
+  """
+  if name == "default":
+    return tf.distribute.get_strategy()
+  if name == "mirrored":
+    return tf.distribute.MirroredStrategy()
+  if name == "multi_worker":
+    if "TF_CONFIG" not in os.environ:
+      raise ValueError("--strategy=multi_worker reads the cluster from the TF_CONFIG "
+                       "environment variable, which is not set.")
+    return tf.distribute.MultiWorkerMirroredStrategy()
+  if name == "tpu":
+    resolver = tf.distribute.cluster_resolver.TPUClusterResolver(tpu=tpu or "")
+    tf.config.experimental_connect_to_cluster(resolver)
+    tf.tpu.experimental.initialize_tpu_system(resolver)
+    return tf.distribute.TPUStrategy(resolver)
+  raise ValueError(f"Unknown strategy {name!r}; choose one of {STRATEGIES}.")
+
+
+def is_chief(strategy: tf.distribute.Strategy) -> bool:
+  """Whether this process writes config, summaries and the real checkpoints."""
+  resolver = getattr(strategy, "cluster_resolver", None)
+  if resolver is None or not resolver.task_type:
+    return True
+  if resolver.task_type == "chief":
+    return True
+  has_chief = "chief" in resolver.cluster_spec().as_dict()
+  return resolver.task_type == "worker" and resolver.task_id == 0 and not has_chief
+
+
+def set_precision(precision: str) -> None:
+  """Global Keras dtype policy; set before building the model."""
+  if precision not in optimization.PRECISIONS:
+    raise ValueError(f"precision={precision!r}: choose one of {optimization.PRECISIONS}.")
+  keras.mixed_precision.set_dtype_policy(precision)
+
+
+def total_steps(config: PretrainConfig, num_examples: int | None) -> int:
+  """train_steps when set, else ceil(epochs * examples / global batch)."""
+  if config.train_steps > 0:
+    return config.train_steps
+  if not num_examples:
+    raise ValueError("train_steps is 0 and the dataset size is unknown: set train_steps.")
+  return max(1, math.ceil(config.epochs * num_examples / config.batch_size))
+
+
+def check_config(config: PretrainConfig, num_replicas: int) -> None:
+  """Clear errors for settings that cannot run, before anything is built."""
+  config.model.check()
+  if config.batch_size <= 0 or config.batch_size % num_replicas:
+    raise ValueError(
+        f"batch_size={config.batch_size} is the global batch and must be a positive "
+        f"multiple of the {num_replicas} replicas in sync (each replica gets "
+        f"batch_size / {num_replicas} images). Try batch_size="
+        f"{max(num_replicas, config.batch_size // num_replicas * num_replicas)}.")
+  for name in ("checkpoint_every", "keep_checkpoints", "log_every", "steps_per_loop"):
+    if getattr(config, name) <= 0:
+      raise ValueError(f"{name}={getattr(config, name)}: need a positive value.")
+  if config.precision not in optimization.PRECISIONS:
+    raise ValueError(f"precision={config.precision!r}: choose one of "
+                     f"{optimization.PRECISIONS}.")
+
+
+def metric_names(config: PretrainConfig) -> list[str]:
+  """Scalars a training step reports (model outputs plus the pre-clip gradient norm)."""
+  names = ["loss"]
+  for d in config.model.head.directions:
+    names += [f"loss/{d}", f"accuracy/{d}"]
+  return names + ["gradient_norm"]
+
+
+class Trainer:
+  """Model, Polyak-averaged twin, optimizer and step counter, in a strategy's scope."""
+
+  def __init__(self, config: PretrainConfig, strategy: tf.distribute.Strategy,
+               num_steps: int):
+    self.config = config
+    self.strategy = strategy
+    self.names = metric_names(config)
+    with strategy.scope():
+      self.model = build_model(config.model)
+      self.averaged_model = build_model(config.model)
+      self.optimizer = optimization.make_optimizer(config.optimizer, num_steps,
+                                                   config.precision)
+      # Without this, Adam creates its slots inside the first distributed step
+      # and TF 2.21 refuses variable creation in replica context.
+      self.optimizer.build(self.model.trainable_variables)
+      self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step",
+                              aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA)
+      self.average = PolyakAverage(self.model, self.averaged_model,
+                                   config.optimizer.polyak_decay)  # supp. A
+    self.average.reset()
+    self._loop = tf.function(self._train_loop)
+
+  def replica_gradients(self, patches: tf.Tensor):
+    """Replica context: (metrics, gradients of loss / R) for this replica's batch."""
+    num_replicas = tf.distribute.get_replica_context().num_replicas_in_sync
+    variables = self.model.trainable_variables
+    with tf.GradientTape() as tape:
+      out = self.model(patches, training=True,
+                       cross_replica_negatives=self.config.cross_replica_negatives)
+      out = {k: tf.cast(v, tf.float32) for k, v in out.items()}  # loss in float32
+      # The optimizer SUMS replica gradients; dividing by R makes the sum the
+      # gradient of the mean loss over the global batch.
+      scaled = self.optimizer.scale_loss(out["loss"] / num_replicas)
+    grads = tape.gradient(scaled, variables)
+    return out, grads
+
+  def replica_step(self, patches: tf.Tensor) -> dict[str, tf.Tensor]:
+    out, grads = self.replica_gradients(patches)
+    # Sums over replicas, clips to global norm (supp. A), applies Adam.
+    self.optimizer.apply(grads, self.model.trainable_variables)
+    out["gradient_norm"] = tf.identity(optimization.inner(self.optimizer).gradient_norm)
+    return out
+
+  def _train_loop(self, iterator, num_steps, stop_requested):
+    """Up to `num_steps` steps; stops early after a non-finite loss.
+
+    Returns (mean metrics over the steps run, steps run, whether any worker
+    asked to stop). Cross-replica context.
+    """
+    strategy = self.strategy
+    sums = {k: tf.constant(0.0) for k in self.names}
+    done = tf.constant(0, tf.int64)
+    for _ in tf.range(num_steps):
+      out = strategy.run(self.replica_step, args=(next(iterator),))
+      out = {k: strategy.reduce(tf.distribute.ReduceOp.MEAN, out[k], axis=None)
+             for k in self.names}
+      self.average.update()
+      self.step.assign_add(1)
+      sums = {k: sums[k] + out[k] for k in self.names}
+      done += 1
+      if not tf.math.is_finite(out["loss"]):
+        break
+    # A preemption signal reaches one worker; all must agree to stop together.
+    votes = strategy.run(lambda s: tf.cast(s, tf.int32), args=(stop_requested,))
+    stop = strategy.reduce(tf.distribute.ReduceOp.SUM, votes, axis=None) > 0
+    means = {k: v / tf.cast(tf.maximum(done, 1), tf.float32) for k, v in sums.items()}
+    return means, done, stop
+
+  def train_loop(self, iterator, num_steps: int, stop_requested: bool = False):
+    """Runs the compiled loop; returns ({name: float}, steps run, stop)."""
+    means, done, stop = self._loop(iterator, tf.constant(num_steps, tf.int64),
+                                   tf.constant(stop_requested))
+    return {k: float(v) for k, v in means.items()}, int(done), bool(stop)
+
+  def learning_rate(self) -> float:
+    return float(optimization.inner(self.optimizer).learning_rate)
+
+
+class _StopSignal:
+  """SIGTERM (preemption) sets a flag the loop reads between tf.function calls."""
+
+  def __init__(self):
+    self.requested = False
+    self._previous = None
+
+  def __enter__(self):
+    try:
+      self._previous = signal.signal(signal.SIGTERM, self._handle)
+    except ValueError:  # not the main thread: no handler, no preemption save
+      self._previous = None
+    return self
+
+  def _handle(self, signum, frame):
+    del signum, frame
+    self.requested = True
+
+  def __exit__(self, *exc):
+    if self._previous is not None:
+      signal.signal(signal.SIGTERM, self._previous)
+    return False
+
+
+@dataclasses.dataclass
+class Result:
+  step: int  # global step reached
+  metrics: dict  # means over the last loop call
+  preempted: bool  # stopped by SIGTERM after saving a checkpoint
+
+
+def _default_dataset_fn(config: PretrainConfig) -> DatasetFn:
+  from cpc_tf import data
+
+  def fn(input_context, seed):
+    return data.pretrain_dataset(
+        config.data, config.model.grid, config.augment, config.batch_size, seed=seed,
+        repeat=True, input_context=input_context)
+  return fn
+
+
+def _num_examples(config: PretrainConfig) -> int | None:
+  if config.train_steps > 0:
+    return None
+  from cpc_tf import data
+  return data.num_examples(config.data)
+
+
+def pretrain(config: PretrainConfig, model_dir: str,
+             strategy: tf.distribute.Strategy | None = None,
+             dataset_fn: DatasetFn | None = None,
+             num_examples: int | None = None,
+             verbose: bool = True) -> Result:
+  """Pre-trains (or resumes) a CPC model in model_dir; see the module docstring.
+
+  dataset_fn(input_context, seed) gives the per-replica dataset; by default
+  `cpc_tf.data.pretrain_dataset` on config.data. Resumes from the latest
+  checkpoint in model_dir. Raises NonFiniteLossError (without saving) when the
+  loss stops being finite.
+  """
+  strategy = strategy or tf.distribute.get_strategy()
+  check_config(config, strategy.num_replicas_in_sync)
+  checkpoints.check_resumable(config, model_dir)
+  chief = is_chief(strategy)
+  if num_examples is None and dataset_fn is None:
+    num_examples = _num_examples(config)
+  steps = total_steps(config, num_examples)
+  dataset_fn = dataset_fn or _default_dataset_fn(config)
+  if chief:
+    checkpoints.write_config(config, model_dir)
+  set_precision(config.precision)
+
+  trainer = Trainer(config, strategy, steps)
+  # Non-chief workers must take part in saving (variables may be distributed)
+  # but write to a scratch directory of their own.
+  save_dir = model_dir if chief else os.path.join(
+      model_dir, f".worker-{strategy.cluster_resolver.task_id}")
+  latest = tf.train.latest_checkpoint(model_dir)
+  start = int(latest.rsplit("-", 1)[1]) if latest else 0
+
+  # The data position is not checkpointed: tf.distribute iterators cannot be,
+  # and a plain tf.data iterator would store the whole shuffle buffer (47 MB
+  # of Fashion-MNIST, gigabytes of ImageNet JPEGs) in every checkpoint. A
+  # resumed run reseeds its pipeline from the step reached instead, so it
+  # draws fresh shuffles and augmentations rather than replaying the first.
+  iterator = iter(strategy.distribute_datasets_from_function(
+      lambda ctx: dataset_fn(ctx, config.seed + start)))
+  checkpoint = tf.train.Checkpoint(
+      model=trainer.model, averaged_model=trainer.averaged_model,
+      optimizer=trainer.optimizer, step=trainer.step)
+  manager = tf.train.CheckpointManager(checkpoint, save_dir,
+                                       max_to_keep=config.keep_checkpoints,
+                                       step_counter=trainer.step)
+  if latest:
+    checkpoint.restore(latest).assert_existing_objects_matched()
+
+  def save():
+    manager.save(checkpoint_number=trainer.step)
+    if not chief:
+      tf.io.gfile.rmtree(save_dir)
+
+  writer = (tf.summary.create_file_writer(model_dir) if chief
+            else tf.summary.create_noop_writer())
+  step = int(trainer.step.numpy())
+  if verbose and chief:
+    b, r = config.batch_size, strategy.num_replicas_in_sync
+    print(f"{'Resuming at' if step else 'Starting'} step {step} of {steps}: global batch "
+          f"{b} over {r} replica(s) ({b // r} each), model_dir={model_dir}", flush=True)
+  bar = keras.utils.Progbar(max(steps - step, 1), stateful_metrics=[
+      "step", "loss", "accuracy", "gradient_norm"]) if verbose and chief else None
+
+  g = config.model.grid.grid_size
+  metrics, preempted = {}, False
+  window_steps, window_time = 0, 0.0
+  first_call = True
+  with _StopSignal() as stop_signal, writer.as_default():
+    while step < steps:
+      # Calls end on log and checkpoint boundaries so both happen on schedule.
+      n = min(config.steps_per_loop, steps - step,
+              config.log_every - step % config.log_every,
+              config.checkpoint_every - step % config.checkpoint_every)
+      started = time.perf_counter()
+      metrics, done, stop = trainer.train_loop(iterator, n, stop_signal.requested)
+      elapsed = time.perf_counter() - started
+      step += done
+      if not math.isfinite(metrics["loss"]):
+        writer.flush()
+        raise NonFiniteLossError(
+            f"The loss became {metrics['loss']} at step {step}; stopping. No checkpoint "
+            f"was written after the non-finite step: the last good one "
+            f"({tf.train.latest_checkpoint(model_dir)}) is intact. Lower the learning "
+            "rate or the clip norm, or check the data, then rerun to resume from it.")
+      if not first_call:  # the first call includes tracing and compilation
+        window_steps, window_time = window_steps + done, window_time + elapsed
+      first_call = False
+      if step % config.log_every == 0 or step == steps:
+        _write_summaries(metrics, trainer.learning_rate(), step, window_steps, window_time,
+                         config.batch_size, g * g)
+        window_steps, window_time = 0, 0.0
+      if bar is not None:
+        accuracy = [metrics[f"accuracy/{d}"] for d in config.model.head.directions]
+        bar.update(min(step - (steps - bar.target), bar.target), values=[
+            ("step", step), ("loss", metrics["loss"]),
+            ("accuracy", sum(accuracy) / len(accuracy)),
+            ("gradient_norm", metrics["gradient_norm"])])
+      if stop:
+        save()
+        preempted = True
+        logging.warning("Stop requested (SIGTERM) at step %d: checkpoint saved.", step)
+        break
+      if step % config.checkpoint_every == 0 or step == steps:
+        save()
+  writer.flush()
+  return Result(step=step, metrics=metrics, preempted=preempted)
+
+
+# TensorBoard's scalar-plugin tag, written with TF's core `tf.summary.write`:
+# `tf.summary.scalar` needs the tensorboard package, which tensorflow-cpu
+# does not install.
+_SCALAR_METADATA = summary_pb2.SummaryMetadata(
+    plugin_data=summary_pb2.SummaryMetadata.PluginData(plugin_name="scalars")
+).SerializeToString()
+
+
+def write_scalar(name: str, value: float, step: int) -> None:
+  """One TensorBoard scalar into the default summary writer."""
+  tf.summary.write(name, tf.constant(value, tf.float32), step=step,
+                   metadata=_SCALAR_METADATA)
+
+
+def _write_summaries(metrics, learning_rate, step, window_steps, window_time,
+                     batch_size, patches_per_image):
+  for name, value in metrics.items():
+    write_scalar(name, value, step)
+  write_scalar("learning_rate", learning_rate, step)
+  if window_time > 0:
+    images = window_steps * batch_size / window_time
+    write_scalar("throughput/images_per_second", images, step)
+    write_scalar("throughput/patches_per_second", images * patches_per_image, step)

@@ -1,0 +1,152 @@
+"""absl flags shared by the binaries, and flags -> PretrainConfig.
+
+A run's config starts from `--preset` (a function in `cpc_tf.configs.PRESETS`)
+and each override flag replaces one config field ONLY if the user set it.
+Override defaults are read from the `PretrainConfig` dataclass fields (the one
+place defaults are written); `--help` shows them, the preset may differ.
+"""
+
+from __future__ import annotations
+
+import os
+
+from absl import flags
+
+from cpc_tf import configs
+from cpc_tf.configs import PretrainConfig
+from cpc_tf.optimization import PRECISIONS
+from cpc_tf.train import STRATEGIES
+
+DEFAULT_PRESET = "fashion_mnist_small"
+
+# flag -> (dotted PretrainConfig field, help, allowed values or None).
+PRETRAIN_OVERRIDES = {
+    "batch_size": ("batch_size", "Global batch over all replicas (supp. A: 512).", None),
+    "train_steps": ("train_steps", "Training steps; > 0 takes precedence over --epochs.",
+                    None),
+    "epochs": ("epochs", "Passes over the data, used when the train steps are 0.", None),
+    "learning_rate": ("optimizer.learning_rate", "Adam learning rate (supp. A: 4e-4).",
+                      None),
+    "clip_norm": ("optimizer.clip_norm", "Global gradient-norm clip (supp. A: 0.01).",
+                  None),
+    "polyak_decay": ("optimizer.polyak_decay",
+                     "Decay of the Polyak-averaged weights that are evaluated and "
+                     "exported (supp. A: 0.9999).", None),
+    "warmup_steps": ("optimizer.warmup_steps",
+                     "Linear learning-rate warm-up steps; 0 = none (the paper's).", None),
+    "lr_decay": ("optimizer.decay", "Learning-rate decay after warm-up.",
+                 ("none", "cosine")),
+    "data_dir": ("data.data_dir", "TFDS data directory (TFDS datasets only).", None),
+    "split": ("data.split", "Dataset split to pre-train on.", None),
+    "max_examples": ("data.max_examples", "Use only the first N examples; 0 = all.", None),
+    "seed": ("seed", "Seed of the data pipeline (shuffle, crops, augmentation).", None),
+    "precision": ("precision",
+                  "Keras dtype policy; the loss and the weights stay float32.", PRECISIONS),
+    "cross_replica_negatives": (
+        "cross_replica_negatives",
+        "Score each replica's predictions against the patches of the whole global "
+        "batch (ICLR A.2: every patch of every image); false keeps negatives per "
+        "replica.", None),
+    "checkpoint_every": ("checkpoint_every", "Save a checkpoint every N steps.", None),
+    "keep_checkpoints": ("keep_checkpoints", "Keep the last K checkpoints.", None),
+    "log_every": ("log_every", "Write TensorBoard scalars every N steps.", None),
+    "steps_per_loop": ("steps_per_loop",
+                       "Training steps per tf.function call (inner tf.range loop).", None),
+}
+
+
+def field_default(path: str, config=None):
+  """Value of a dotted field of PretrainConfig() (or of `config`)."""
+  value = PretrainConfig() if config is None else config
+  for part in path.split("."):
+    value = getattr(value, part)
+  return value
+
+
+def _define(name: str, default, help_text: str, choices, flag_values) -> None:
+  if choices is not None:
+    flags.DEFINE_enum(name, default, choices, help_text, flag_values=flag_values)
+  elif isinstance(default, bool):
+    flags.DEFINE_bool(name, default, help_text, flag_values=flag_values)
+  elif isinstance(default, int):
+    flags.DEFINE_integer(name, default, help_text, flag_values=flag_values)
+  elif isinstance(default, float):
+    flags.DEFINE_float(name, default, help_text, flag_values=flag_values)
+  else:
+    flags.DEFINE_string(name, default, help_text, flag_values=flag_values)
+
+
+def define_model_dir(flag_values=flags.FLAGS, help_text: str | None = None) -> None:
+  flags.DEFINE_string(
+      "model_dir", None, help_text or "Pre-training directory: config.json, checkpoints, "
+      "TensorBoard events. Rerunning with the same directory resumes.",
+      flag_values=flag_values)
+  flags.mark_flag_as_required("model_dir", flag_values=flag_values)
+
+
+def define_strategy_flags(flag_values=flags.FLAGS) -> None:
+  flags.DEFINE_enum(
+      "strategy", "default", STRATEGIES,
+      "tf.distribute strategy: default (one device), mirrored (all local devices), "
+      "multi_worker (cluster from the TF_CONFIG environment variable), tpu (--tpu).",
+      flag_values=flag_values)
+  flags.DEFINE_string(
+      "tpu", None, "TPU name or grpc:// address for --strategy=tpu (empty string: "
+      "the local TPU VM).", flag_values=flag_values)
+
+
+def define_pretrain_flags(flag_values=flags.FLAGS) -> None:
+  """--model_dir, --strategy, --tpu, --preset, --dataset and every override."""
+  define_model_dir(flag_values)
+  define_strategy_flags(flag_values)
+  flags.DEFINE_string(
+      "preset", DEFAULT_PRESET,
+      f"Starting config, one of {sorted(configs.PRESETS)}; the flags below override it.",
+      flag_values=flag_values)
+  flags.DEFINE_string(
+      "dataset", None,
+      "Pre-training images: 'fashion_mnist' (embedded), a TFDS name (e.g. "
+      "imagenet2012, stl10), or an image folder as 'folder:/path' or a path. "
+      "Default: the preset's.", flag_values=flag_values)
+  for name, (path, help_text, choices) in PRETRAIN_OVERRIDES.items():
+    _define(name, field_default(path), f"{help_text} Overrides the preset; the default "
+            "shown is the PretrainConfig field's.", choices, flag_values)
+
+
+def dataset_override(value: str) -> dict:
+  """--dataset value -> {"data.source": ..., "data.path": ...} changes."""
+  if value.startswith("folder:"):
+    path = value[len("folder:"):]
+    if not path:
+      raise ValueError("--dataset=folder: needs a path, e.g. --dataset=folder:/data/images.")
+    return {"data.source": "folder", "data.path": path}
+  # TFDS names may contain "/" (imagenet2012_subset/1pct): only explicit or
+  # existing paths mean a folder.
+  if value.startswith(("/", ".", "~")) or os.path.isdir(value):
+    return {"data.source": "folder", "data.path": os.path.expanduser(value)}
+  return {"data.source": value}
+
+
+def config_from_flags(flag_values=flags.FLAGS) -> PretrainConfig:
+  """The preset, with the fields of every flag the user set replaced.
+
+  Raises ValueError with a clear message for an unknown preset or a config that
+  cannot run (e.g. a grid too small for the prediction offsets).
+  """
+  config = configs.preset(flag_values.preset)
+  changes = {}
+  for name, (path, _, _) in PRETRAIN_OVERRIDES.items():
+    if flag_values[name].present:
+      changes[path] = flag_values[name].value
+  if flag_values["dataset"].present:
+    changes.update(dataset_override(flag_values.dataset))
+  config = configs.replace(config, **changes)
+  config.model.check()
+  return config
+
+
+def check_strategy_flags(flag_values=flags.FLAGS) -> None:
+  """Refuses strategy flag combinations that would be silently ignored."""
+  if flag_values.tpu is not None and flag_values.strategy != "tpu":
+    raise ValueError(f"--tpu={flag_values.tpu} needs --strategy=tpu "
+                     f"(got --strategy={flag_values.strategy}).")

@@ -1,0 +1,68 @@
+r"""Pre-trains a CPC v2 model (supp. A) with a custom distributed training loop.
+
+Command (the README's main command, a few minutes on 2 CPU cores):
+  python -m launch.pretrain --preset=fashion_mnist_small \
+    --model_dir=runs/fashion_mnist_small
+
+Paper-size run on a TPU:
+  python -m launch.pretrain --preset=cpc_v2_paper --dataset=imagenet2012 \
+    --data_dir=gs://... --model_dir=gs://... --strategy=tpu --tpu=NAME \
+    --precision=mixed_bfloat16 --steps_per_loop=100
+
+Prints a start line (step, total steps, global and per-replica batch), a
+progress bar with ETA, loss, mean InfoNCE accuracy over directions and the
+gradient norm before clipping, then "Done: step N ..." with the final metrics.
+
+Writes into --model_dir: config.json (the resolved config), ckpt-<step>
+checkpoints (the model, its Polyak average, optimizer, step) every
+--checkpoint_every steps and at the end, and TensorBoard scalars (loss and
+InfoNCE accuracy per direction, learning rate, gradient norm, images/s,
+patches/s): `tensorboard --logdir=<model_dir>`.
+
+Rerun the same command to resume from the latest checkpoint. SIGTERM saves a
+checkpoint and exits with status 143. A non-finite loss stops the run (status
+1) without touching the last good checkpoint.
+"""
+
+from __future__ import annotations
+
+import signal
+import sys
+
+from absl import app
+from absl import flags
+
+from cpc_tf import train
+from flags import common
+
+common.define_pretrain_flags()
+flags.adopt_module_key_flags(common)
+FLAGS = flags.FLAGS
+
+
+def main(argv):
+  if len(argv) > 1:
+    raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
+  try:
+    config = common.config_from_flags(FLAGS)
+    common.check_strategy_flags(FLAGS)
+    strategy = train.make_strategy(FLAGS.strategy, FLAGS.tpu)
+    train.check_config(config, strategy.num_replicas_in_sync)
+  except ValueError as e:
+    sys.exit(f"Error: {e}")
+  try:
+    result = train.pretrain(config, FLAGS.model_dir, strategy)
+  except ValueError as e:  # refused set-ups, e.g. another architecture in model_dir
+    sys.exit(f"Error: {e}")
+  except train.NonFiniteLossError as e:
+    sys.exit(f"Error: {e}")
+  if result.preempted:
+    print(f"Preempted at step {result.step}: checkpoint saved. Rerun the same command "
+          "to resume.", flush=True)
+    sys.exit(128 + signal.SIGTERM)
+  shown = ", ".join(f"{k} {v:.4f}" for k, v in result.metrics.items())
+  print(f"Done: step {result.step}, {shown}", flush=True)
+
+
+if __name__ == "__main__":
+  app.run(main)
