@@ -136,6 +136,43 @@ class AugmentConfig:
   color_drop_p: float = 0.0
   flip_p: float = 0.0
   jitter_size: int = 0  # 0 = off; v1: random 56x56 crop padded back to 64x64
+  # Step 1 strength on RandAugment's 0-10 scale: M=9 is RandAugment's ImageNet
+  # ResNet-50 setting (Cubuk et al. 2019, N=2, M=9); op ranges in augment/ops.py.
+  randaugment_magnitude: float = 9.0
+  # Step 2 (De Fauw et al. 2018 primitives): smooth displacement field drawn on an
+  # elastic_grid x elastic_grid control grid, std elastic_sigma * P, plus a shear
+  # drawn uniformly in +-elastic_shear on each axis.
+  elastic_sigma: float = 0.03
+  elastic_grid: int = 4
+  elastic_shear: float = 0.2
+  # Step 2 colour histogram: random monotone per-channel curve with
+  # histogram_knots segments whose slopes are exp(histogram_strength * N(0, 1)).
+  histogram_knots: int = 4
+  histogram_strength: float = 0.5
+  # Step 3 ranges: tf-slim inception_preprocessing.distort_color (Szegedy et al.).
+  color_brightness: float = 32.0 / 255.0  # max |delta|
+  color_saturation: float = 0.5  # factor in [1 - s, 1 + s]
+  color_hue: float = 0.2  # max |delta| in turns of the colour wheel
+  color_contrast: float = 0.5  # factor in [1 - c, 1 + c]
+
+  def __post_init__(self):
+    probs = {n: getattr(self, n) for n in (
+        "elastic_p", "histogram_p", "inception_color_p", "grayscale_p",
+        "color_drop_p", "flip_p")}
+    bad = {n: v for n, v in probs.items() if not 0.0 <= v <= 1.0}
+    if bad:
+      raise ValueError(f"Augmentation probabilities must lie in [0, 1]; got {bad}.")
+    if self.randaugment_num_ops < 0 or self.jitter_size < 0 or self.elastic_grid < 2:
+      raise ValueError(
+          f"randaugment_num_ops={self.randaugment_num_ops}, jitter_size="
+          f"{self.jitter_size}, elastic_grid={self.elastic_grid}: need num_ops >= 0, "
+          "jitter_size >= 0 and elastic_grid >= 2.")
+    if not 0.0 <= self.randaugment_magnitude <= 10.0:
+      raise ValueError(
+          f"randaugment_magnitude={self.randaugment_magnitude} is on RandAugment's "
+          "0-10 scale; pick a value in [0, 10].")
+    if self.histogram_knots < 1:
+      raise ValueError(f"histogram_knots={self.histogram_knots}: need at least 1.")
 
 
 @dataclass(frozen=True)
