@@ -1,0 +1,165 @@
+"""ResNet-v2 (pre-activation, bottleneck) encoders built from one spec table.
+
+Glossary: N images or patches, h/w their size, D feature depth of a stack.
+
+The encoder maps float32 images `[N, h, w, 3]` in [0, 1] to a dict of named
+outputs, the same for a batch of patches and for whole images:
+  stem     [N, h/4, w/4, 64]  after the 7x7/2 conv and 3x3/2 max pool
+  stackK   [N, hK, wK, D_K]   residual stream after stack K (the last stack
+                              includes the v2 final norm + ReLU)
+  pooled   [N, D]             spatial mean of the last stack
+A 224x224 image gives a 14x14 grid with the CPC encoders (total stride 16).
+The encoder knows nothing about patches, freezing or protocols.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import keras
+import tensorflow as tf
+
+from cpc_tf.configs import EncoderConfig
+
+
+@dataclass(frozen=True)
+class StackSpec:
+  blocks: int
+  out_dim: int  # feature maps of the residual stream
+  bottleneck: int
+  stride: int  # applied in the first block (3x3 conv and projection shortcut)
+
+
+@dataclass(frozen=True)
+class ResNetSpec:
+  stem_dim: int
+  stem_kernel: int
+  stem_stride: int
+  stem_pool: bool
+  stacks: tuple[StackSpec, ...]
+
+
+def _v2(blocks: tuple[int, ...]) -> ResNetSpec:
+  """Standard ImageNet ResNet-v2 (He et al. 2016) with the given blocks per stack."""
+  widths = ((256, 64, 1), (512, 128, 2), (1024, 256, 2), (2048, 512, 2))
+  return ResNetSpec(64, 7, 2, True,
+                    tuple(StackSpec(n, d, b, s) for n, (d, b, s) in zip(blocks, widths)))
+
+
+SPECS: dict[str, ResNetSpec] = {
+    # ICLR 4.1 / supp. A: first 3 stacks of ResNet-101-v2, stack 3 grown to
+    # 46 blocks of 4096 maps with a 512 bottleneck ("ResNet-170" in arXiv v1).
+    "resnet161": ResNetSpec(64, 7, 2, True, (
+        StackSpec(3, 256, 64, 1), StackSpec(4, 512, 128, 2), StackSpec(46, 4096, 512, 2))),
+    # The original CPC encoder: the first 3 stacks of ResNet-101-v2.
+    "resnet101_cpc_v1": ResNetSpec(64, 7, 2, True, (
+        StackSpec(3, 256, 64, 1), StackSpec(4, 512, 128, 2), StackSpec(23, 1024, 256, 2))),
+    # Supervised baselines (supp. C.1), all four stacks.
+    "resnet50_v2": _v2((3, 4, 6, 3)),
+    "resnet101_v2": _v2((3, 4, 23, 3)),
+    "resnet152_v2": _v2((3, 8, 36, 3)),
+    "resnet200_v2": _v2((3, 24, 36, 3)),
+    # CPU-sized encoders: no stem down-sampling so 16 px patches keep detail.
+    "small": ResNetSpec(32, 3, 1, False, (
+        StackSpec(2, 64, 16, 1), StackSpec(2, 128, 32, 2), StackSpec(2, 256, 64, 2))),
+    "tiny": ResNetSpec(8, 3, 1, False, (
+        StackSpec(1, 16, 4, 1), StackSpec(1, 16, 4, 2), StackSpec(1, 32, 8, 2))),
+}
+
+
+def spec(name: str) -> ResNetSpec:
+  if name not in SPECS:
+    raise ValueError(f"Unknown encoder {name!r}; choose one of {sorted(SPECS)}.")
+  return SPECS[name]
+
+
+class Pad2D(keras.layers.Layer):
+  """Pads H and W by `before`/`after` pixels, mirroring (SYMMETRIC) or with zeros."""
+
+  def __init__(self, before: int, after: int, symmetric: bool, **kwargs):
+    super().__init__(**kwargs)
+    self.before, self.after, self.symmetric = before, after, symmetric
+
+  def call(self, x):
+    p = [[0, 0], [self.before, self.after], [self.before, self.after], [0, 0]]
+    return tf.pad(x, p, mode="SYMMETRIC" if self.symmetric else "CONSTANT")
+
+  def compute_output_shape(self, input_shape):
+    grow = lambda n: None if n is None else n + self.before + self.after
+    return (input_shape[0], grow(input_shape[1]), grow(input_shape[2]), input_shape[3])
+
+  def get_config(self):
+    return {**super().get_config(), "before": self.before, "after": self.after,
+            "symmetric": self.symmetric}
+
+
+class _Builder:
+  """Creates layers for one encoder; every conv pads explicitly then runs VALID."""
+
+  def __init__(self, config: EncoderConfig):
+    self.norm = config.norm
+    self.symmetric = config.symmetric_padding
+
+  def conv(self, x, filters: int, kernel: int, stride: int, name: str):
+    if kernel > 1:
+      # arXiv v1 4.2: symmetric padding in all convolutions (zeros when off).
+      total = kernel - 1
+      x = Pad2D(total // 2, total - total // 2, self.symmetric, name=f"{name}_pad")(x)
+    return keras.layers.Conv2D(
+        filters, kernel, strides=stride, padding="valid",
+        use_bias=self.norm == "none", name=name)(x)
+
+  def norm_act(self, x, name: str):
+    if self.norm == "layer":
+      # ICLR 4.1 says layer norm; we normalise over channels at each position
+      # (interpretation), so no statistic mixes patches, positions or images and
+      # the encoder behaves the same on patches and on whole images.
+      x = keras.layers.LayerNormalization(axis=-1, epsilon=1e-5, name=f"{name}_ln")(x)
+    elif self.norm == "batch":
+      x = keras.layers.BatchNormalization(epsilon=1e-5, name=f"{name}_bn")(x)
+    return keras.layers.ReLU(name=f"{name}_relu")(x)
+
+  def block(self, x, s: StackSpec, stride: int, project: bool, name: str):
+    preact = self.norm_act(x, f"{name}_preact")
+    shortcut = (self.conv(preact, s.out_dim, 1, stride, f"{name}_proj")
+                if project else x)
+    h = self.conv(preact, s.bottleneck, 1, 1, f"{name}_conv1")
+    h = self.norm_act(h, f"{name}_1")
+    h = self.conv(h, s.bottleneck, 3, stride, f"{name}_conv2")
+    h = self.norm_act(h, f"{name}_2")
+    h = self.conv(h, s.out_dim, 1, 1, f"{name}_conv3")
+    return keras.layers.Add(name=f"{name}_add")([shortcut, h])
+
+
+def build_encoder(config: EncoderConfig, name: str | None = None) -> keras.Model:
+  """Functional ResNet-v2: images [N, h, w, 3] in [0, 1] -> dict of named outputs."""
+  s = spec(config.name)
+  b = _Builder(config)
+  images = keras.Input(shape=(None, None, 3), name="images")
+  x = keras.layers.Rescaling(2.0, offset=-1.0, name="to_unit_range")(images)  # [0,1] -> [-1,1]
+  x = b.conv(x, s.stem_dim, s.stem_kernel, s.stem_stride, "stem_conv")
+  if s.stem_pool:
+    x = Pad2D(1, 1, config.symmetric_padding, name="stem_pool_pad")(x)
+    x = keras.layers.MaxPool2D(3, strides=2, padding="valid", name="stem_pool")(x)
+  outputs = {"stem": x}
+  for k, st in enumerate(s.stacks, start=1):
+    for j in range(st.blocks):
+      # A projection shortcut in the first block of each stack (width or stride change).
+      x = b.block(x, st, st.stride if j == 0 else 1, project=j == 0,
+                  name=f"stack{k}_block{j + 1}")
+    if k == len(s.stacks):
+      x = b.norm_act(x, "final")  # v2: the residual stream is normalised once at the end
+    outputs[f"stack{k}"] = x
+  outputs["pooled"] = keras.layers.GlobalAveragePooling2D(name="pooled")(x)
+  return keras.Model(images, outputs, name=name or config.name)
+
+
+def feature_dim(config: EncoderConfig) -> int:
+  """D of the encoder's `pooled` output."""
+  return spec(config.name).stacks[-1].out_dim
+
+
+def conv_kernel_count(encoder: keras.Model) -> int:
+  """Number of convolution kernel weights (no biases, no normalisation parameters)."""
+  return sum(int(layer.kernel.shape.num_elements())
+             for layer in encoder.layers if isinstance(layer, keras.layers.Conv2D))

@@ -1,0 +1,114 @@
+"""ResNet-v2 spec table: parameter counts, output shapes, norm and padding options."""
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from cpc_tf import resnet
+from cpc_tf.configs import EncoderConfig
+
+
+def test_resnet161_has_the_papers_size():
+  """ICLR 4.1: stacks 1-3 of ResNet-101-v2, stack 3 grown to 46 blocks of 4096/512.
+
+  3x(64,256) + 4x(128,512) + 46x(512,4096) bottlenecks, a 7x7x3x64 stem and a
+  projection shortcut in the first block of each stack: 303,162,560 kernel
+  weights. Built at paper size, not trained.
+  """
+  encoder = resnet.build_encoder(EncoderConfig(name="resnet161"))
+  assert resnet.conv_kernel_count(encoder) == 303_162_560
+  assert tuple(encoder.get_layer("stem_conv").kernel.shape) == (7, 7, 3, 64)
+  projections = [l.name for l in encoder.layers if l.name.endswith("_proj")]
+  assert projections == ["stack1_block1_proj", "stack2_block1_proj", "stack3_block1_proj"]
+  out = encoder(tf.zeros([1, 80, 80, 3]))  # one supp. A patch -> one 4096-d vector
+  assert out["pooled"].shape == (1, 4096)
+  assert out["stack3"].shape == (1, 5, 5, 4096)
+
+
+def test_resnet101_cpc_v1_size():
+  encoder = resnet.build_encoder(EncoderConfig(name="resnet101_cpc_v1"))
+  # stem + stacks 1-2 as in resnet161, stack 3: 23 x (256, 1024) blocks.
+  stack3 = (512 * 1024 + 512 * 256 + 9 * 256 * 256 + 256 * 1024
+            + 22 * (1024 * 256 + 9 * 256 * 256 + 256 * 1024))
+  assert resnet.conv_kernel_count(encoder) == 9408 + 212_992 + 1_212_416 + stack3
+
+
+# (name, depth of pooled, whole-image grid for 224 px, patch grid for 80 px)
+PAPER = [("resnet161", 4096, 14, 5), ("resnet101_cpc_v1", 1024, 14, 5),
+         ("resnet50_v2", 2048, 7, 3), ("resnet101_v2", 2048, 7, 3),
+         ("resnet152_v2", 2048, 7, 3), ("resnet200_v2", 2048, 7, 3)]
+
+
+@pytest.mark.parametrize("name,depth,grid224,grid80", PAPER)
+def test_paper_size_output_shapes(name, depth, grid224, grid80):
+  encoder = resnet.build_encoder(EncoderConfig(name=name))
+  n_stacks = len(resnet.SPECS[name].stacks)
+  assert set(encoder.output) == {"stem", "pooled"} | {f"stack{k}" for k in
+                                                     range(1, n_stacks + 1)}
+  spec = encoder.compute_output_spec(keras.KerasTensor((2, 224, 224, 3)))
+  assert spec["stem"].shape == (2, 56, 56, 64)
+  assert spec["stack1"].shape == (2, 56, 56, 256)
+  assert spec[f"stack{n_stacks}"].shape == (2, grid224, grid224, depth)
+  assert spec["pooled"].shape == (2, depth)
+  patch = encoder.compute_output_spec(keras.KerasTensor((3, 80, 80, 3)))
+  assert patch[f"stack{n_stacks}"].shape == (3, grid80, grid80, depth)
+
+
+@pytest.mark.parametrize("name,depth", [("small", 256), ("tiny", 32)])
+def test_small_configs_run(name, depth):
+  encoder = resnet.build_encoder(EncoderConfig(name=name))
+  out = encoder(tf.random.uniform([2, 16, 16, 3]))
+  assert out["pooled"].shape == (2, depth)
+  assert out["stack3"].shape == (2, 4, 4, depth)
+  assert resnet.feature_dim(EncoderConfig(name=name)) == depth
+
+
+@pytest.mark.parametrize("norm,layer_type", [("layer", keras.layers.LayerNormalization),
+                                             ("batch", keras.layers.BatchNormalization)])
+def test_norm_selection(norm, layer_type):
+  encoder = resnet.build_encoder(EncoderConfig(name="tiny", norm=norm))
+  norms = [l for l in encoder.layers if isinstance(l, (keras.layers.LayerNormalization,
+                                                       keras.layers.BatchNormalization))]
+  assert norms and all(isinstance(l, layer_type) for l in norms)
+  convs = [l for l in encoder.layers if isinstance(l, keras.layers.Conv2D)]
+  assert not any(l.use_bias for l in convs)  # a norm follows every conv
+
+
+def test_no_norm_uses_conv_biases():
+  encoder = resnet.build_encoder(EncoderConfig(name="tiny", norm="none"))
+  assert not any("norm" in type(l).__name__.lower() for l in encoder.layers)
+  assert all(l.use_bias for l in encoder.layers if isinstance(l, keras.layers.Conv2D))
+
+
+def test_layer_norm_keeps_patches_independent():
+  """ICLR 4.1: no statistic may mix patches; batch norm (training) does."""
+  x = tf.random.stateless_uniform([4, 16, 16, 3], seed=[0, 1])
+  y = tf.concat([x[:1], tf.random.stateless_uniform([3, 16, 16, 3], seed=[2, 3])], 0)
+  for norm, independent in [("layer", True), ("batch", False)]:
+    encoder = resnet.build_encoder(EncoderConfig(name="tiny", norm=norm))
+    a = encoder(x, training=True)["pooled"][0]
+    b = encoder(y, training=True)["pooled"][0]
+    assert np.allclose(a, b, atol=1e-5) == independent, norm
+
+
+def test_symmetric_padding_is_on_by_default_and_mirrors():
+  assert EncoderConfig().symmetric_padding
+  x = tf.reshape(tf.range(1, 5, dtype=tf.float32), [1, 2, 2, 1])
+  mirrored = resnet.Pad2D(1, 1, symmetric=True)(x)[0, :, :, 0].numpy()
+  np.testing.assert_array_equal(mirrored[0], [1, 1, 2, 2])
+  np.testing.assert_array_equal(resnet.Pad2D(1, 1, symmetric=False)(x)[0, 0, :, 0], 0)
+
+
+def test_symmetric_padding_keeps_constant_images_constant():
+  """Mirror padding adds no artificial border: a flat image gives flat features."""
+  flat = tf.fill([1, 32, 32, 3], 0.3)
+  for symmetric, flat_out in [(True, True), (False, False)]:
+    encoder = resnet.build_encoder(EncoderConfig(name="tiny", symmetric_padding=symmetric))
+    grid = encoder(flat)["stack3"].numpy()
+    assert np.allclose(grid, grid[:, :1, :1], atol=1e-5) == flat_out
+
+
+def test_unknown_encoder_is_a_clear_error():
+  with pytest.raises(ValueError, match="Unknown encoder 'resnet999'"):
+    resnet.build_encoder(EncoderConfig(name="resnet999"))
