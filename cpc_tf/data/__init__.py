@@ -4,7 +4,6 @@ from cpc_tf.data.errors import DataError
 from cpc_tf.data.folders import FolderScan, scan as scan_folder
 from cpc_tf.data.pipelines import (
     CLASSIFICATION_MODES,
-    center_crop,
     class_names,
     classification_dataset,
     detection_dataset,
@@ -17,7 +16,7 @@ from cpc_tf.data.pipelines import (
 from cpc_tf.data.sources import Source, load as load_source
 
 __all__ = [
-    "CLASSIFICATION_MODES", "DataError", "FolderScan", "Source", "center_crop",
+    "CLASSIFICATION_MODES", "DataError", "FolderScan", "Source",
     "class_names", "classification_dataset", "detection_dataset", "example_ids",
     "grid_patches", "load_source", "num_classes", "num_examples", "pretrain_dataset",
     "scan_folder",

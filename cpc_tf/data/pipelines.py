@@ -31,9 +31,7 @@ log = logging.getLogger(__name__)
 PIPELINES = ("v1", "v2")
 CLASSIFICATION_MODES = ("linear_train", "linear_eval", "efficient_train", "efficient_eval")
 EFFICIENT_IMAGE_SIZE = 224  # supp. C: Inception crops, 224 px as in Szegedy et al.
-EVAL_CROP_FRACTION = 0.875  # resize the shorter side to 224 / 0.875 = 256, crop 224
 DETECTION_IMAGE_SIZE = 600  # Faster R-CNN scale (Ren et al. 2015); longer side here
-DETECTION_SCALE_RANGE = (0.5, 1.5)  # scale augmentation (ICLR 4.3, Doersch et al. 2015)
 _V2_STEPS = ("randaugment", "elastic_p", "histogram_p", "inception_color_p", "grayscale_p")
 _V1_STEPS = ("color_drop_p", "flip_p", "jitter_size")
 
@@ -85,7 +83,8 @@ def classification_dataset(
                       no augmentation -> patches [B, Gh, Gw, P, P, 3].
     "efficient_train" Inception random-sized crop to `image_size`, then per-image
                       steps 1-4 of supp. A (`augment`) -> [B, S, S, 3]; supp. C.
-    "efficient_eval"  resize the shorter side to image_size / 0.875, centre crop.
+    "efficient_eval"  central square of 0.875 x the shorter side, resized to
+                      image_size (`cpc_tf.augment.center_crop`).
   Training modes shuffle, repeat (unless `repeat=False`) and drop the remainder;
   evaluation modes read each example once, in order, keeping the last batch.
 
@@ -126,7 +125,7 @@ def classification_dataset(
       if _any_step(augment, _V2_STEPS + _V1_STEPS):
         image = augment_lib.augment_image(image, augment, second)
     else:
-      image = center_crop(image, image_size)
+      image = augment_lib.center_crop(image, image_size)
     return image, element["label"]
 
   ds = _stream(source, data, shuffle=training, repeat=training if repeat is None else repeat,
@@ -139,15 +138,16 @@ def classification_dataset(
 def detection_dataset(
     data: DataConfig, batch_size: int, seed: int = 0, *, training: bool = True,
     augment: AugmentConfig | None = None, image_size: int = DETECTION_IMAGE_SIZE,
-    scale_range: tuple[float, float] = DETECTION_SCALE_RANGE, repeat: bool | None = None,
+    scale_range: tuple[float, float] | None = None, repeat: bool | None = None,
     input_context: tf.distribute.InputContext | None = None) -> tf.data.Dataset:
   """TFDS detection data (e.g. "voc/2007") -> padded batches of dicts.
 
   Each image is resized so that its longer side is `image_size`, keeping its
   aspect ratio, and padded at the bottom / right to image_size^2. Training adds
   (ICLR 4.3) colour dropping with probability augment.color_drop_p, a
-  horizontal flip and scale augmentation over `scale_range`, both of which move
-  the boxes. Yields
+  horizontal flip and scale augmentation over `scale_range` (None: the default
+  of `cpc_tf.augment.scale_with_boxes`), both of which move the boxes; boxes
+  pushed out of the image by the zoom are dropped with their labels. Yields
     "image"      [B, S, S, 3] float32
     "image_size" [B, 2] int32, (height, width) of the unpadded image
     "boxes"      [B, M, 4] float32 (ymin, xmin, ymax, xmax) as fractions of S
@@ -170,13 +170,14 @@ def detection_dataset(
     difficult = (tf.cast(objects["is_difficult"], tf.bool) if "is_difficult" in objects
                  else tf.zeros_like(labels, tf.bool))
     if training:
-      drop_seed, flip_seed, scale_seed, coin_seed = _seeds(seed, salt, index, 4)
+      drop_seed, flip_seed, scale_seed = _seeds(seed, salt, index, 3)
       if drop_p > 0:
-        image = tf.cond(
-            tf.random.stateless_uniform([], coin_seed) < drop_p,
-            lambda: augment_lib.color_drop(image, drop_seed), lambda: image)
+        image = augment_lib.color_drop(image, drop_seed, p=drop_p)
       image, boxes = augment_lib.flip_with_boxes(image, boxes, flip_seed)
-      image, boxes = augment_lib.scale_with_boxes(image, boxes, scale_seed, scale_range)
+      scale_args = {} if scale_range is None else {"scale_range": scale_range}
+      image, boxes = augment_lib.scale_with_boxes(image, boxes, scale_seed, **scale_args)
+      inside = (boxes[:, 2] > boxes[:, 0]) & (boxes[:, 3] > boxes[:, 1])
+      boxes, labels, difficult = (tf.boolean_mask(t, inside) for t in (boxes, labels, difficult))
     image, boxes, valid = _fit_and_pad(image, boxes, image_size)
     return {"image": image, "image_size": valid, "boxes": boxes, "labels": labels,
             "difficult": difficult, "num_boxes": tf.shape(labels)[0], "id": element["id"]}
@@ -265,18 +266,6 @@ def augment_grid(patches: tf.Tensor, augment: AugmentConfig, seed: tf.Tensor) ->
   flat = tf.reshape(patches, [-1, shape[2], shape[3], shape[4]])
   flat = augment_lib.augment_patches(flat, augment, seed)
   return tf.reshape(flat, shape)
-
-
-def center_crop(image: tf.Tensor, size: int) -> tf.Tensor:
-  """[H, W, 3] -> [size, size, 3]: shorter side to size / 0.875, central crop."""
-  shape = tf.cast(tf.shape(image)[:2], tf.float32)
-  scale = size / EVAL_CROP_FRACTION / tf.reduce_min(shape)
-  new = tf.maximum(tf.cast(tf.round(shape * scale), tf.int32), size)
-  image = tf.clip_by_value(tf.image.resize(image, new, antialias=True), 0.0, 1.0)
-  top, left = (new[0] - size) // 2, (new[1] - size) // 2
-  image = image[top:top + size, left:left + size]
-  image.set_shape([size, size, 3])
-  return image
 
 
 def _fit_and_pad(image, boxes, size):

@@ -180,9 +180,20 @@ def _tfds(data: DataConfig, shuffle_files: bool, seed: int,
     return out
 
   dataset = dataset.map(select, num_parallel_calls=tf.data.AUTOTUNE)
-  names = tuple(b.info.features[label_key].names) if label_key else None
-  return Source(dataset, images.decode, _tfds_size(b, split, dataset), names, None,
-                input_context is not None)
+  return Source(dataset, images.decode, _tfds_size(b, split, dataset),
+                _class_names(b, label_key), None, input_context is not None)
+
+
+def _class_names(b: tfds.core.DatasetBuilder, label_key: str | None) -> tuple[str, ...] | None:
+  """Names of the top-level label, else of the detection objects' label (VOC)."""
+  features = b.info.features
+  if label_key:
+    return tuple(features[label_key].names)
+  objects = getattr(features["objects"], "feature", None) if "objects" in features else None
+  if not isinstance(objects, tfds.features.FeaturesDict) or "label" not in objects:
+    return None
+  label = objects["label"]
+  return tuple(label.names) if isinstance(label, tfds.features.ClassLabel) else None
 
 
 def _tfds_size(b: tfds.core.DatasetBuilder, split: str, dataset: tf.data.Dataset) -> int:
