@@ -1,0 +1,311 @@
+"""Result files -> the paper's tables and figures.
+
+Every evaluation binary writes `<output_dir>/results.json`:
+
+  {"protocol": "linear" | "efficient" | "supervised" | "dynamics",
+   "dataset": str, "encoder": str, "config": {...},
+   "rows": [{"method": str, "label_fraction": float in (0, 1],
+             "top1": float in [0, 1], "top5": float in [0, 1],
+             "split": "test" | "validation", "num_train_examples": int,
+             "checkpoint_step": int (optional), ...}]}
+
+This module turns a set of such files into
+  * Markdown tables shaped like ICLR Table 5 / Table 2: one row per method,
+    one column per label fraction, a Top-1 table and a Top-5 table, accuracies
+    in percent with one decimal;
+  * a PNG like ICLR Figure 1 / arXiv v1 Figure 5: accuracy against the label
+    fraction on a log axis, one curve per method (supervised methods red,
+    the rest blue, the paper's published numbers dashed).
+
+Glossary:
+  row      one measured (method, label fraction) cell of a results file
+  curve    one method's rows, ordered by label fraction
+  label    a curve's name in tables and legends: the method, with
+           " (step N)" appended when the rows carry a checkpoint_step
+  PAPER    the published ImageNet numbers (ICLR Table 5, SPEC.md section 3),
+           added as rows whose labels say "paper"
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import glob
+import json
+import os
+from typing import Iterable, Sequence
+
+
+METRICS = ("top1", "top5")
+METRIC_TITLES = {"top1": "Top-1 accuracy (%)", "top5": "Top-5 accuracy (%)"}
+PAPER_FRACTIONS = (0.01, 0.02, 0.05, 0.10, 0.20, 0.50, 1.00)
+# ICLR Table 5 (appendix A.1; the data of Figure 1), ImageNet, in percent at
+# PAPER_FRACTIONS. SPEC.md section 3 quotes the same numbers.
+PAPER = {
+    "Supervised on pixels (paper)": {
+        "top1": (23.1, 34.8, 50.2, 60.0, 67.6, 74.4, 78.0),
+        "top5": (44.1, 59.9, 75.2, 82.1, 87.9, 91.8, 93.8)},
+    "ResNet on CPC v2, fine-tuned (paper)": {
+        "top1": (46.3, 54.7, 64.1, 69.7, 73.0, 77.3, 80.6),
+        "top5": (72.9, 79.6, 86.1, 89.5, 91.4, 93.6, 95.2)},
+}
+PAPER_SOURCE = "ICLR Table 5 (the data of Figure 1), ImageNet"
+
+
+class ReportError(ValueError):
+  """A result file is missing, unreadable or not in the results schema."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Curve:
+  """One table row / plot line: accuracies (fractions in [0, 1]) per label fraction."""
+
+  label: str
+  protocol: str  # a results protocol, or "paper"
+  points: dict  # label_fraction -> {"top1": float, "top5": float}
+  source: str  # the file it came from, or PAPER_SOURCE
+  checkpoint_step: int | None = None
+
+  @property
+  def supervised(self) -> bool:
+    return self.protocol == "supervised" or self.label.startswith("Supervised")
+
+
+# ----------------------------------------------------------------------------
+# Reading
+
+RESULTS_FILE = "results.json"
+PROTOCOLS = ("linear", "efficient", "supervised", "dynamics")
+SPLITS = ("test", "validation")
+
+
+def read_results(path: str) -> dict:
+  """A results.json as a dict; ValueError says which field breaks the schema."""
+  with open(path) as f:
+    try:
+      results = json.load(f)
+    except json.JSONDecodeError as e:
+      raise ValueError(f"not valid JSON ({e})") from e
+  check_results(results)
+  return results
+
+
+def check_results(results) -> None:
+  """Raises ValueError naming the first field that does not fit the schema."""
+  def need(ok, message):
+    if not ok:
+      raise ValueError(f"not a results file: {message}")
+
+  need(isinstance(results, dict), f"the top level is a {type(results).__name__}, "
+       "not an object")
+  missing = [k for k in ("protocol", "dataset", "encoder", "rows", "config")
+             if k not in results]
+  need(not missing, f"missing keys {missing}")
+  need(results["protocol"] in PROTOCOLS,
+       f"protocol={results['protocol']!r}, expected one of {PROTOCOLS}")
+  for key in ("dataset", "encoder"):
+    need(isinstance(results[key], str), f"{key} must be a string")
+  need(isinstance(results["config"], dict), "config must be an object")
+  need(isinstance(results["rows"], list), "rows must be a list")
+  for i, row in enumerate(results["rows"]):
+    where = f"rows[{i}]"
+    need(isinstance(row, dict), f"{where} is not an object")
+    missing = [k for k in ("method", "label_fraction", "top1", "top5", "split",
+                           "num_train_examples") if k not in row]
+    need(not missing, f"{where} misses keys {missing}")
+    need(isinstance(row["method"], str) and row["method"],
+         f"{where}.method must be a non-empty string")
+    need(_is_number(row["label_fraction"]) and 0.0 < row["label_fraction"] <= 1.0,
+         f"{where}.label_fraction={row['label_fraction']!r}, expected a number in (0, 1]")
+    for m in METRICS:
+      need(_is_number(row[m]) and 0.0 <= row[m] <= 1.0,
+           f"{where}.{m}={row[m]!r}, expected a number in [0, 1] (not percent)")
+    need(row["split"] in SPLITS, f"{where}.split={row['split']!r}, expected one of {SPLITS}")
+    need(_is_int(row["num_train_examples"]) and row["num_train_examples"] >= 0,
+         f"{where}.num_train_examples={row['num_train_examples']!r}, expected an int >= 0")
+    if "checkpoint_step" in row:
+      need(_is_int(row["checkpoint_step"]) and row["checkpoint_step"] >= 0,
+           f"{where}.checkpoint_step={row['checkpoint_step']!r}, expected an int >= 0")
+
+
+def _is_number(x) -> bool:
+  return isinstance(x, (int, float)) and not isinstance(x, bool)
+
+
+def _is_int(x) -> bool:
+  return isinstance(x, int) and not isinstance(x, bool)
+
+
+def expand(patterns: Sequence[str]) -> list[str]:
+  """Paths, globs or directories (-> their results.json), in order, without repeats.
+
+  Raises ReportError naming every pattern that matched nothing.
+  """
+  paths, empty = [], []
+  for pattern in patterns:
+    if os.path.isdir(pattern):
+      pattern = os.path.join(pattern, RESULTS_FILE)
+    matched = sorted(glob.glob(pattern)) if glob.has_magic(pattern) else (
+        [pattern] if os.path.isfile(pattern) else [])
+    if not matched:
+      empty.append(pattern)
+    paths += [p for p in matched if p not in paths]
+  if empty:
+    raise ReportError("No result file matched " + ", ".join(repr(p) for p in empty) +
+                      ". Pass results.json paths, globs or output directories.")
+  return paths
+
+
+def load(patterns: Sequence[str]) -> list[tuple[str, dict]]:
+  """[(path, results dict)] for every matched file; ReportError names a bad file."""
+  out = []
+  for path in expand(patterns):
+    try:
+      out.append((path, read_results(path)))
+    except (OSError, ValueError) as e:
+      raise ReportError(f"{path}: {e}") from e
+  return out
+
+
+def curves_from_results(loaded: Iterable[tuple[str, dict]]) -> list[Curve]:
+  """Groups rows into curves by label, keeping first-seen order.
+
+  Raises ReportError when two rows (in one file or two) give the same label
+  and label fraction: the table would have to drop one of them silently.
+  """
+  points, meta, origin = {}, {}, {}
+  for path, results in loaded:
+    for row in results["rows"]:
+      step = row.get("checkpoint_step")
+      label = row["method"] if step is None else f"{row['method']} (step {step})"
+      fraction = float(row["label_fraction"])
+      cell = (label, fraction)
+      if cell in origin:
+        raise ReportError(
+            f"{path}: {label!r} at label fraction {fraction:g} is also in "
+            f"{origin[cell]}; give the runs different method names or report them "
+            "separately.")
+      origin[cell] = path
+      points.setdefault(label, {})[fraction] = {m: float(row[m]) for m in METRICS}
+      meta.setdefault(label, (results["protocol"], path, step))
+  return [Curve(label, protocol, points[label], path, step)
+          for label, (protocol, path, step) in meta.items()]
+
+
+def paper_curves() -> list[Curve]:
+  return [Curve(label, "paper", {f: {m: values[m][i] / 100.0 for m in METRICS}
+                                 for i, f in enumerate(PAPER_FRACTIONS)}, PAPER_SOURCE)
+          for label, values in PAPER.items()]
+
+
+# ----------------------------------------------------------------------------
+# Tables
+
+def format_fraction(fraction: float) -> str:
+  """0.01 -> "1%", 0.005 -> "0.5%", 1.0 -> "100%"."""
+  return f"{100.0 * fraction:.6g}%"
+
+
+def markdown_table(curves: Sequence[Curve], metric: str) -> str:
+  """One Markdown table: rows = curves, columns = every label fraction seen.
+
+  Cells are accuracies in percent with one decimal; a curve without a value
+  at some fraction shows "-".
+  """
+  if metric not in METRICS:
+    raise ValueError(f"metric={metric!r}; choose one of {METRICS}.")
+  fractions = sorted({f for c in curves for f in c.points})
+  lines = ["| Method | " + " | ".join(format_fraction(f) for f in fractions) + " |",
+           "|---|" + "---:|" * len(fractions)]
+  for c in curves:
+    cells = [f"{100.0 * c.points[f][metric]:.1f}" if f in c.points else "-"
+             for f in fractions]
+    lines.append(f"| {c.label} | " + " | ".join(cells) + " |")
+  return "\n".join(lines)
+
+
+def markdown_report(curves: Sequence[Curve], title: str = "Efficient classification",
+                    sources: Sequence[tuple[str, dict]] = ()) -> str:
+  """Top-1 and Top-5 tables under a title, then where each row came from."""
+  parts = [f"# {title}", ""]
+  for metric in METRICS:
+    parts += [f"## {METRIC_TITLES[metric]}", "", markdown_table(curves, metric), ""]
+  notes = [f"- `{path}`: protocol {r['protocol']}, dataset {r['dataset']}, encoder "
+           f"{r['encoder']}, split {'/'.join(sorted({row['split'] for row in r['rows']}))}"
+           for path, r in sources if r["rows"]]
+  if any(c.protocol == "paper" for c in curves):
+    notes.append(f"- rows marked (paper): {PAPER_SOURCE}; not measured here")
+  if notes:
+    parts += ["Sources:", ""] + notes + [""]
+  return "\n".join(parts)
+
+
+# ----------------------------------------------------------------------------
+# Figures
+
+def plot(curves: Sequence[Curve], path: str, title: str = "Efficient classification",
+         ordered_shades: bool = False) -> None:
+  """Writes a PNG: accuracy (%) against label fraction (log axis), Top-1 and Top-5.
+
+  Colours follow ICLR Figure 1: supervised curves red, the others blue. With
+  `ordered_shades` the blue curves go from light to dark in the given order
+  (arXiv v1 Figure 5: later checkpoints darker). Paper curves are dashed.
+  """
+  import matplotlib
+  matplotlib.use("Agg")  # files only; no display on servers
+  from matplotlib import pyplot as plt
+  from matplotlib import ticker
+
+  if not curves:
+    raise ValueError("Nothing to plot: no curves.")
+  colour = {}
+  for is_supervised in (True, False):
+    members = [c for c in curves if c.supervised == is_supervised]
+    cmap = plt.get_cmap("Reds" if is_supervised else "Blues")
+    for i, c in enumerate(members):
+      t = i / max(len(members) - 1, 1)
+      colour[c.label] = cmap(0.35 + 0.6 * t if ordered_shades else 0.9 - 0.45 * t)
+
+  fractions = sorted({f for c in curves for f in c.points})
+  fig, axes = plt.subplots(1, len(METRICS), figsize=(11, 4.5), squeeze=False)
+  for ax, metric in zip(axes[0], METRICS):
+    for c in curves:
+      xs = sorted(c.points)
+      ax.plot([100.0 * x for x in xs], [100.0 * c.points[x][metric] for x in xs],
+              color=colour[c.label], marker="x" if c.protocol == "paper" else "o",
+              linestyle="--" if c.protocol == "paper" else "-", label=c.label)
+    ax.set_xscale("log")
+    ax.set_xticks([100.0 * f for f in fractions])
+    ax.xaxis.set_major_formatter(ticker.FuncFormatter(lambda x, _: f"{x:g}%"))
+    ax.xaxis.set_minor_formatter(ticker.NullFormatter())
+    ax.set_xlabel("labelled examples (fraction of the training set)")
+    ax.set_ylabel(METRIC_TITLES[metric])
+    ax.grid(True, which="major", alpha=0.3)
+  axes[0][-1].legend(fontsize="small", loc="lower right")
+  fig.suptitle(title)
+  fig.tight_layout()
+  directory = os.path.dirname(path)
+  if directory:
+    os.makedirs(directory, exist_ok=True)
+  fig.savefig(path, dpi=100)
+  plt.close(fig)
+
+
+# ----------------------------------------------------------------------------
+# All of it
+
+def write_report(patterns: Sequence[str], output_dir: str, *, paper: bool = False,
+                 title: str = "Efficient classification") -> str:
+  """Reads the result files, writes report.md and report.png; returns the Markdown."""
+  loaded = load(patterns)
+  curves = curves_from_results(loaded)
+  if not curves:
+    raise ReportError("The result files " + ", ".join(p for p, _ in loaded) +
+                      " hold no rows: nothing to report.")
+  if paper:
+    curves += paper_curves()
+  text = markdown_report(curves, title, loaded)
+  os.makedirs(output_dir, exist_ok=True)
+  with open(os.path.join(output_dir, "report.md"), "w") as f:
+    f.write(text)
+  plot(curves, os.path.join(output_dir, "report.png"), title)
+  return text

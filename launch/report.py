@@ -1,0 +1,56 @@
+r"""Collects result files into the paper's Table 5 / Table 2 and Figure 1.
+
+Command:
+  python -m launch.report --results='runs/*/results.json' \
+    --results=runs/supervised --output_dir=runs/report --paper
+
+--results takes paths, globs (quote them) or output directories (their
+results.json) and may be repeated. Prints the report: a Top-1 and a Top-5
+Markdown table (rows: methods; columns: label fractions; accuracies in
+percent), then the files each row came from. Writes report.md (the same text)
+and report.png (accuracy against label fraction, log axis, supervised red, CPC
+blue) into --output_dir, and prints their paths.
+
+--paper adds the published ImageNet numbers of ICLR Table 5 as dashed rows
+labelled "(paper)"; they are quoted, not measured here.
+
+Exits with status 1 and a message naming the file for missing files,
+malformed JSON or a file outside the results schema.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+from absl import app
+from absl import flags
+
+from cpc_tf import report
+
+flags.DEFINE_multi_string(
+    "results", None, "A results.json path, a glob (quoted) or an output directory; "
+    "repeat the flag for more.")
+flags.DEFINE_string("output_dir", None, "Where report.md and report.png are written.")
+flags.DEFINE_bool("paper", False, "Add the paper's published numbers (ICLR Table 5) as "
+                  "reference rows labelled (paper).")
+flags.DEFINE_string("title", "Efficient classification", "Title of the report and plot.")
+flags.mark_flags_as_required(["results", "output_dir"])
+FLAGS = flags.FLAGS
+
+
+def main(argv):
+  if len(argv) > 1:
+    raise app.UsageError(f"Unexpected arguments: {argv[1:]}; pass files with --results.")
+  try:
+    text = report.write_report(FLAGS.results, FLAGS.output_dir, paper=FLAGS.paper,
+                               title=FLAGS.title)
+  except report.ReportError as e:
+    sys.exit(f"Error: {e}")
+  print(text)
+  for name in ("report.md", "report.png"):
+    print(f"Wrote {os.path.join(FLAGS.output_dir, name)}")
+
+
+if __name__ == "__main__":
+  app.run(main)

@@ -1,0 +1,37 @@
+"""launch/report.py end to end: files in, printed tables and report.md / .png out."""
+
+import json
+import os
+import subprocess
+import sys
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _run(*args):
+  return subprocess.run([sys.executable, "-m", "launch.report", *args], cwd=ROOT,
+                        capture_output=True, text=True, timeout=300)
+
+
+def test_report_binary_prints_and_writes(tmp_path):
+  run = tmp_path / "efficient"
+  run.mkdir()
+  (run / "results.json").write_text(json.dumps({
+      "protocol": "efficient", "dataset": "fashion_mnist", "encoder": "tiny", "config": {},
+      "rows": [{"method": "CPC v2 (fixed)", "label_fraction": f, "top1": 0.5, "top5": 0.9,
+                "split": "test", "num_train_examples": 10} for f in (0.01, 1.0)]}))
+  out = tmp_path / "report"
+  result = _run(f"--results={run}", f"--output_dir={out}", "--paper")
+  assert result.returncode == 0, result.stderr
+  assert "| CPC v2 (fixed) | 50.0 | - | - | - | - | - | 50.0 |" in result.stdout
+  assert "(paper)" in result.stdout
+  assert f"Wrote {out / 'report.png'}" in result.stdout
+  assert (out / "report.md").exists() and (out / "report.png").stat().st_size > 0
+
+
+def test_report_binary_bad_file_exits_with_its_name(tmp_path):
+  bad = tmp_path / "bad.json"
+  bad.write_text("[]")
+  result = _run(f"--results={bad}", f"--output_dir={tmp_path / 'out'}")
+  assert result.returncode == 1
+  assert f"Error: {bad}: not a results file" in result.stderr
