@@ -1,0 +1,119 @@
+"""Feature cache (cpc_tf/features.py): round trip, order, subsets, equivalence."""
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from cpc_tf import classifiers
+from cpc_tf import data as data_lib
+from cpc_tf import features
+from cpc_tf.configs import ClassifierConfig, DataConfig, EncoderConfig
+from cpc_tf.resnet import build_encoder
+
+DATA = DataConfig(source="fashion_mnist", split="test", max_examples=20)
+IMAGE_SIZE = 32
+
+
+def _fake(n, shape=(2, 2, 3)):
+  x = np.arange(n * np.prod(shape), dtype=np.float32).reshape((n, *shape)) / 7.0
+  labels = np.arange(n, dtype=np.int64) % 3
+  ids = np.array([f"ex{i}".encode() for i in range(n)])
+  return x, labels, ids
+
+
+def test_round_trip_keeps_values_labels_ids_and_order(tmp_path):
+  x, labels, ids = _fake(11)
+  ds = tf.data.Dataset.from_tensor_slices((x, labels, ids)).batch(4)
+  info = features.write_features(lambda v: v * 2.0, ds, str(tmp_path), num_classes=3,
+                                 num_shards=3, source={"note": "fake"})
+  assert info.shape == (2, 2, 3) and info.num_examples == 11 and len(info.shards) == 3
+  assert features.read_info(str(tmp_path)) == info
+  got = list(features.feature_dataset(str(tmp_path), 5, with_ids=True).unbatch()
+             .as_numpy_iterator())
+  np.testing.assert_array_equal(np.stack([g[0] for g in got]), x * 2.0)
+  np.testing.assert_array_equal([g[1] for g in got], labels)
+  np.testing.assert_array_equal([g[2] for g in got], ids)
+
+
+def test_keep_ids_and_training_batches(tmp_path):
+  x, labels, ids = _fake(10)
+  ds = tf.data.Dataset.from_tensor_slices((x, labels, ids)).batch(3)
+  features.write_features(tf.identity, ds, str(tmp_path), num_classes=3, num_shards=2)
+  kept = features.feature_dataset(str(tmp_path), 8, keep_ids=["ex1", "ex4", "ex9"],
+                                  with_ids=True)
+  assert [i for b in kept for i in b[2].numpy()] == [b"ex1", b"ex4", b"ex9"]
+  train = features.feature_dataset(str(tmp_path), 4, training=True, seed=1)
+  batches = list(train.take(6))  # repeats past the 10 examples
+  assert all(f.shape == (4, 2, 2, 3) and l.shape == (4,) for f, l in batches)
+  again = list(features.feature_dataset(str(tmp_path), 4, training=True, seed=1).take(6))
+  for (a, _), (b, _) in zip(batches, again):
+    np.testing.assert_array_equal(a, b)  # a seed gives one stream
+
+
+def test_unfinished_or_missing_cache_is_refused(tmp_path):
+  with pytest.raises(features.CacheError, match="not a finished feature cache"):
+    features.feature_dataset(str(tmp_path), 4)
+  with pytest.raises(features.CacheError, match="empty"):
+    features.write_features(tf.identity, tf.data.Dataset.from_tensor_slices(_fake(2)).batch(
+        1).take(0), str(tmp_path), num_classes=3)
+  with pytest.raises(features.CacheError, match="twice"):
+    x, labels, _ = _fake(2)
+    same = np.array([b"a", b"a"])
+    features.write_features(tf.identity, tf.data.Dataset.from_tensor_slices(
+        (x, labels, same)).batch(2), str(tmp_path), num_classes=3)
+
+
+@pytest.fixture(scope="module")
+def classifier():
+  tf.keras.utils.set_random_seed(0)
+  encoder = build_encoder(EncoderConfig(name="tiny"))
+  return classifiers.efficient_classifier(
+      encoder, ClassifierConfig(blocks=1, width=16, bottleneck=8), num_classes=10,
+      dropout=0.0, image_size=IMAGE_SIZE)
+
+
+def test_cached_features_give_the_logits_and_losses_of_the_frozen_encoder(
+    classifier, tmp_path):
+  info = features.extract(classifier, DATA, str(tmp_path), image_size=IMAGE_SIZE,
+                          batch_size=8, num_shards=2, source={"checkpoint_step": 0})
+  assert info.num_examples == 20 and info.num_classes == 10
+  assert info.source["checkpoint_step"] == 0 and info.source["mode"] == "efficient_eval"
+  ids = data_lib.example_ids(DATA)
+  keep = ids[3:15]
+  images = data_lib.classification_dataset(DATA, "efficient_eval", 6, repeat=False,
+                                           image_size=IMAGE_SIZE, keep_ids=keep)
+  cached = features.feature_dataset(str(tmp_path), 6, keep_ids=keep)
+  loss_fn = tf.keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+  for (x, y), (f, y_cached) in zip(images, cached):
+    np.testing.assert_array_equal(y, y_cached)
+    direct = classifier(x, training=False)
+    from_cache = classifier.head(f, training=False)
+    np.testing.assert_allclose(from_cache, direct, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(loss_fn(y, from_cache), loss_fn(y, direct), rtol=1e-5)
+
+
+def test_one_sgd_step_from_the_cache_equals_one_through_the_encoder(classifier, tmp_path):
+  features.extract(classifier, DATA, str(tmp_path), image_size=IMAGE_SIZE, batch_size=8,
+                   num_shards=1)
+  x, y = next(iter(data_lib.classification_dataset(
+      DATA, "efficient_eval", 8, repeat=False, image_size=IMAGE_SIZE)))
+  f, _ = next(iter(features.feature_dataset(str(tmp_path), 8)))
+  head_vars = classifier.head.trainable_variables
+  start = [v.numpy() for v in head_vars]
+  loss_fn = tf.keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+
+  def step(logits_fn):
+    for v, s in zip(head_vars, start):
+      v.assign(s)
+    with tf.GradientTape() as tape:
+      loss = loss_fn(y, logits_fn())
+    grads = tape.gradient(loss, head_vars)
+    for v, g in zip(head_vars, grads):
+      v.assign_sub(0.1 * g)
+    return [v.numpy() for v in head_vars]
+
+  through_encoder = step(lambda: classifier(x, training=True))
+  from_cache = step(lambda: classifier.head(f, training=True))
+  for a, b in zip(through_encoder, from_cache):
+    np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+  assert any(not np.array_equal(a, s) for a, s in zip(from_cache, start))
