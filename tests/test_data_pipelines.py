@@ -82,6 +82,14 @@ def test_pretrain_through_distribute_datasets_from_function():
   assert next(iter(ds)).shape == (4, 3, 3, 8, 8, 3)
 
 
+@needs_fmnist
+def test_v1_pipeline_warns_when_supp_a_steps_are_on(caplog):
+  data = DataConfig(source="fashion_mnist", split="test", max_examples=4, pipeline="v1")
+  with caplog.at_level(logging.WARNING):
+    pretrain_dataset(data, SMALL, AugmentConfig(), 2, 0)
+  assert "pipeline='v1'" in caplog.text and "randaugment" in caplog.text
+
+
 def test_bad_arguments_raise():
   with pytest.raises(DataError, match="pipeline='v3'"):
     pretrain_dataset(DataConfig(source="fashion_mnist", pipeline="v3"), SMALL, OFF, 2, 0)
@@ -266,6 +274,15 @@ def test_detection_eval_pads_boxes_into_the_letterboxed_image(voc):
   np.testing.assert_array_equal(b["difficult"][1], [False, True, False])
   assert b["image"][0, :, 20:].max() == 0  # padding right of the 20 px wide image
   assert class_names(voc)[0] == "aeroplane"
+
+
+def test_tfds_with_fewer_files_than_pipelines_shards_examples(voc):
+  ids = []
+  for pipeline in range(2):
+    context = tf.distribute.InputContext(num_input_pipelines=2, input_pipeline_id=pipeline)
+    ids.append([i for b in detection_dataset(voc, 2, training=False, image_size=8,
+                                             input_context=context) for i in b["id"].numpy()])
+  assert len(ids[0]) == 2 and len(ids[1]) == 1 and not set(ids[0]) & set(ids[1])
 
 
 def test_detection_training_moves_boxes_and_is_deterministic(voc):

@@ -6,7 +6,7 @@ import tensorflow as tf
 import tensorflow_datasets as tfds
 
 from cpc_tf.configs import DataConfig
-from cpc_tf.data import DataError, sources
+from cpc_tf.data import DataError, fashion_mnist, sources
 
 
 class CpcTinyImages(tfds.core.GeneratorBasedBuilder):
@@ -79,15 +79,33 @@ def test_unknown_split_names_the_available_ones(tiny_dir):
 def test_unknown_dataset_and_config_suggest_fixes():
   with pytest.raises(DataError, match="(?s)does not know the dataset 'imagenet2021'.*imagenet2012"):
     sources.load(DataConfig(source="imagenet2021"))
-  with pytest.raises(DataError, match="(?s)no config 'imagenet2012_subset/2pct'.*Available configs: 1pct, 10pct"):
+  with pytest.raises(DataError, match="Close names: stl10"):
+    sources.load(DataConfig(source="stl-10"))  # not even a valid TFDS name
+  with pytest.raises(DataError, match=r"voc \(configs: 2007, 2012\)"):
+    sources.load(DataConfig(source="voc2007"))
+  with pytest.raises(DataError,
+                     match="(?s)no config 'imagenet2012_subset/2pct'.*Available configs: 1pct"):
     sources.load(DataConfig(source="imagenet2012_subset/2pct"))
 
 
 def test_no_image_feature_and_unprepared_data_raise(tmp_path):
   with pytest.raises(DataError, match="has no image feature.*value"):
     sources.load(DataConfig(source="cpc_no_images", data_dir=str(tmp_path)))
-  with pytest.raises(DataError, match="(?s)not prepared.*downloads/manual.*tfds build imagenet2012"):
+  with pytest.raises(DataError,
+                     match="(?s)not prepared.*downloads/manual.*tfds build imagenet2012"):
     sources.load(DataConfig(source="imagenet2012", data_dir=str(tmp_path)))
+
+
+def test_fashion_mnist_falls_back_to_tfds_without_the_debian_files(tmp_path, monkeypatch):
+  monkeypatch.setattr(fashion_mnist, "DEFAULT_DIR", str(tmp_path))
+  fashion_mnist.load.cache_clear()
+  try:
+    with tfds.testing.mock_data(num_examples=3):
+      source = sources.load(DataConfig(source="fashion_mnist", split="test"))
+  finally:
+    fashion_mnist.load.cache_clear()
+  assert source.num_examples == 3 and source.ids == ("0", "1", "2")
+  assert source.decode(next(iter(source.dataset))["image"]).shape == (28, 28, 3)
 
 
 @pytest.mark.parametrize("name, split, classes", [

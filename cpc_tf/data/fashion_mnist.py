@@ -87,13 +87,14 @@ def load(split: str = "train", path: str | None = None,
 def _load_tfds(split: str, data_dir: str | None) -> tuple[np.ndarray, np.ndarray]:
   import tensorflow_datasets as tfds  # only the fallback needs it
   try:
-    images, labels = tfds.as_numpy(tfds.load(
-        "fashion_mnist", split=split, data_dir=data_dir, batch_size=-1,
-        as_supervised=True))
+    # Batches of 10k, not batch_size=-1, which needs a known cardinality.
+    batches = list(tfds.as_numpy(tfds.load(
+        "fashion_mnist", split=split, data_dir=data_dir, as_supervised=True).batch(10_000)))
   except Exception as e:  # no network, no prepared data: say both ways out
     raise DataError(
         f"Fashion-MNIST files are not in {DEFAULT_DIR} and the TFDS fallback failed "
         f"({type(e).__name__}: {e}). Install the Debian package dataset-fashion-mnist, "
         "set DataConfig.path to a directory holding the idx files, or run with "
         "network access so TFDS can download fashion_mnist.") from e
-  return images, labels.astype(np.int64)
+  images = np.concatenate([b[0] for b in batches])
+  return images, np.concatenate([b[1] for b in batches]).astype(np.int64)

@@ -99,21 +99,30 @@ def _limit(n: int, max_examples: int) -> int:
 
 def builder(name: str, data_dir: str | None = None) -> tfds.core.DatasetBuilder:
   """tfds.builder with a DataError naming close matches for unknown names/configs."""
+  base = name.split("/")[0].split(":")[0]
   try:
     return tfds.builder(name, data_dir=data_dir)
   except tfds.core.registered.DatasetNotFoundError as e:
-    base = name.split("/")[0]
-    close = difflib.get_close_matches(base, tfds.list_builders(), n=5, cutoff=0.6)
-    hint = f" Close names: {', '.join(close)}." if close else ""
-    raise DataError(
-        f"TFDS does not know the dataset {name!r}.{hint} Set DataConfig.source to a "
-        "TFDS name (see `tfds.list_builders()`), 'folder' for your own images, or "
-        "'fashion_mnist'.") from e
-  except ValueError as e:  # known dataset, unknown config, e.g. "imagenet2012_subset/2pct"
-    base = name.split("/")[0]
+    raise DataError(_unknown_name(name, base)) from e
+  except ValueError as e:  # a malformed name, or a known dataset with an unknown config
+    if base not in tfds.list_builders(with_community_datasets=False):
+      raise DataError(_unknown_name(name, base)) from e
     configs = [c.name for c in getattr(tfds.builder_cls(base), "BUILDER_CONFIGS", [])]
     raise DataError(f"TFDS dataset {base!r} has no config {name!r}: {e}. Available "
                     f"configs: {', '.join(configs) or '(none)'}.") from e
+
+
+def _unknown_name(name: str, base: str) -> str:
+  known = tfds.list_builders(with_community_datasets=False)
+  close = difflib.get_close_matches(base.replace("-", "_").lower(), known, n=5, cutoff=0.6)
+  hints = []
+  for match in close:
+    configs = [c.name for c in getattr(tfds.builder_cls(match), "BUILDER_CONFIGS", [])]
+    hints.append(f"{match} (configs: {', '.join(configs)})" if configs else match)
+  hint = f" Close names: {'; '.join(hints)}." if hints else ""
+  return (f"TFDS does not know the dataset {name!r}.{hint} Set DataConfig.source to a "
+          "TFDS name (see `tfds.list_builders()`), 'folder' for your own images, or "
+          "'fashion_mnist'.")
 
 
 def _split_names(split: str) -> list[str]:
@@ -165,6 +174,8 @@ def _tfds(data: DataConfig, shuffle_files: bool, seed: int,
         f"and could not be built ({type(e).__name__}: {e}). Run `tfds build "
         f"{data.source} --data_dir=...` where the data is reachable (ImageNet needs "
         "its tar files in <data_dir>/downloads/manual), then pass that data_dir.") from e
+  if input_context is not None and _num_files(b, split) < input_context.num_input_pipelines:
+    input_context = None  # too few files to give each pipeline one: shard examples later
   read_config = tfds.ReadConfig(add_tfds_id=True, shuffle_seed=seed,
                                 input_context=input_context)
   dataset = b.as_dataset(split=split, shuffle_files=shuffle_files,
@@ -194,6 +205,14 @@ def _class_names(b: tfds.core.DatasetBuilder, label_key: str | None) -> tuple[st
     return None
   label = objects["label"]
   return tuple(label.names) if isinstance(label, tfds.features.ClassLabel) else None
+
+
+def _num_files(b: tfds.core.DatasetBuilder, split: str) -> int:
+  """Record files behind `split`; 0 when unknown (then examples are sharded)."""
+  try:
+    return len(b.info.splits[split].file_instructions)
+  except (KeyError, ValueError, AssertionError):
+    return 0
 
 
 def _tfds_size(b: tfds.core.DatasetBuilder, split: str, dataset: tf.data.Dataset) -> int:
