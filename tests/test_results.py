@@ -1,0 +1,61 @@
+"""results.json / sweep.csv: schema, round trip, collect, clear errors."""
+
+import json
+
+import pytest
+
+from cpc_tf import results
+
+
+def _rows():
+  return [results.row("CPC v2 (frozen)", 0.01, 0.4, 0.7, "test", 12811),
+          results.row("CPC v2 (fine-tuned)", 0.01, 0.46, 0.73, "validation", 12811)]
+
+
+def test_write_read_round_trip_keeps_the_schema(tmp_path):
+  path = str(tmp_path / "results.json")
+  results.write_results(path, "efficient", "imagenet2012", "/runs/cpc", _rows(), {"a": 1})
+  with open(path) as f:
+    doc = json.load(f)
+  assert set(doc) == {"protocol", "dataset", "encoder", "rows", "config"}
+  assert set(doc["rows"][0]) == {"method", "label_fraction", "top1", "top5", "split",
+                                 "num_train_examples"}
+  assert results.read_results(str(tmp_path)) == doc  # a directory works too
+  rows = results.collect([path, path])
+  assert len(rows) == 4 and rows[0]["protocol"] == "efficient"
+  assert rows[0]["encoder"] == "/runs/cpc" and rows[1]["split"] == "validation"
+
+
+@pytest.mark.parametrize("changes, message", [
+    ({"split": "train"}, "split='train'"),
+    ({"top1": 71.5}, "top1=71.5 is not a fraction"),
+    ({"label_fraction": 0.0}, "label_fraction=0.0"),
+])
+def test_bad_rows_are_refused(changes, message):
+  good = dict(method="m", label_fraction=1.0, top1=0.5, top5=0.9, split="test",
+              num_train_examples=10)
+  with pytest.raises(ValueError, match=message):
+    results.row(**{**good, **changes})
+
+
+def test_bad_files(tmp_path):
+  with pytest.raises(FileNotFoundError, match="has the evaluation binary finished"):
+    results.read_results(str(tmp_path / "missing.json"))
+  (tmp_path / "other.json").write_text(json.dumps({"rows": []}))
+  with pytest.raises(ValueError, match="not a results file"):
+    results.read_results(str(tmp_path / "other.json"))
+  with pytest.raises(ValueError, match="protocol='detection'"):
+    results.write_results(str(tmp_path / "r.json"), "detection", "voc", "x", [], {})
+
+
+def test_sweep_csv_appends_and_parses(tmp_path):
+  path = str(tmp_path / "sweep.csv")
+  assert results.read_sweep(path) == []
+  entry = dict(point=0, learning_rate=0.1, weight_decay=1e-5, dropout=0.5,
+               batch_per_replica=16, val_top1=0.25, val_top5=0.5, best_step=2, steps=4)
+  results.append_sweep(path, entry)
+  results.append_sweep(path, {**entry, "point": 1, "val_top1": 0.5})
+  rows = results.read_sweep(path)
+  assert rows == [entry, {**entry, "point": 1, "val_top1": 0.5}]
+  assert open(path).readline().strip() == ",".join(results.SWEEP_FIELDS)
+  assert "CPC v2 (frozen)" in results.format_table(_rows())
