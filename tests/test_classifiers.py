@@ -1,0 +1,86 @@
+"""Heads and the encoder + head model: shapes, BN without scale, freezing, paper sizes."""
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from cpc_tf import classifiers, resnet
+from cpc_tf.configs import ClassifierConfig, EncoderConfig, GridConfig
+
+GRID = GridConfig(image_size=32, patch_size=8, stride=8, resize_to=32)
+
+
+def tiny_encoder():
+  return resnet.build_encoder(EncoderConfig(name="tiny"), name="encoder")
+
+
+def test_linear_head_shapes_and_batch_norm_without_scale():
+  head = classifiers.LinearHead(7)
+  logits = head(tf.random.normal([3, 4, 4, 16]), training=True)
+  assert logits.shape == (3, 7)
+  bn = head.norm
+  assert isinstance(bn, keras.layers.BatchNormalization)
+  assert bn.scale is False and bn.gamma is None and bn.center  # supp. B
+  names = sorted(v.path.split("/")[-1] for v in head.trainable_variables)
+  assert names == ["beta", "bias", "kernel"]
+  assert head.conv.kernel.shape == (1, 1, 16, 7)
+
+
+def test_linear_head_mean_pools_the_logits():
+  head = classifiers.LinearHead(5)
+  grid = tf.random.normal([2, 3, 3, 8])
+  pooled = head(grid)
+  per_cell = head.conv(head.norm(grid, training=False))
+  np.testing.assert_allclose(pooled, tf.reduce_mean(per_cell, [1, 2]), atol=1e-6)
+
+
+def test_linear_classifier_encodes_each_patch_alone():
+  model = classifiers.linear_classifier(tiny_encoder(), GRID, 10)
+  patches = tf.random.uniform([2, 4, 4, 8, 8, 3])
+  assert model(patches).shape == (2, 10)
+  features = model.features(patches)
+  assert features.shape == (2, 4, 4, 32)
+  alone = model.encoder(patches[:, 1, 2], training=False)["pooled"]
+  np.testing.assert_allclose(features[:, 1, 2], alone, atol=1e-5)
+  with pytest.raises(ValueError, match=r"Expected patches \[B, 4, 4, 8, 8, 3\]"):
+    model(tf.zeros([2, 32, 32, 3]))
+
+
+def test_frozen_features_pass_no_gradient_and_fine_tuning_does():
+  model = classifiers.efficient_classifier(
+      tiny_encoder(), ClassifierConfig(blocks=2, width=16, bottleneck=8), 10, 0.5, 32)
+  images = tf.random.uniform([2, 32, 32, 3])
+  for train_encoder in (False, True):
+    with tf.GradientTape() as tape:
+      loss = tf.reduce_sum(model(images, training=True, train_encoder=train_encoder))
+    grads = tape.gradient(loss, model.encoder.trainable_variables)
+    assert all(g is None for g in grads) != train_encoder
+  assert model.feature == "stack3"
+  assert model.features(images).shape == (2, 8, 8, 32)  # tiny: total stride 4
+
+
+def test_resnet_head_paper_size():
+  """supp. C.2: 11 blocks, 4096 maps, 1024 bottleneck (structure only: 196M weights)."""
+  head = classifiers.ResNetHead(ClassifierConfig(), 1000, dropout=0.5)
+  assert len(head.blocks) == 11 and head.blocks[0].proj is not None
+  assert all(b.proj is None for b in head.blocks[1:])
+  for b in head.blocks:
+    assert (b.conv1.filters, b.conv2.filters, b.conv3.filters) == (1024, 1024, 4096)
+  assert head.dropout.rate == 0.5 and head.dense.units == 1000
+
+
+def test_resnet_head_small_shapes():
+  head = classifiers.ResNetHead(ClassifierConfig(blocks=3, width=12, bottleneck=4), 5, 0.0)
+  assert head(tf.random.normal([2, 6, 6, 20]), training=True).shape == (2, 5)
+  with pytest.raises(ValueError, match="blocks=0"):
+    classifiers.ResNetHead(ClassifierConfig(blocks=0), 5, 0.0)
+
+
+def test_supervised_classifier_has_dropout_before_the_last_layer():
+  encoder = resnet.build_encoder(EncoderConfig(name="tiny", norm="batch"))
+  model = classifiers.supervised_classifier(encoder, 10, 0.3, 32)
+  assert model(tf.zeros([2, 32, 32, 3])).shape == (2, 10)
+  assert isinstance(model.head, classifiers.DropoutLinear) and model.head.dropout.rate == 0.3
+  with pytest.raises(ValueError, match=r"pooled features \[B, D\]"):
+    model.head(tf.zeros([2, 4, 4, 8]))
