@@ -146,6 +146,9 @@ def test_subsets_by_id_and_label_fraction():
   count = sum(len(y) for _, y in half)
   assert 0 < count < 32 and count == num_examples(FMNIST, label_fraction=0.5)
   assert num_examples(FMNIST, label_fraction=1.0) == 32
+  both = num_examples(FMNIST, keep_ids=range(16), label_fraction=0.5)
+  assert both == num_examples(DataConfig(source="fashion_mnist", split="test", max_examples=16),
+                              label_fraction=0.5)
   for bad in (0.0, 1.5, -0.1):
     with pytest.raises(DataError, match=f"label_fraction={bad}: must lie in \\(0, 1\\]"):
       classification_dataset(FMNIST, "efficient_eval", 8, label_fraction=bad)

@@ -200,7 +200,7 @@ def num_examples(data: DataConfig, *, labelled: bool = False,
 
   With `keep_ids` / `label_fraction` the count is exact for folders and
   Fashion-MNIST; for TFDS it is len(keep_ids) (ids absent from the split are
-  not subtracted) or round(N * label_fraction).
+  not subtracted; with both, the fraction is ignored) or round(N * label_fraction).
   """
   source = sources.load(data, labelled=labelled)
   keep = _keep_filter(keep_ids, label_fraction)
@@ -209,7 +209,7 @@ def num_examples(data: DataConfig, *, labelled: bool = False,
   if source.ids is not None:
     return int(tf.reduce_sum(tf.cast(keep(tf.constant(source.ids)), tf.int32)))
   if keep_ids is not None:
-    return len(set(keep_ids))
+    return len({str(i) for i in keep_ids})
   return max(1, round(source.num_examples * label_fraction))
 
 
@@ -347,10 +347,11 @@ def _check_pipeline(data: DataConfig, augment: AugmentConfig) -> None:
 
 
 def _keep_filter(keep_ids, label_fraction):
-  """-> None or a function id [N] string -> [N] bool."""
+  """-> None or a function ids [N] string -> [N] bool; both subsets: their intersection."""
   if label_fraction is not None and not 0.0 < label_fraction <= 1.0:
     raise DataError(f"label_fraction={label_fraction}: must lie in (0, 1], e.g. 0.01 "
                     "for 1% of the labels.")
+  tests = []
   if keep_ids is not None:
     if isinstance(keep_ids, (str, bytes)):
       raise DataError("keep_ids must be a collection of ids, not a single string.")
@@ -359,8 +360,10 @@ def _keep_filter(keep_ids, label_fraction):
     keys = tf.constant(sorted({str(i) for i in keep_ids}), tf.string)
     table = tf.lookup.StaticHashTable(
         tf.lookup.KeyValueTensorInitializer(keys, tf.ones_like(keys, tf.int32)), 0)
-    return lambda ids: table.lookup(ids) > 0
+    tests.append(lambda ids: table.lookup(ids) > 0)
   if label_fraction is not None and label_fraction < 1.0:
     threshold = int(label_fraction * 2**31)
-    return lambda ids: tf.strings.to_hash_bucket_fast(ids, 2**31) < threshold
-  return None
+    tests.append(lambda ids: tf.strings.to_hash_bucket_fast(ids, 2**31) < threshold)
+  if not tests:
+    return None
+  return lambda ids: tf.reduce_all([test(ids) for test in tests], axis=0)

@@ -2,14 +2,15 @@
 
 Glossary: N examples in the (sliced) split, K classes. A source's elements are
 dicts with
-  "image":   encoded image bytes (scalar string) or uint8 [H, W, C];
+  "image":   encoded image bytes (TFDS), a file path (folders) or uint8
+             [H, W, C] (Fashion-MNIST);
   "label":   int64 class index (-1 when the split has no labels);
   "id":      string, stable per example: TFDS `tfds_id`, the file path relative
              to the folder, or the index for Fashion-MNIST;
   "objects": (TFDS detection data only) the builder's `objects` dict.
-Images stay encoded until after shuffling, so the shuffle buffer holds bytes
-rather than decoded pixels; `Source.decode` turns an element's image into
-[H, W, 3] float32 in [0, 1].
+Images stay encoded (or unread) until after shuffling, so the shuffle buffer
+holds bytes or paths rather than decoded pixels; `Source.decode` turns an
+element's image into [H, W, 3] float32 in [0, 1].
 
 `DataConfig.source`: "fashion_mnist", "folder" (`DataConfig.path`), or any TFDS
 name with an image feature, e.g. "imagenet2012", "imagenet2012_subset/1pct",
@@ -77,17 +78,13 @@ def _folder(data: DataConfig, labelled: bool, on_bad_file: str, min_size: int) -
   folders.report(scan, on_bad_file, min_size)
   n = _limit(len(scan.files), data.max_examples)
   dataset = tf.data.Dataset.from_tensor_slices({
-      "path": scan.paths()[:n],
+      "image": scan.paths()[:n],
       "label": tf.constant(scan.labels[:n], tf.int64),
       "id": list(scan.files[:n])})
-
-  def read(element):
-    element = dict(element)
-    element["image"] = tf.io.read_file(element.pop("path"))
-    return element
-
-  dataset = dataset.map(read, num_parallel_calls=tf.data.AUTOTUNE)
-  return Source(dataset, images.decode, n, scan.class_names, scan.files[:n], False)
+  # The file is read in `decode`, after shuffling: a full shuffle of paths is
+  # cheap, one of file contents would hold the whole folder in memory.
+  return Source(dataset, lambda path: images.decode(tf.io.read_file(path)), n,
+                scan.class_names, scan.files[:n], False)
 
 
 def _limit(n: int, max_examples: int) -> int:
