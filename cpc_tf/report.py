@@ -9,7 +9,8 @@ Every evaluation binary writes `<output_dir>/results.json`:
              "split": "test" | "validation", "num_train_examples": int,
              "checkpoint_step": int (optional), ...}]}
 
-This module turns a set of such files into
+This module checks them (`check_results`: every field, with the file named in
+errors) and turns the rows of one split (default "test") into
   * Markdown tables shaped like ICLR Table 5 / Table 2: one row per method,
     one column per label fraction, a Top-1 table and a Top-5 table, accuracies
     in percent with one decimal;
@@ -33,6 +34,8 @@ import glob
 import json
 import os
 from typing import Iterable, Sequence
+
+from cpc_tf import results as results_lib
 
 
 METRICS = ("top1", "top5")
@@ -73,9 +76,10 @@ class Curve:
 # ----------------------------------------------------------------------------
 # Reading
 
-RESULTS_FILE = "results.json"
-PROTOCOLS = ("linear", "efficient", "supervised", "dynamics")
-SPLITS = ("test", "validation")
+RESULTS_FILE = results_lib.RESULTS_FILE
+# cpc_tf.results writes the first three; cpc_tf.dynamics writes "dynamics".
+PROTOCOLS = (*results_lib.PROTOCOLS, "dynamics")
+SPLITS = results_lib.SPLITS
 
 
 def read_results(path: str) -> dict:
@@ -166,15 +170,20 @@ def load(patterns: Sequence[str]) -> list[tuple[str, dict]]:
   return out
 
 
-def curves_from_results(loaded: Iterable[tuple[str, dict]]) -> list[Curve]:
-  """Groups rows into curves by label, keeping first-seen order.
+def curves_from_results(loaded: Iterable[tuple[str, dict]], split: str = "test"
+                        ) -> list[Curve]:
+  """Groups the rows of `split` into curves by label, keeping first-seen order.
 
-  Raises ReportError when two rows (in one file or two) give the same label
-  and label fraction: the table would have to drop one of them silently.
+  Rows of other splits are left out (the evaluation binaries also record the
+  validation accuracy of the selected model). Raises ReportError when two rows
+  (in one file or two) give the same label and label fraction: the table
+  would have to drop one of them silently.
   """
   points, meta, origin = {}, {}, {}
   for path, results in loaded:
     for row in results["rows"]:
+      if row["split"] != split:
+        continue
       step = row.get("checkpoint_step")
       label = row["method"] if step is None else f"{row['method']} (step {step})"
       fraction = float(row["label_fraction"])
@@ -224,14 +233,14 @@ def markdown_table(curves: Sequence[Curve], metric: str) -> str:
 
 
 def markdown_report(curves: Sequence[Curve], title: str = "Efficient classification",
-                    sources: Sequence[tuple[str, dict]] = ()) -> str:
-  """Top-1 and Top-5 tables under a title, then where each row came from."""
+                    sources: Sequence[tuple[str, dict]] = (), split: str = "test") -> str:
+  """Top-1 and Top-5 tables under a title, then where the rows came from."""
   parts = [f"# {title}", ""]
   for metric in METRICS:
     parts += [f"## {METRIC_TITLES[metric]}", "", markdown_table(curves, metric), ""]
   notes = [f"- `{path}`: protocol {r['protocol']}, dataset {r['dataset']}, encoder "
-           f"{r['encoder']}, split {'/'.join(sorted({row['split'] for row in r['rows']}))}"
-           for path, r in sources if r["rows"]]
+           f"{r['encoder']}, {split} split"
+           for path, r in sources if any(row["split"] == split for row in r["rows"])]
   if any(c.protocol == "paper" for c in curves):
     notes.append(f"- rows marked (paper): {PAPER_SOURCE}; not measured here")
   if notes:
@@ -294,16 +303,22 @@ def plot(curves: Sequence[Curve], path: str, title: str = "Efficient classificat
 # All of it
 
 def write_report(patterns: Sequence[str], output_dir: str, *, paper: bool = False,
-                 title: str = "Efficient classification") -> str:
-  """Reads the result files, writes report.md and report.png; returns the Markdown."""
+                 title: str = "Efficient classification", split: str = "test") -> str:
+  """Reads the result files, writes report.md and report.png; returns the Markdown.
+
+  Only rows of `split` are reported ("test": the final numbers; "validation":
+  the model-selection accuracy).
+  """
+  if split not in SPLITS:
+    raise ValueError(f"split={split!r}; choose one of {SPLITS}.")
   loaded = load(patterns)
-  curves = curves_from_results(loaded)
+  curves = curves_from_results(loaded, split)
   if not curves:
     raise ReportError("The result files " + ", ".join(p for p, _ in loaded) +
-                      " hold no rows: nothing to report.")
+                      f" hold no rows of the {split} split: nothing to report.")
   if paper:
     curves += paper_curves()
-  text = markdown_report(curves, title, loaded)
+  text = markdown_report(curves, title, loaded, split)
   os.makedirs(output_dir, exist_ok=True)
   with open(os.path.join(output_dir, "report.md"), "w") as f:
     f.write(text)

@@ -11,7 +11,7 @@ percent), then the files each row came from. Writes report.md (the same text)
 and report.png (accuracy against label fraction, log axis, supervised red, CPC
 blue) into --output_dir, and prints their paths.
 
---paper adds the published ImageNet numbers of ICLR Table 5 as dashed rows
+Only rows of --split (default test) are reported. --paper adds the published ImageNet numbers of ICLR Table 5 as dashed rows
 labelled "(paper)"; they are quoted, not measured here.
 
 Exits with status 1 and a message naming the file for missing files,
@@ -35,6 +35,9 @@ flags.DEFINE_string("output_dir", None, "Where report.md and report.png are writ
 flags.DEFINE_bool("paper", False, "Add the paper's published numbers (ICLR Table 5) as "
                   "reference rows labelled (paper).")
 flags.DEFINE_string("title", "Efficient classification", "Title of the report and plot.")
+flags.DEFINE_enum("split", "test", ("test", "validation"),
+                  "Which rows to report: the final test accuracy, or the validation "
+                  "accuracy of the selected model.")
 flags.mark_flags_as_required(["results", "output_dir"])
 FLAGS = flags.FLAGS
 
@@ -44,7 +47,7 @@ def main(argv):
     raise app.UsageError(f"Unexpected arguments: {argv[1:]}; pass files with --results.")
   try:
     text = report.write_report(FLAGS.results, FLAGS.output_dir, paper=FLAGS.paper,
-                               title=FLAGS.title)
+                               title=FLAGS.title, split=FLAGS.split)
   except report.ReportError as e:
     sys.exit(f"Error: {e}")
   print(text)

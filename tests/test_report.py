@@ -134,6 +134,21 @@ def test_duplicate_cells_are_refused(tmp_path):
 
 def test_files_without_rows_give_a_clear_error(tmp_path):
   path = _write(tmp_path / "empty.json", "efficient", [])
-  with pytest.raises(report.ReportError, match="empty.json hold no rows"):
+  with pytest.raises(report.ReportError, match="empty.json hold no rows of the test split"):
     report.write_report([path], str(tmp_path / "out"))
   assert not os.path.exists(tmp_path / "out" / "report.md")
+
+
+def test_only_rows_of_the_chosen_split_are_reported(tmp_path):
+  path = _write(tmp_path / "eff.json", "efficient", [
+      dict(_row("CPC v2 (frozen)", 0.1, 0.3, 0.6), split="validation"),
+      _row("CPC v2 (frozen)", 0.1, 0.25, 0.55)])
+  loaded = report.load([path])
+  test = report.markdown_table(report.curves_from_results(loaded), "top1")
+  assert test.splitlines()[2] == "| CPC v2 (frozen) | 25.0 |"
+  val = report.markdown_table(report.curves_from_results(loaded, "validation"), "top1")
+  assert val.splitlines()[2] == "| CPC v2 (frozen) | 30.0 |"
+  only_val = _write(tmp_path / "val.json", "efficient", [
+      dict(_row("CPC", 0.1, 0.3, 0.6), split="validation")])
+  with pytest.raises(report.ReportError, match="no rows of the test split"):
+    report.write_report([only_val], str(tmp_path / "out"))
