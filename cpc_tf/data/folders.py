@@ -39,6 +39,7 @@ _TF_FORMATS = ("JPEG", "PNG", "BMP", "GIF")
 # Well-formed files end with these bytes; anything else gets a full decode.
 _TRAILERS = {"JPEG": b"\xff\xd9", "PNG": b"IEND\xaeB`\x82", "GIF": b";"}
 _WARN_LIMIT = 20  # bad files named one by one before the summary takes over
+_REPORTED: set = set()  # (scan, min_size) already logged: one warning per process
 
 
 @dataclasses.dataclass(frozen=True)
@@ -149,6 +150,14 @@ def report(folder: FolderScan, on_bad_file: str, min_size: int = 0) -> None:
   """Logs (skip) or raises (fail) about bad files; warns about upscaled images."""
   if on_bad_file not in ON_BAD_FILE:
     raise DataError(f"on_bad_file={on_bad_file!r}; choose one of {ON_BAD_FILE}.")
+  if not folder.files:
+    raise DataError(f"Every image file in {folder.root} is unusable ({len(folder.bad)} "
+                    f"bad, e.g. {folder.bad[0][0]}: {folder.bad[0][1]}); nothing to "
+                    "train on.")
+  # num_examples, class_names and every input pipeline load the same folder.
+  if on_bad_file == "skip" and (folder, min_size) in _REPORTED:
+    return
+  _REPORTED.add((folder, min_size))
   if folder.bad:
     listing = "\n".join(f"  {os.path.join(folder.root, f)}: {why}"
                         for f, why in folder.bad[:_WARN_LIMIT])
@@ -161,9 +170,6 @@ def report(folder: FolderScan, on_bad_file: str, min_size: int = 0) -> None:
           "Delete or re-encode them, or pass on_bad_file='skip' to train without them.")
     log.warning("Skipped %d of %d file(s) in %s:\n%s", len(folder.bad),
                 len(folder.bad) + len(folder.files), folder.root, listing)
-  if not folder.files:
-    raise DataError(f"Every image file in {folder.root} is unusable (see above); "
-                    "nothing to train on.")
   small = folder.count_smaller_than(min_size)
   if small:
     log.warning("%d of %d image(s) in %s are smaller than %d px on a side and will "
