@@ -13,11 +13,12 @@ import numpy as np
 import tensorflow as tf
 
 from cpc_tf.augment.common import (
-    bernoulli, check_images, luminance, split_seed, uniform, where)
+    bernoulli, check_images, split_seed, uniform, where)
 
 # Inception colour ops, applied in a random order per patch (supp. A step 3).
 INCEPTION_OPS = ("brightness", "saturation", "hue", "contrast")
-_ORDERS = tf.constant(list(itertools.permutations(range(len(INCEPTION_OPS)))), tf.int32)
+# NumPy, not tf.constant: importing the package must not start the TF runtime.
+_ORDERS = np.array(list(itertools.permutations(range(len(INCEPTION_OPS)))), np.int32)
 
 
 def histogram(images, seed, knots: int = 4, strength: float = 0.5) -> tf.Tensor:
@@ -26,17 +27,24 @@ def histogram(images, seed, knots: int = 4, strength: float = 0.5) -> tf.Tensor:
   Interpretation of De Fauw et al.'s colour-histogram augmentation: remap each
   channel's histogram through a random increasing piecewise-linear curve from
   0 to 1 with K = knots equal-width segments whose slopes are
-  exp(strength * N(0, 1)) (strength 0 is the identity).
+  exp(strength * N(0, 1)) (strength 0 is the identity). The curve is applied
+  as a 256-entry lookup table on 8-bit levels, like PIL's Image.point: one
+  gather per pixel instead of K ramps.
   """
   images = check_images(images, "histogram")
   n = tf.shape(images)[0]
   slopes = tf.exp(strength * tf.random.stateless_normal([n, 3, knots], seed))
   rises = slopes / tf.reduce_sum(slopes, axis=-1, keepdims=True)  # [N, 3, K], sums to 1
-  # f(x) = sum_k rise_k * clip(K x - k, 0, 1): piecewise linear without gathers.
+  # f(x) = sum_k rise_k * clip(K x - k, 0, 1), tabulated at the 256 levels.
+  levels = tf.linspace(0.0, 1.0, 256)
   ramps = tf.clip_by_value(
-      images[..., None] * knots - tf.range(knots, dtype=tf.float32), 0.0, 1.0)
-  out = tf.reduce_sum(ramps * rises[:, None, None], axis=-1)
-  return tf.clip_by_value(out, 0.0, 1.0)
+      levels[:, None] * knots - tf.range(knots, dtype=tf.float32), 0.0, 1.0)  # [256, K]
+  table = tf.clip_by_value(tf.einsum("nck,lk->ncl", rises, ramps), 0.0, 1.0)
+  index = tf.cast(tf.round(images * 255.0), tf.int32)
+  index += (tf.range(n)[:, None, None, None] * 3 + tf.range(3)) * 256
+  out = tf.gather(tf.reshape(table, [-1]), index)
+  out.set_shape(images.shape)
+  return out
 
 
 # RGB <-> YIQ (NTSC), as tf.image / tfa's adjust_hsv_in_yiq.
@@ -44,6 +52,8 @@ _RGB_TO_YIQ = np.array([[0.299, 0.587, 0.114],
                         [0.596, -0.274, -0.322],
                         [0.211, -0.523, 0.312]], np.float32)
 _YIQ_TO_RGB = np.linalg.inv(_RGB_TO_YIQ).astype(np.float32)
+# ITU-R 601 luma weights, as tf.image.rgb_to_grayscale.
+_LUMA = np.array([0.2989, 0.5870, 0.1140], np.float32)
 
 
 def _chroma_map(chroma: tf.Tensor) -> tf.Tensor:
@@ -121,10 +131,20 @@ def inception_color(images, seed, p: float = 1.0, brightness: float = 32.0 / 255
 
 
 def grayscale(images, seed, p: float = 1.0) -> tf.Tensor:
-  """Projects each patch to grey (kept as 3 channels) with probability p (supp. A step 4)."""
+  """Projects each patch to grey (kept as 3 channels) with probability p (supp. A step 4).
+
+  One batched [N, H*W, 3] x [N, 3, 3] product: the luma projection for the
+  chosen patches, the identity (exact) for the others.
+  """
   images = check_images(images, "grayscale")
-  grey = tf.tile(luminance(images), [1, 1, 1, 3])
-  return where(bernoulli(seed, tf.shape(images)[0], p), grey, images)
+  n = tf.shape(images)[0]
+  luma = tf.tile(tf.constant(_LUMA)[:, None], [1, 3])  # every output channel = Y
+  chosen = bernoulli(seed, n, p)[:, None, None]
+  maps = tf.where(chosen, luma, tf.eye(3))  # [N, 3, 3]
+  out = tf.reshape(tf.reshape(images, [n, -1, 3]) @ maps, tf.shape(images))
+  out = tf.clip_by_value(out, 0.0, 1.0)
+  out.set_shape(images.shape)
+  return out
 
 
 def color_drop(images, seed, p: float = 1.0) -> tf.Tensor:

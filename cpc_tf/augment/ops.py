@@ -84,7 +84,8 @@ def equalize(images: tf.Tensor) -> tf.Tensor:
 
 def solarize(images: tf.Tensor, threshold: tf.Tensor) -> tf.Tensor:
   """Inverts pixels at or above threshold [N] (PIL ImageOps.solarize)."""
-  return tf.where(images < per_patch(threshold), images, 1.0 - images)
+  flip = tf.cast(images >= per_patch(threshold), images.dtype)
+  return images + flip * (1.0 - 2.0 * images)  # x or 1 - x; cheaper than tf.where
 
 
 def posterize(images: tf.Tensor, bits: tf.Tensor) -> tf.Tensor:
