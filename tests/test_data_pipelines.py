@@ -86,8 +86,9 @@ def test_pretrain_through_distribute_datasets_from_function():
 def test_v1_pipeline_warns_when_supp_a_steps_are_on(caplog):
   data = DataConfig(source="fashion_mnist", split="test", max_examples=4, pipeline="v1")
   with caplog.at_level(logging.WARNING):
-    pretrain_dataset(data, SMALL, AugmentConfig(), 2, 0)
-  assert "pipeline='v1'" in caplog.text and "randaugment" in caplog.text
+    pretrain_dataset(data, SMALL, AugmentConfig(
+        randaugment=False, elastic_p=0.0, histogram_p=0.0, inception_color_p=0.0), 2, 0)
+  assert "pipeline='v1'" in caplog.text and "grayscale_p" in caplog.text
 
 
 def test_bad_arguments_raise():
