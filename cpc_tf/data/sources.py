@@ -34,7 +34,9 @@ from cpc_tf.data.errors import DataError
 
 @dataclasses.dataclass(frozen=True)
 class Source:
-  dataset: tf.data.Dataset  # unshuffled unless `files_shuffled`; see module doc
+  """One split, ready for a pipeline; elements as in the module doc."""
+
+  dataset: tf.data.Dataset  # storage order (TFDS file order shuffled if shuffle_files)
   decode: Callable[[tf.Tensor], tf.Tensor]  # element["image"] -> [H, W, 3] float32
   num_examples: int
   class_names: tuple[str, ...] | None
