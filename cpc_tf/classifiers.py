@@ -73,11 +73,18 @@ class ResNetHead(keras.layers.Layer):
     super().__init__(**kwargs)
     if config.blocks < 1:
       raise ValueError(f"ClassifierConfig.blocks={config.blocks}: need at least 1 block.")
-    self.blocks = [_Bottleneck(config.width, config.bottleneck, config.norm, project=i == 0,
-                               name=f"block{i + 1}") for i in range(config.blocks)]
+    # One attribute per block: tf.train.Checkpoint does not follow Keras 3 lists.
+    self.num_blocks = config.blocks
+    for i in range(config.blocks):
+      setattr(self, f"block{i + 1}", _Bottleneck(
+          config.width, config.bottleneck, config.norm, project=i == 0, name=f"block{i + 1}"))
     self.final_norm = _norm(config.norm, "final_norm")
     self.dropout = keras.layers.Dropout(dropout, name="dropout")
     self.dense = keras.layers.Dense(num_classes, name="logits")
+
+  @property
+  def blocks(self) -> list:
+    return [getattr(self, f"block{i + 1}") for i in range(self.num_blocks)]
 
   def call(self, grid, training=False):
     """[B, h, w, D] -> [B, K]."""

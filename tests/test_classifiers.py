@@ -84,3 +84,14 @@ def test_supervised_classifier_has_dropout_before_the_last_layer():
   assert isinstance(model.head, classifiers.DropoutLinear) and model.head.dropout.rate == 0.3
   with pytest.raises(ValueError, match=r"pooled features \[B, D\]"):
     model.head(tf.zeros([2, 4, 4, 8]))
+
+
+def test_checkpoints_hold_every_weight(tmp_path):
+  """tf.train.Checkpoint must reach every block (it does not follow Keras 3 lists)."""
+  model = classifiers.efficient_classifier(
+      tiny_encoder(), ClassifierConfig(blocks=3, width=8, bottleneck=4), 10, 0.5, 16)
+  for name, obj in (("head", model.head), ("model", model)):
+    path = tf.train.Checkpoint(**{name: obj}).write(str(tmp_path / name / "ckpt"))
+    keys = [k for k in tf.train.load_checkpoint(path).get_variable_to_shape_map()
+            if k != "_CHECKPOINTABLE_OBJECT_GRAPH"]
+    assert len(keys) == len(obj.weights), name

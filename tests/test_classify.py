@@ -1,0 +1,139 @@
+"""The classification loop: frozen vs fine-tuned encoder, resume, early stopping, sweep."""
+
+import json
+import os
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from cpc_tf import classifiers, classify, configs, encoders
+from cpc_tf.configs import ClassifierConfig, HParams, SweepConfig
+from test_encoders import pretrained_model_dir
+
+SIZE = 16  # image side: the tiny encoder gives a 4x4 stack3 grid
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory):
+  return pretrained_model_dir(tmp_path_factory)
+
+
+def random_images(ctx, seed):
+  b = ctx.get_per_replica_batch_size(4)
+  return tf.data.Dataset.range(10**6).map(lambda i: (
+      tf.random.stateless_uniform([b, SIZE, SIZE, 3], [seed, i]),
+      tf.random.stateless_uniform([b], [seed, -i - 1], 0, 3, tf.int64)))
+
+
+def make_model(model_dir):
+  encoder = encoders.load_encoder(model_dir)
+  return classifiers.efficient_classifier(
+      encoder.model, ClassifierConfig(blocks=1, width=8, bottleneck=4), 3, 0.5, SIZE)
+
+
+def values(variables):
+  return [v.numpy().copy() for v in variables]
+
+
+def test_frozen_phase_keeps_the_encoder_bit_for_bit_and_fine_tuning_changes_it(
+    model_dir, tmp_path):
+  model = make_model(model_dir)
+  strategy = tf.distribute.get_strategy()
+  encoder_before, head_before = values(model.encoder.weights), values(model.head.weights)
+  loop = classify.Loop(model, [classify.Group(classify.sgd(HParams(), 0.9),
+                                              model.head.trainable_variables)],
+                       train_encoder=False, strategy=strategy)
+  done = classify.train_phase(str(tmp_path / "frozen"), loop, random_images, 2, 2,
+                              track={"head": model.head}, log=lambda _: None)
+  assert done["steps"] == 2
+  for a, b in zip(encoder_before, values(model.encoder.weights)):
+    np.testing.assert_array_equal(a, b)
+  assert any(not np.array_equal(a, b)
+             for a, b in zip(head_before, values(model.head.weights)))
+
+  groups = [classify.Group(classify.sgd(HParams(), 0.9), model.head.trainable_variables),
+            classify.Group(keras.optimizers.Adam(1e-3), model.encoder.trainable_variables)]
+  loop = classify.Loop(model, groups, train_encoder=True, strategy=strategy)
+  classify.train_phase(str(tmp_path / "finetune"), loop, random_images, 2, 2,
+                       phase="finetune", log=lambda _: None)
+  changed = [not np.array_equal(a, b)
+             for a, b in zip(encoder_before, values(model.encoder.weights))]
+  assert sum(changed) > len(changed) // 2
+
+
+def test_interrupted_phase_resumes_where_it_stopped(model_dir, tmp_path):
+  run_dir = str(tmp_path / "run")
+
+  def attempt(budget):
+    model = make_model(model_dir)
+    loop = classify.Loop(model, [classify.Group(keras.optimizers.SGD(0.1),
+                                                model.head.trainable_variables)],
+                         False, tf.distribute.get_strategy())
+    lines = []
+    done = classify.train_phase(run_dir, loop, random_images, 3, 2,
+                                track={"head": model.head}, budget=classify.Budget(budget),
+                                log=lines.append)
+    return done, lines, model
+
+  with pytest.raises(classify.Interrupted, match="stopped at step 1 of frozen"):
+    attempt(1)
+  assert tf.train.latest_checkpoint(run_dir).endswith("ckpt-1")
+  done, lines, model = attempt(None)
+  assert lines[0] == "frozen (point 0): resuming at step 1 of 3"
+  assert done["steps"] == 3 and os.path.exists(os.path.join(run_dir, "done.json"))
+  # A finished phase is not retrained: its weights are restored.
+  again, lines, restored = attempt(None)
+  assert again == done and lines == []
+  for a, b in zip(values(model.head.weights), values(restored.head.weights)):
+    np.testing.assert_array_equal(a, b)
+
+
+def test_early_stopping_keeps_the_best_validation_weights(model_dir, tmp_path):
+  model = make_model(model_dir)
+  strategy = tf.distribute.get_strategy()
+  # A learning rate of 0: validation never improves after the first evaluation.
+  loop = classify.Loop(model, [classify.Group(keras.optimizers.SGD(0.0),
+                                              model.head.trainable_variables)],
+                       False, strategy)
+  validation = strategy.distribute_datasets_from_function(
+      lambda ctx: random_images(ctx, 7).take(2))
+  done = classify.train_phase(str(tmp_path), loop, random_images, 10, 1,
+                              validation=validation, patience=2, log=lambda _: None)
+  assert done["stopped_early"] and done["steps"] == 3 and done["best_step"] == 1
+  assert 0.0 <= done["val_top1"] <= done["val_top5"] <= 1.0
+  m = loop.evaluate(validation)
+  assert m["count"] == 8 and m["top1"] == pytest.approx(done["val_top1"])
+
+
+def test_sweep_points():
+  given = HParams(learning_rate=0.3)
+  assert classify.sweep_points(SweepConfig(size=1), given) == [given]
+  grid = classify.sweep_points(SweepConfig(size=0), given)
+  assert len(grid) == 96 and len(set(grid)) == 96  # 3 lr x 4 wd x 4 dropout x 2 batch
+  assert {p.learning_rate for p in grid} == {0.05, 0.1, 0.2}
+  assert {p.weight_decay for p in grid} == {1e-5, 1e-4, 1e-3, 1e-2}
+  assert {p.batch_per_replica for p in grid} == {16, 32}
+  three = classify.sweep_points(SweepConfig(size=3, seed=4), given)
+  assert three == classify.sweep_points(SweepConfig(size=3, seed=4), given)
+  assert three != classify.sweep_points(SweepConfig(size=3, seed=5), given)
+  assert set(three) <= set(grid)
+  with pytest.raises(ValueError, match="exceeds the 96 grid points"):
+    classify.sweep_points(SweepConfig(size=97), given)
+  rows = [{"point": 0, "val_top1": 0.5}, {"point": 1, "val_top1": 0.7},
+          {"point": 2, "val_top1": 0.7}]
+  assert classify.best_point(rows)["point"] == 1
+
+
+def test_output_dir_of_another_run_is_refused(tmp_path):
+  config = configs.efficient_tiny()
+  classify._check_run(str(tmp_path), "efficient", "/runs/a", config)
+  longer = configs.replace(config, frozen_steps=40, **{"sweep.size": 3})
+  classify._check_run(str(tmp_path), "efficient", "/runs/a", longer)  # budgets may grow
+  with pytest.raises(ValueError, match="encoder: saved '/runs/a', now '/runs/b'"):
+    classify._check_run(str(tmp_path), "efficient", "/runs/b", longer)
+  with pytest.raises(ValueError, match="config.subset.label_fraction: saved 1.0, now 0.5"):
+    classify._check_run(str(tmp_path), "efficient", "/runs/a",
+                        configs.replace(longer, **{"subset.label_fraction": 0.5}))
+  assert json.load(open(tmp_path / "config.json"))["config"]["frozen_steps"] == 40

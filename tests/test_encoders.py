@@ -1,0 +1,83 @@
+"""Loading a pre-trained encoder: averaged weights, checkpoint choice, clear errors.
+
+`pretrained_model_dir` is shared with the other evaluation tests: one tiny
+pre-training run per session, in pytest's session temp directory.
+"""
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from cpc_tf import checkpoints, configs, encoders, train
+
+
+def _random_patches(config):
+  g = config.model.grid
+
+  def fn(ctx, seed):
+    b = ctx.get_per_replica_batch_size(config.batch_size)
+    shape = [b, g.grid_size, g.grid_size, g.patch_size, g.patch_size, 3]
+    return tf.data.Dataset.range(10**6).map(
+        lambda i: tf.random.stateless_uniform(shape, seed=[seed, i]))
+  return fn
+
+
+def pretrained_model_dir(tmp_path_factory) -> str:
+  """A 4-step tiny pre-training run (checkpoints at steps 2 and 4), made once."""
+  path = tmp_path_factory.getbasetemp() / "pretrained_tiny"
+  if tf.train.latest_checkpoint(str(path)) is None:
+    config = configs.replace(configs.tiny(), **{"model.head.directions": ("down",)})
+    train.pretrain(config, str(path), dataset_fn=_random_patches(config), verbose=False)
+  return str(path)
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory):
+  return pretrained_model_dir(tmp_path_factory)
+
+
+def test_loads_the_averaged_encoder(model_dir):
+  encoder = encoders.load_encoder(model_dir)
+  assert encoder.name == "tiny" and encoder.source == model_dir
+  assert encoder.pretrain == checkpoints.read_config(model_dir)
+  _, averaged = checkpoints.load_averaged_model(model_dir)
+  for a, b in zip(encoder.model.weights, averaged.encoder.weights):
+    np.testing.assert_array_equal(a.numpy(), b.numpy())
+  outputs = encoder.model(tf.zeros([1, 8, 8, 3]))
+  assert {"stem", "stack1", "stack2", "stack3", "pooled"} <= set(outputs)
+
+
+def test_loads_an_earlier_checkpoint(model_dir):
+  early = encoders.load_encoder(model_dir, step=2)
+  late = encoders.load_encoder(model_dir)
+  assert early.source == f"{model_dir}@2"
+  assert any(not np.array_equal(a.numpy(), b.numpy())
+             for a, b in zip(early.model.weights, late.model.weights))
+
+
+def test_bad_model_dirs(model_dir, tmp_path):
+  with pytest.raises(FileNotFoundError, match="does not exist.*launch/pretrain.py"):
+    encoders.load_encoder(str(tmp_path / "nowhere"))
+  with pytest.raises(FileNotFoundError, match="not a pre-training model_dir"):
+    encoders.load_encoder(str(tmp_path))
+  shutil.copy(checkpoints.config_path(model_dir), tmp_path / "config.json")
+  with pytest.raises(FileNotFoundError,
+                     match=f"{tmp_path} has no .*checkpoint; run launch/pretrain.py"):
+    encoders.load_encoder(str(tmp_path))
+  with pytest.raises(FileNotFoundError, match="a checkpoint at step 3"):
+    encoders.load_encoder(model_dir, step=3)
+
+
+def test_an_encoder_that_does_not_match_is_refused(model_dir):
+  with pytest.raises(ValueError, match="holds a 'tiny' encoder but this evaluation "
+                     "expects 'resnet161'. Pass --encoder=tiny"):
+    encoders.load_encoder(model_dir, expect="resnet161")
+  config = checkpoints.read_config(model_dir)
+  wrong = configs.GridConfig(image_size=32, patch_size=16, stride=8, resize_to=32)
+  with pytest.raises(ValueError, match="pre-trained on 8px patches.*cuts 16px patches"):
+    encoders.check_grid(config, wrong)
+  encoders.check_grid(config, config.model.grid)
+  assert json.load(open(checkpoints.config_path(model_dir)))["model"]["encoder"]["name"] == "tiny"
