@@ -31,13 +31,16 @@ class PolyakAverage:
   """average <- decay * average + (1 - decay) * weights, after every step.
 
   Trainable variables are averaged; non-trainable ones (e.g. batch-norm
-  statistics, when a config uses batch norm) are copied as they are.
+  statistics, when a config uses batch norm) are copied as they are. Create it
+  in the scope of the strategy that owns both models' variables.
   """
 
   def __init__(self, model: keras.Model, averaged: keras.Model, decay: float):
     if not 0.0 <= decay < 1.0:
       raise ValueError(f"polyak_decay={decay}: need 0 <= decay < 1.")
     self.decay = decay
+    # Kept: the training loop calls `update` outside `strategy.scope()`.
+    self._strategy = tf.distribute.get_strategy()
     self._averaged_pairs = _pairs(model.trainable_variables,
                                   averaged.trainable_variables, "trainable")
     self._copied_pairs = _pairs(model.non_trainable_variables,
@@ -50,7 +53,7 @@ class PolyakAverage:
 
   def update(self) -> None:
     """One averaging step; call in cross-replica context (e.g. inside tf.function)."""
-    strategy = tf.distribute.get_strategy()
+    strategy = self._strategy
     decay = self.decay
 
     def average(target, source):

@@ -1,0 +1,48 @@
+r"""Exports the Polyak-averaged encoder of a pre-training run as a SavedModel.
+
+Command:
+  python -m launch.export --model_dir=runs/fashion_mnist_small \
+    --export_dir=runs/fashion_mnist_small/export
+
+Prints the export directory and the two signatures with their input and output
+shapes (see cpc_tf/export.py: `patched` for images at the pre-training
+image_size, `whole_image` for any size; float32 RGB in [0, 1]).
+"""
+
+from __future__ import annotations
+
+import sys
+
+from absl import app
+from absl import flags
+
+from cpc_tf import export
+from flags import common
+
+common.define_model_dir(help_text="Pre-training model_dir holding config.json and "
+                        "checkpoints.")
+flags.DEFINE_string("export_dir", None, "Where to write the SavedModel.")
+flags.DEFINE_integer("step", None, "Export the checkpoint of this step instead of the "
+                     "latest.")
+flags.mark_flag_as_required("export_dir")
+flags.adopt_module_key_flags(common)
+FLAGS = flags.FLAGS
+
+
+def main(argv):
+  if len(argv) > 1:
+    raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
+  try:
+    config = export.export_from_model_dir(FLAGS.model_dir, FLAGS.export_dir, FLAGS.step)
+  except (FileNotFoundError, ValueError) as e:
+    sys.exit(f"Error: {e}")
+  g = config.model.grid
+  print(f"Exported the averaged encoder to {FLAGS.export_dir}\n"
+        f"  patched:     images [B, {g.image_size}, {g.image_size}, 3] in [0, 1] -> "
+        f"latents [B, {g.grid_size}, {g.grid_size}, D]\n"
+        "  whole_image: images [B, H, W, 3] in [0, 1] -> features [B, h, w, D], "
+        "pooled [B, D]", flush=True)
+
+
+if __name__ == "__main__":
+  app.run(main)

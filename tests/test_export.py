@@ -1,0 +1,75 @@
+"""SavedModel export: averaged weights, explicit signatures, identical outputs in a fresh process."""
+
+import os
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import tensorflow as tf
+
+from cpc_tf import checkpoints, configs, export
+from cpc_tf.model import build_model
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def fake_run(model_dir):
+  """A model_dir whose checkpoint holds different raw and averaged weights."""
+  config = configs.tiny()
+  checkpoints.write_config(config, model_dir)
+  raw, averaged = build_model(config.model), build_model(config.model)
+  averaged.set_weights([w + 0.01 for w in raw.get_weights()])
+  tf.train.Checkpoint(model=raw, averaged_model=averaged).write(
+      os.path.join(model_dir, "ckpt-7"))
+  # The index file tf.train.latest_checkpoint reads (CheckpointManager's format).
+  with open(os.path.join(model_dir, "checkpoint"), "w") as f:
+    f.write('model_checkpoint_path: "ckpt-7"\nall_model_checkpoint_paths: "ckpt-7"\n')
+  return config, raw, averaged
+
+
+def test_export_round_trip_in_a_fresh_process(tmp_path):
+  model_dir, export_dir = str(tmp_path / "run"), str(tmp_path / "export")
+  config, raw, averaged = fake_run(model_dir)
+  export.export_from_model_dir(model_dir, export_dir)
+
+  size = config.model.grid.image_size
+  images = np.random.default_rng(0).uniform(size=(2, size, size, 3)).astype(np.float32)
+  whole = np.random.default_rng(1).uniform(size=(1, 48, 40, 3)).astype(np.float32)
+  np.savez(tmp_path / "inputs.npz", images=images, whole=whole)
+  script = f"""
+    import numpy as np, tensorflow as tf
+    loaded = tf.saved_model.load({export_dir!r})
+    assert set(loaded.signatures) == {{"patched", "whole_image"}}, list(loaded.signatures)
+    x = np.load({str(tmp_path / "inputs.npz")!r})
+    p = loaded.signatures["patched"](images=tf.constant(x["images"]))
+    w = loaded.signatures["whole_image"](images=tf.constant(x["whole"]))
+    np.savez({str(tmp_path / "outputs.npz")!r}, latents=p["latents"].numpy(),
+             features=w["features"].numpy(), pooled=w["pooled"].numpy())
+  """
+  env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PYTHONPATH=ROOT)
+  proc = subprocess.run([sys.executable, "-c", textwrap.dedent(script)], env=env,
+                        capture_output=True, text=True, timeout=300)
+  assert proc.returncode == 0, proc.stderr[-4000:]
+  got = np.load(tmp_path / "outputs.npz")
+
+  g = config.model.grid.grid_size
+  want_latents = averaged.latents(images).numpy()
+  assert got["latents"].shape == (2, g, g, want_latents.shape[-1])
+  np.testing.assert_allclose(got["latents"], want_latents, rtol=1e-5, atol=1e-6)
+  out = averaged.encoder(whole)
+  np.testing.assert_allclose(got["features"], out["stack3"], rtol=1e-5, atol=1e-6)
+  np.testing.assert_allclose(got["pooled"], out["pooled"], rtol=1e-5, atol=1e-6)
+  # The export carries the averaged weights, not the raw ones.
+  assert not np.allclose(got["latents"], raw.latents(images).numpy(), atol=1e-4)
+
+
+def test_patched_signature_rejects_the_wrong_image_size(tmp_path):
+  config = configs.tiny()
+  module = export.EncoderModule(build_model(config.model))
+  try:
+    module.patched(tf.zeros([1, 40, 40, 3]))
+  except (ValueError, TypeError) as e:
+    assert "40" in str(e) or "shape" in str(e).lower()
+  else:
+    raise AssertionError("a 40 px image was accepted by a 32 px signature")
