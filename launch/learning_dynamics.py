@@ -1,0 +1,111 @@
+r"""Learning dynamics (arXiv v1 7.3, Figure 5): frozen-encoder accuracy per checkpoint.
+
+Command (a few minutes on 2 CPU cores, after
+`python -m launch.pretrain --preset=tiny --model_dir=runs/tiny`):
+  python -m launch.learning_dynamics --preset=efficient_tiny --model_dir=runs/tiny \
+    --steps=all --label_fractions=0.5,1.0 --output_dir=runs/tiny_dynamics
+
+Paper-size run (arXiv v1: checkpoints 0, 40k, ..., 350k; pre-train with
+--keep_checkpoints large enough to keep them):
+  python -m launch.learning_dynamics --preset=efficient_paper --model_dir=gs://... \
+    --data_dir=gs://... --steps=0,40000,80000,120000,160000,200000,240000,280000,320000,350000 \
+    --label_fractions=0.01,0.02,0.05,0.1,0.2,0.5,1.0 --output_dir=gs://... \
+    --strategy=tpu --tpu=NAME
+
+For every step of --steps ("all": step 0 and every ckpt-<step> of
+--model_dir) and every fraction of --label_fractions, trains the supp. C.2
+classifier on the frozen encoder of that checkpoint (phase 1 of
+launch/efficient_classification.py: sweep, validation, test; no fine-tuning).
+Step 0 is the randomly initialised network, built from --model_dir's
+config.json with --seed and saved once in <output_dir>/random_init.
+
+Prints one line per (step, fraction) cell ("training ..." or "done earlier,
+skipped"), the classifier's own progress lines, then the Top-1 / Top-5
+Markdown tables (test split; rows: checkpoints; columns: label fractions) and
+the paths written. Writes into --output_dir: step-<step>/labels-<f>/ (one
+classifier run each), results.json (protocol "dynamics", every row with its
+checkpoint_step), dynamics.csv, dynamics.md and dynamics.png (accuracy
+against label fraction, one curve per checkpoint, later = darker).
+
+Rerun the same command to resume: finished cells are skipped, an interrupted
+one continues from its checkpoints; adding steps or fractions runs only the
+new cells.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import tensorflow as tf
+from absl import app
+from absl import flags
+
+from cpc_tf import configs, dynamics, report, train
+from cpc_tf.data import DataError
+from flags import common, evaluation
+
+# The efficient-classification flags that make sense here: phase 2 does not
+# run, and the label fraction and checkpoint are swept by this binary.
+_NOT_HERE = ("label_fraction", "finetune", "finetune_steps", "encoder_learning_rate",
+             "patience")
+OVERRIDES = {k: v for k, v in evaluation.EFFICIENT_OVERRIDES.items() if k not in _NOT_HERE}
+
+common.define_model_dir(help_text="Pre-training directory (launch/pretrain.py "
+                        "--model_dir) whose checkpoints are evaluated.")
+common.define_strategy_flags()
+flags.DEFINE_string("output_dir", None, "Where the cells, tables and plot go. Rerunning "
+                    "the same command resumes.")
+flags.mark_flag_as_required("output_dir")
+flags.DEFINE_string("steps", "all", "Pre-training steps to evaluate: 'all' (0 and every "
+                    "checkpoint of --model_dir) or a comma-separated list, e.g. 0,40000.")
+flags.DEFINE_list("label_fractions", [f"{f:g}" for f in report.PAPER_FRACTIONS],
+                  "Label fractions in (0, 1] (supp. C: 1% ... 100%).")
+flags.DEFINE_string("preset", evaluation.DEFAULT_PRESETS["efficient"],
+                    f"Classifier config, one of {sorted(configs.EVAL_PRESETS['efficient'])}; "
+                    "the flags below override it.")
+flags.DEFINE_string("dataset", None, "Labelled images: 'fashion_mnist', a TFDS name, or "
+                    "'folder:/path' (one sub-folder per class). Default: the preset's.")
+for _name, (_path, _help, _choices) in OVERRIDES.items():
+  evaluation._define(_name, evaluation.field_default("efficient", _path),  # pylint: disable=protected-access
+                     f"{_help} Overrides the preset; the default shown is the config "
+                     "field's.", _choices, flags.FLAGS)
+FLAGS = flags.FLAGS
+
+
+def config_from_flags() -> configs.EfficientConfig:
+  """The --preset with every set override flag applied."""
+  config = configs.eval_preset("efficient", FLAGS.preset)
+  changes = {path: FLAGS[name].value for name, (path, _, _) in OVERRIDES.items()
+             if FLAGS[name].present}
+  if FLAGS["dataset"].present:
+    for key, value in common.dataset_override(FLAGS.dataset).items():
+      changes["subset." + key] = value
+  return configs.replace(config, **changes)
+
+
+def main(argv):
+  if len(argv) > 1:
+    raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
+  try:
+    config = config_from_flags()
+    steps = dynamics.parse_steps(FLAGS.steps)
+    try:
+      fractions = [float(f) for f in FLAGS.label_fractions]
+    except ValueError as e:
+      raise ValueError(f"--label_fractions={','.join(FLAGS.label_fractions)}: give "
+                       "numbers in (0, 1], e.g. 0.01,0.1,1.0.") from e
+    common.check_strategy_flags(FLAGS)
+    strategy = train.make_strategy(FLAGS.strategy, FLAGS.tpu)
+    dynamics.run(FLAGS.model_dir, FLAGS.output_dir, config, steps, fractions, strategy)
+  except (ValueError, FileNotFoundError, DataError) as e:
+    sys.exit(f"Error: {e}")
+  with tf.io.gfile.GFile(os.path.join(FLAGS.output_dir, dynamics.MARKDOWN_FILE)) as f:
+    print(f.read(), flush=True)
+  for name in (report.RESULTS_FILE, dynamics.CSV_FILE, dynamics.MARKDOWN_FILE,
+               dynamics.PLOT_FILE):
+    print(f"Wrote {os.path.join(FLAGS.output_dir, name)}")
+
+
+if __name__ == "__main__":
+  app.run(main)

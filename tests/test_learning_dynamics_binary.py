@@ -1,0 +1,67 @@
+"""launch/learning_dynamics.py end to end on a tiny pre-training run."""
+
+import csv
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from cpc_tf import configs, train
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+# Seconds-long classifier cells: 60 images, 2 SGD steps.
+SMALL = ("--preset=efficient_tiny", "--max_examples=60", "--frozen_steps=2",
+         "--eval_every=2")
+
+
+def _run(*args):
+  return subprocess.run([sys.executable, "-m", "launch.learning_dynamics", *args], cwd=ROOT,
+                        capture_output=True, text=True, timeout=900)
+
+
+@pytest.fixture(scope="session")
+def model_dir(tmp_path_factory):
+  """`tiny` pre-trained for 2 steps: checkpoint ckpt-2 (step 0 is made by the binary)."""
+  path = str(tmp_path_factory.mktemp("tiny_pretrain"))
+  config = configs.replace(configs.tiny(), train_steps=2, checkpoint_every=2)
+  train.pretrain(config, path, verbose=False)
+  return path
+
+
+@pytest.mark.slow
+def test_two_checkpoints_table_plot_and_resume(model_dir, tmp_path):
+  out = tmp_path / "dynamics"
+  args = (f"--model_dir={model_dir}", f"--output_dir={out}", "--steps=all",
+          "--label_fractions=0.5", *SMALL)
+  first = _run(*args)
+  assert first.returncode == 0, first.stderr[-3000:]
+  assert "step 0, 50% labels: training" in first.stdout
+  assert "step 2, 50% labels: training" in first.stdout
+  assert "| CPC v2 (frozen) (step 0) |" in first.stdout
+  assert "| CPC v2 (frozen) (step 2) |" in first.stdout
+  doc = json.loads((out / "results.json").read_text())
+  assert doc["protocol"] == "dynamics"
+  test_rows = [r for r in doc["rows"] if r["split"] == "test"]
+  assert [(r["checkpoint_step"], r["label_fraction"]) for r in test_rows] == [
+      (0, 0.5), (2, 0.5)]
+  assert all(0.0 <= r["top1"] <= r["top5"] <= 1.0 for r in test_rows)
+  with open(out / "dynamics.csv") as f:
+    assert len(list(csv.DictReader(f))) == len(doc["rows"])
+  assert (out / "dynamics.md").exists() and (out / "dynamics.png").stat().st_size > 0
+  assert (out / "random_init" / "ckpt-0.index").exists()
+
+  second = _run(*args)
+  assert second.returncode == 0, second.stderr[-3000:]
+  assert "step 0, 50% labels: done earlier, skipped" in second.stdout
+  assert "step 2, 50% labels: done earlier, skipped" in second.stdout
+  assert "training" not in second.stdout
+  assert json.loads((out / "results.json").read_text())["rows"] == doc["rows"]
+
+
+def test_bad_steps_exit_with_a_message(tmp_path):
+  bad_steps = _run(f"--model_dir={tmp_path}", f"--output_dir={tmp_path / 'out'}",
+                   "--steps=0,last")
+  assert bad_steps.returncode == 1
+  assert "Error: steps='0,last': give 'all' or comma-separated integers" in bad_steps.stderr
