@@ -15,7 +15,8 @@ import tensorflow as tf
 
 from cpc_tf.augment import geometry
 from cpc_tf.augment.color import color_drop
-from cpc_tf.augment.common import FILL_VALUE, check_images, check_seed, split_seed
+from cpc_tf.augment.common import (
+    FILL_VALUE, check_images, check_seed, no_autograph, split_seed)
 
 __all__ = ["flip_with_boxes", "scale_with_boxes", "color_drop"]
 
@@ -27,6 +28,7 @@ def _check_boxes(boxes) -> tf.Tensor:
   return boxes
 
 
+@no_autograph
 def flip_with_boxes(image, boxes, seed, p: float = 0.5):
   """Mirrors image [H, W, 3] left-right with probability p; boxes [K, 4] follow."""
   image = check_images(image, "flip_with_boxes", ranks=(3,))
@@ -38,6 +40,7 @@ def flip_with_boxes(image, boxes, seed, p: float = 0.5):
   return image, tf.where(flip, flipped, boxes)
 
 
+@no_autograph
 def scale_with_boxes(image, boxes, seed, scale_range=(0.8, 1.25)):
   """Scale jitter: zoom by s ~ U(scale_range) about a random point, keep H x W.
 

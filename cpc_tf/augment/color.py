@@ -13,7 +13,7 @@ import numpy as np
 import tensorflow as tf
 
 from cpc_tf.augment.common import (
-    bernoulli, check_images, split_seed, uniform, where)
+    bernoulli, check_images, no_autograph, split_seed, uniform, where)
 
 # Inception colour ops, applied in a random order per patch (supp. A step 3).
 INCEPTION_OPS = ("brightness", "saturation", "hue", "contrast")
@@ -21,6 +21,7 @@ INCEPTION_OPS = ("brightness", "saturation", "hue", "contrast")
 _ORDERS = np.array(list(itertools.permutations(range(len(INCEPTION_OPS)))), np.int32)
 
 
+@no_autograph
 def histogram(images, seed, knots: int = 4, strength: float = 0.5) -> tf.Tensor:
   """Random monotone intensity curve per channel of each patch (supp. A step 2).
 
@@ -73,6 +74,7 @@ def _homogeneous(linear: tf.Tensor, bias: tf.Tensor) -> tf.Tensor:
   return tf.concat([top, bottom], axis=1)
 
 
+@no_autograph
 def inception_color(images, seed, p: float = 1.0, brightness: float = 32.0 / 255.0,
                     saturation: float = 0.5, hue: float = 0.2,
                     contrast: float = 0.5) -> tf.Tensor:
@@ -130,6 +132,7 @@ def inception_color(images, seed, p: float = 1.0, brightness: float = 32.0 / 255
   return out
 
 
+@no_autograph
 def grayscale(images, seed, p: float = 1.0) -> tf.Tensor:
   """Projects each patch to grey (kept as 3 channels) with probability p (supp. A step 4).
 
@@ -147,6 +150,7 @@ def grayscale(images, seed, p: float = 1.0) -> tf.Tensor:
   return out
 
 
+@no_autograph
 def color_drop(images, seed, p: float = 1.0) -> tf.Tensor:
   """Keeps 1 random channel of 3 per patch or image, with probability p (arXiv v1 4.1).
 

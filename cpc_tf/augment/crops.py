@@ -7,13 +7,14 @@ from __future__ import annotations
 
 import tensorflow as tf
 
-from cpc_tf.augment.common import check_images, check_seed
+from cpc_tf.augment.common import check_images, check_seed, no_autograph
 
 # Evaluation crop: the central 87.5% of the shorter side, i.e. the usual
 # "resize to 256, centre-crop 224" of ImageNet evaluation, at any output size.
 CENTER_CROP_FRACTION = 0.875
 
 
+@no_autograph
 def inception_crop(image, size: int, seed, area_range=(0.08, 1.0),
                    aspect_range=(3.0 / 4.0, 4.0 / 3.0), max_attempts: int = 10) -> tf.Tensor:
   """Szegedy et al. (2014) random-sized crop: [H, W, 3] -> [S, S, 3] (supp. C).
@@ -33,6 +34,7 @@ def inception_crop(image, size: int, seed, area_range=(0.08, 1.0),
   return tf.clip_by_value(out, 0.0, 1.0)
 
 
+@no_autograph
 def center_crop(image, size: int, crop_fraction: float = CENTER_CROP_FRACTION) -> tf.Tensor:
   """Central square of crop_fraction * min(H, W) pixels, resized to S x S.
 

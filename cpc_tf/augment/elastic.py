@@ -16,9 +16,10 @@ from __future__ import annotations
 import tensorflow as tf
 
 from cpc_tf.augment import geometry
-from cpc_tf.augment.common import check_images, split_seed
+from cpc_tf.augment.common import check_images, no_autograph, split_seed
 
 
+@no_autograph
 def elastic_shear(images, seed, sigma: float = 0.03, grid: int = 4,
                   max_shear: float = 0.2) -> tf.Tensor:
   """[N, H, W, 3] -> [N, H, W, 3], each patch with its own field and shear.

@@ -32,7 +32,7 @@ import math
 import tensorflow as tf
 
 from cpc_tf.augment import geometry
-from cpc_tf.augment.common import blend, luminance, per_patch, switch
+from cpc_tf.augment.common import blend, luminance, no_autograph, per_patch, switch
 
 OPS = ("identity", "autocontrast", "equalize", "rotate", "solarize", "color",
        "posterize", "contrast", "brightness", "sharpness", "shear_x", "shear_y",
@@ -177,6 +177,7 @@ def op_values(op: tf.Tensor, magnitude: float, sign: tf.Tensor) -> tf.Tensor:
   return value
 
 
+@no_autograph
 def apply(images: tf.Tensor, op: tf.Tensor, value: tf.Tensor) -> tf.Tensor:
   """Applies OPS[op[i]] with parameter value[i] to patch i, each op once, batched.
 

@@ -14,7 +14,8 @@ from __future__ import annotations
 import tensorflow as tf
 
 from cpc_tf.augment import color, elastic, v1
-from cpc_tf.augment.common import bernoulli, check_images, split_seed, switch
+from cpc_tf.augment.common import (
+    bernoulli, check_images, no_autograph, split_seed, switch)
 from cpc_tf.augment.randaugment import rand_augment
 from cpc_tf.configs import AugmentConfig
 
@@ -30,6 +31,7 @@ def _with_probability(images, seed, p, fn):
   return switch(images, chosen, [lambda x: x, lambda x: fn(x, s_fn)])
 
 
+@no_autograph
 def augment_patches(patches, config: AugmentConfig, seed) -> tf.Tensor:
   """[N, P, P, 3] float32 in [0, 1] -> same, every patch with its own random draws.
 
@@ -62,6 +64,7 @@ def augment_patches(patches, config: AugmentConfig, seed) -> tf.Tensor:
   return x
 
 
+@no_autograph
 def augment_image(image, config: AugmentConfig, seed) -> tf.Tensor:
   """[H, W, 3] -> [H, W, 3]: the steps of `augment_patches` on a whole image.
 

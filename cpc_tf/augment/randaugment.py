@@ -13,9 +13,10 @@ from __future__ import annotations
 import tensorflow as tf
 
 from cpc_tf.augment import ops
-from cpc_tf.augment.common import check_images, random_sign, split_seed
+from cpc_tf.augment.common import check_images, no_autograph, random_sign, split_seed
 
 
+@no_autograph
 def rand_augment(images, seed, num_ops: int = 2, magnitude: float = 9.0) -> tf.Tensor:
   """[N, H, W, 3] -> [N, H, W, 3]: `num_ops` ops per patch, uniformly from ops.OPS.
 

@@ -9,15 +9,18 @@ from __future__ import annotations
 import tensorflow as tf
 
 from cpc_tf.augment import geometry
-from cpc_tf.augment.common import bernoulli, check_images, split_seed, where
+from cpc_tf.augment.common import (
+    bernoulli, check_images, no_autograph, split_seed, where)
 
 
+@no_autograph
 def flip(images, seed, p: float = 0.5) -> tf.Tensor:
   """Mirrors each patch left-right with probability p."""
   images = check_images(images, "flip")
   return where(bernoulli(seed, tf.shape(images)[0], p), tf.reverse(images, [2]), images)
 
 
+@no_autograph
 def jitter(images, seed, size: int) -> tf.Tensor:
   """Random J x J crop of each patch, zero-padded back to H x W around the centre.
 
