@@ -289,7 +289,7 @@ def plot(curves: Sequence[Curve], path: str, title: str = "Efficient classificat
     ax.set_xlabel("labelled examples (fraction of the training set)")
     ax.set_ylabel(METRIC_TITLES[metric])
     ax.grid(True, which="major", alpha=0.3)
-  axes[0][-1].legend(fontsize="small", loc="lower right")
+  axes[0][-1].legend(fontsize="small", loc="best")  # never over a point
   fig.suptitle(title)
   fig.tight_layout()
   directory = os.path.dirname(path)
