@@ -3,12 +3,14 @@
 Glossary: N patches, H/W height / width (H = W = P for patches), C = 3 channels,
 G the side of the control grid of the displacement field.
 
-De Fauw et al. (2018) augment with a smooth random displacement field plus an
-affine shear. The field here is Gaussian noise on a G x G control grid,
-bicubically upsampled to H x W (a smooth field, as Gaussian-smoothed dense
-noise, but with the smoothness set by G and no large blur kernel). Shear and
-displacement are composed into one sampling grid, so each patch is resampled
-once, bilinearly, with edge replication at the border.
+supp. A names De Fauw et al.'s (2018) primitives without their parameters.
+Interpretation: elastic deformation is a smooth random displacement field,
+Gaussian noise on a G x G control grid bicubically upsampled to H x W (smooth
+like Gaussian-smoothed dense noise, without a large blur kernel); shearing is
+an affine shear about the patch centre. Both are composed into one sampling
+grid, so each patch is resampled once, bilinearly, with edge replication at
+the border. Defaults (`AugmentConfig.elastic_*`): control-point std 3% of the
+side on a 4 x 4 grid, shear up to 0.2 on each axis.
 """
 
 from __future__ import annotations

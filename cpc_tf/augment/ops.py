@@ -47,6 +47,7 @@ MAX_POSTERIZE_DROP = 4.0  # bits removed at m = 1
 
 
 def identity(images: tf.Tensor) -> tf.Tensor:
+  """RandAugment's no-op: a patch that draws it keeps one op only."""
   return images
 
 
@@ -195,8 +196,8 @@ def apply(images: tf.Tensor, op: tf.Tensor, value: tf.Tensor) -> tf.Tensor:
   for name, fn in list(unary.items()) + list(with_value.items()):
     branch = tf.where(op == OPS.index(name), len(branches), branch)
     if name in unary:
-      branches.append(lambda x, v, l, s, fn=fn: fn(x))
+      branches.append(lambda x, v, lin, s, fn=fn: fn(x))
     else:
-      branches.append(lambda x, v, l, s, fn=fn: fn(x, v))
-  branches.append(lambda x, v, l, s: geometric(x, l, s))
+      branches.append(lambda x, v, lin, s, fn=fn: fn(x, v))
+  branches.append(lambda x, v, lin, s: geometric(x, lin, s))
   return switch(images, branch, branches, value, linear, shift)
