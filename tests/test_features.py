@@ -72,17 +72,23 @@ def classifier():
       dropout=0.0, image_size=IMAGE_SIZE)
 
 
+@pytest.fixture(scope="module")
+def cache(classifier, tmp_path_factory):
+  path = str(tmp_path_factory.mktemp("cache"))
+  return path, features.extract(classifier, DATA, path, image_size=IMAGE_SIZE,
+                                batch_size=8, num_shards=2, source={"checkpoint_step": 0})
+
+
 def test_cached_features_give_the_logits_and_losses_of_the_frozen_encoder(
-    classifier, tmp_path):
-  info = features.extract(classifier, DATA, str(tmp_path), image_size=IMAGE_SIZE,
-                          batch_size=8, num_shards=2, source={"checkpoint_step": 0})
+    classifier, cache):
+  path, info = cache
   assert info.num_examples == 20 and info.num_classes == 10
   assert info.source["checkpoint_step"] == 0 and info.source["mode"] == "efficient_eval"
   ids = data_lib.example_ids(DATA)
   keep = ids[3:15]
   images = data_lib.classification_dataset(DATA, "efficient_eval", 6, repeat=False,
                                            image_size=IMAGE_SIZE, keep_ids=keep)
-  cached = features.feature_dataset(str(tmp_path), 6, keep_ids=keep)
+  cached = features.feature_dataset(path, 6, keep_ids=keep)
   loss_fn = tf.keras.losses.SparseCategoricalCrossentropy(from_logits=True)
   for (x, y), (f, y_cached) in zip(images, cached):
     np.testing.assert_array_equal(y, y_cached)
@@ -92,28 +98,35 @@ def test_cached_features_give_the_logits_and_losses_of_the_frozen_encoder(
     np.testing.assert_allclose(loss_fn(y, from_cache), loss_fn(y, direct), rtol=1e-5)
 
 
-def test_one_sgd_step_from_the_cache_equals_one_through_the_encoder(classifier, tmp_path):
-  features.extract(classifier, DATA, str(tmp_path), image_size=IMAGE_SIZE, batch_size=8,
-                   num_shards=1)
-  x, y = next(iter(data_lib.classification_dataset(
-      DATA, "efficient_eval", 8, repeat=False, image_size=IMAGE_SIZE)))
-  f, _ = next(iter(features.feature_dataset(str(tmp_path), 8)))
-  head_vars = classifier.head.trainable_variables
-  start = [v.numpy() for v in head_vars]
-  loss_fn = tf.keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+def test_the_classifier_loop_trains_the_same_head_from_the_cache(classifier, cache):
+  """classify.Loop, same init and same batches: images vs cached features."""
+  from cpc_tf import classify
+  from cpc_tf.configs import HParams
 
-  def step(logits_fn):
+  path, info = cache
+  cached = features.cached_classifier(classifier, info)
+  strategy = tf.distribute.get_strategy()
+  head_vars = classifier.head.variables
+  start = [v.numpy() for v in head_vars]
+
+  def train(model, make_dataset):
     for v, s in zip(head_vars, start):
       v.assign(s)
-    with tf.GradientTape() as tape:
-      loss = loss_fn(y, logits_fn())
-    grads = tape.gradient(loss, head_vars)
-    for v, g in zip(head_vars, grads):
-      v.assign_sub(0.1 * g)
-    return [v.numpy() for v in head_vars]
+    group = classify.Group(classify.sgd(HParams(learning_rate=0.1, dropout=0.0), 0.9),
+                           model.head.trainable_variables)
+    loop = classify.Loop(model, [group], train_encoder=False, strategy=strategy)
+    # Unshuffled, repeated: both runs see the same 3 batches of 8.
+    iterator = iter(strategy.distribute_datasets_from_function(
+        lambda ctx: make_dataset().repeat()))
+    loss = loop.train(iterator, 3)
+    return loss, [v.numpy() for v in head_vars]
 
-  through_encoder = step(lambda: classifier(x, training=True))
-  from_cache = step(lambda: classifier.head(f, training=True))
+  loss_images, through_encoder = train(classifier, lambda: data_lib.classification_dataset(
+      DATA, "efficient_eval", 8, repeat=False, image_size=IMAGE_SIZE))
+  loss_cache, from_cache = train(cached, lambda: features.feature_dataset(path, 8))
+  np.testing.assert_allclose(loss_cache, loss_images, rtol=1e-5)
   for a, b in zip(through_encoder, from_cache):
-    np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
-  assert any(not np.array_equal(a, s) for a, s in zip(from_cache, start))
+    np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
+  fn = features.dataset_fn(path, data_lib.example_ids(DATA)[:10], 4)
+  f, y = next(iter(fn(tf.distribute.InputContext(), 0)))
+  assert f.shape == (4, *info.shape) and y.shape == (4,)
