@@ -1,0 +1,171 @@
+"""absl flags shared by the evaluation binaries, and flags -> evaluation configs.
+
+As in `flags.common`: a run starts from `--preset` (a function in
+`cpc_tf.configs.EVAL_PRESETS[protocol]`) and every override flag replaces one
+config field ONLY if the user set it. Defaults shown by `--help` are the
+dataclass fields' (the one place they are written); the preset may differ.
+"""
+
+from __future__ import annotations
+
+from absl import flags
+
+from cpc_tf import configs, resnet
+from cpc_tf.patches import PRESET_GRIDS
+from flags import common
+
+CONFIG_CLASSES = {"linear": configs.LinearEvalConfig, "efficient": configs.EfficientConfig,
+                  "supervised": configs.SupervisedConfig}
+DEFAULT_PRESETS = {"linear": "linear_eval_tiny", "efficient": "efficient_tiny",
+                   "supervised": "supervised_tiny"}
+
+# flag -> (dotted config field, help, allowed values or None), per protocol.
+_DATA = {
+    "data_dir": ("data.data_dir", "TFDS data directory (TFDS datasets only).", None),
+    "split": ("data.split", "Training split (the validation split is carved from it).",
+              None),
+    "max_examples": ("data.max_examples", "Use only the first N examples of each split; "
+                     "0 = all.", None),
+}
+LINEAR_OVERRIDES = {
+    **_DATA,
+    "test_split": ("test_split", "Split of the final report (ImageNet: validation).", None),
+    "grid": ("grid", "Patch grid: 'pretrain' (the model_dir's) or a preset grid "
+             "(ICLR A.3: linear_iclr).", ("pretrain", *sorted(PRESET_GRIDS))),
+    "batch_size": ("batch_size", "Global batch over all replicas (supp. B: 512).", None),
+    "learning_rate": ("learning_rate", "Adam learning rate (supp. B: 5e-4).", None),
+    "train_steps": ("train_steps", "Training steps.", None),
+    "eval_every": ("eval_every", "Checkpoint every N steps.", None),
+    "eval_batch_size": ("eval_batch_size", "Global batch of the evaluation.", None),
+    "encoder": ("encoder", "Expected encoder architecture; empty accepts the model_dir's.",
+                None),
+    "seed": ("seed", "Seed of the input pipeline.", None),
+}
+_FEW_LABELS = {
+    key: (f"subset.{path}", text, choices) for key, (path, text, choices) in _DATA.items()}
+_FEW_LABELS.update({
+    "test_split": ("subset.test_split", "Split of the final report, read only then "
+                   "(ImageNet: validation).", None),
+    "label_fraction": ("subset.label_fraction", "Fraction of the labelled training "
+                       "images, in (0, 1] (paper: 0.01 ... 1.0).", None),
+    "subset_seed": ("subset.seed", "Seed of the label subset and validation split.", None),
+    "validation_size": ("subset.validation_size", "Images held out of the training split "
+                        "for model selection (supp. C.1: ~10k).", None),
+    "validation_fraction": ("subset.validation_fraction", "> 0: hold out this fraction "
+                            "instead of --validation_size.", None),
+    "image_size": ("image_size", "Side of the classifier's input images.", None),
+    "learning_rate": ("hparams.learning_rate", "SGD learning rate (used when "
+                      "--sweep_size=1; supp. C.1 grid: 0.05, 0.1, 0.2).", None),
+    "weight_decay": ("hparams.weight_decay", "SGD weight decay (--sweep_size=1).", None),
+    "dropout": ("hparams.dropout", "Dropout before the last linear layer (--sweep_size=1).",
+                None),
+    "batch_per_replica": ("hparams.batch_per_replica", "Per-replica batch "
+                          "(--sweep_size=1; supp. C.1: 16 or 32).", None),
+    "sweep_size": ("sweep.size", "Sweep points: 1 = the hyper-parameters above, N > 1 = "
+                   "N random points of the supp. C.1 grid, 0 = the whole grid.", None),
+    "sweep_seed": ("sweep.seed", "Seed choosing the sweep points.", None),
+    "momentum": ("momentum", "SGD momentum.", None),
+    "eval_every": ("eval_every", "Validate and checkpoint every N steps.", None),
+    "eval_batch_size": ("eval_batch_size", "Global batch of validation and test.", None),
+    "seed": ("seed", "Seed of the input pipeline.", None),
+})
+EFFICIENT_OVERRIDES = {
+    **_FEW_LABELS,
+    "frozen_steps": ("frozen_steps", "Phase 1 steps per sweep point (frozen encoder).",
+                     None),
+    "finetune_steps": ("finetune_steps", "Phase 2 step budget (fine-tuning).", None),
+    "finetune": ("finetune", "Run phase 2 (fine-tune encoder and classifier).", None),
+    "encoder_learning_rate": ("encoder_learning_rate", "Adam learning rate of the encoder "
+                              "in phase 2.", None),
+    "patience": ("patience", "Phase 2 stops after N validations without improvement.",
+                 None),
+    "encoder": ("encoder", "Expected encoder architecture; empty accepts the model_dir's.",
+                None),
+    "classifier_blocks": ("classifier.blocks", "Residual blocks of the classifier "
+                          "(supp. C.2: 11).", None),
+    "classifier_width": ("classifier.width", "Hidden maps of the classifier (4096).", None),
+    "classifier_bottleneck": ("classifier.bottleneck", "Bottleneck maps (1024).", None),
+}
+SUPERVISED_OVERRIDES = {
+    **_FEW_LABELS,
+    "architecture": ("architecture", "ResNet from pixels (supp. C.1: resnet50_v2 ... "
+                     "resnet200_v2).", tuple(sorted(resnet.SPECS))),
+    "train_steps": ("train_steps", "Training steps per sweep point.", None),
+}
+OVERRIDES = {"linear": LINEAR_OVERRIDES, "efficient": EFFICIENT_OVERRIDES,
+             "supervised": SUPERVISED_OVERRIDES}
+
+
+def _data_path(protocol: str) -> str:
+  return "data" if protocol == "linear" else "subset.data"
+
+
+def field_default(protocol: str, path: str):
+  value = CONFIG_CLASSES[protocol]()
+  for part in path.split("."):
+    value = getattr(value, part)
+  return value
+
+
+def _define(name: str, default, help_text: str, choices, flag_values) -> None:
+  if choices is not None:
+    flags.DEFINE_enum(name, default, choices, help_text, flag_values=flag_values)
+  elif isinstance(default, bool):
+    flags.DEFINE_bool(name, default, help_text, flag_values=flag_values)
+  elif isinstance(default, int):
+    flags.DEFINE_integer(name, default, help_text, flag_values=flag_values)
+  elif isinstance(default, float):
+    flags.DEFINE_float(name, default, help_text, flag_values=flag_values)
+  else:
+    flags.DEFINE_string(name, default, help_text, flag_values=flag_values)
+
+
+def define_flags(protocol: str, flag_values=flags.FLAGS) -> None:
+  """The flags of launch/<protocol binary>.py."""
+  if protocol != "supervised":
+    flags.DEFINE_string(
+        "model_dir", None, "Pre-training directory (launch/pretrain.py --model_dir): its "
+        "config.json and the Polyak-averaged weights of its checkpoint.",
+        flag_values=flag_values)
+    flags.mark_flag_as_required("model_dir", flag_values=flag_values)
+    flags.DEFINE_integer(
+        "checkpoint_step", None, "Pre-training step to evaluate; default the latest.",
+        flag_values=flag_values)
+  flags.DEFINE_string(
+      "output_dir", None, "Where checkpoints, config.json and results.json go. Rerunning "
+      "the same command resumes.", flag_values=flag_values)
+  flags.mark_flag_as_required("output_dir", flag_values=flag_values)
+  common.define_strategy_flags(flag_values)
+  flags.DEFINE_string(
+      "preset", DEFAULT_PRESETS[protocol],
+      f"Starting config, one of {sorted(configs.EVAL_PRESETS[protocol])}; the flags below "
+      "override it.", flag_values=flag_values)
+  flags.DEFINE_string(
+      "dataset", None, "Labelled images: 'fashion_mnist', a TFDS name (e.g. imagenet2012), "
+      "or an image folder with one sub-folder per class ('folder:/path'). Default: the "
+      "preset's.", flag_values=flag_values)
+  flags.DEFINE_integer(
+      "stop_after_steps", None, "Stop after this many training steps in this invocation, "
+      "checkpoint, and exit with status 75; rerun to continue (time-limited jobs).",
+      flag_values=flag_values)
+  if protocol != "linear":
+    flags.DEFINE_string(
+        "subset_file", None, "A subset.json of an earlier run: reuse its labelled subset "
+        "and validation split exactly.", flag_values=flag_values)
+  for name, (path, help_text, choices) in OVERRIDES[protocol].items():
+    _define(name, field_default(protocol, path), f"{help_text} Overrides the preset; the "
+            "default shown is the config field's.", choices, flag_values)
+
+
+def config_from_flags(protocol: str, flag_values=flags.FLAGS):
+  """The preset with the fields of every flag the user set replaced (ValueError if bad)."""
+  config = configs.eval_preset(protocol, flag_values.preset)
+  changes = {}
+  for name, (path, _, _) in OVERRIDES[protocol].items():
+    if flag_values[name].present:
+      changes[path] = flag_values[name].value
+  if flag_values["dataset"].present:
+    for key, value in common.dataset_override(flag_values.dataset).items():
+      changes[key.replace("data.", _data_path(protocol) + ".", 1)] = value
+  return configs.replace(config, **changes)
+

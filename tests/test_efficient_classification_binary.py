@@ -1,0 +1,106 @@
+"""launch/efficient_classification.py end to end on Fashion-MNIST; resume; bad input."""
+
+import csv
+import json
+import os
+
+import pytest
+from absl import flags
+
+from cpc_tf import configs
+from flags import evaluation
+from test_encoders import pretrained_model_dir
+from test_linear_eval_binary import run_binary
+
+BINARY = "launch.efficient_classification"
+# 64 training images, 16 px inputs (a 4x4 grid from the tiny encoder).
+SMALL = ["--preset=efficient_tiny", "--max_examples=80", "--validation_fraction=0.2",
+         "--image_size=16", "--batch_per_replica=4", "--frozen_steps=2",
+         "--finetune_steps=2", "--eval_every=1", "--label_fraction=0.5"]
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory):
+  return pretrained_model_dir(tmp_path_factory)
+
+
+def check_outputs(out, model_dir, sweep_points):
+  with open(os.path.join(out, "results.json")) as f:
+    doc = json.load(f)
+  assert doc["protocol"] == "efficient" and doc["encoder"] == model_dir
+  assert doc["config"]["subset"]["label_fraction"] == 0.5
+  methods = [(r["method"], r["split"]) for r in doc["rows"]]
+  assert methods == [("CPC v2 (frozen)", "validation"), ("CPC v2 (frozen)", "test"),
+                     ("CPC v2 (fine-tuned)", "validation"), ("CPC v2 (fine-tuned)", "test")]
+  with open(os.path.join(out, "subset.json")) as f:
+    subset = json.load(f)
+  assert len(subset["validation_ids"]) == 16 and len(subset["train_ids"]) == 32
+  assert all(r["num_train_examples"] == 32 for r in doc["rows"])
+  with open(os.path.join(out, "sweep.csv")) as f:
+    rows = list(csv.DictReader(f))
+  assert [int(r["point"]) for r in rows] == list(range(sweep_points))
+  # Only the best sweep point's checkpoints are kept.
+  assert len([d for d in os.listdir(out) if d.startswith("point-")]) == 1
+  return doc
+
+
+def test_end_to_end_with_a_sweep(model_dir, tmp_path):
+  out = str(tmp_path / "efficient")
+  log = run_binary(BINARY, *SMALL, "--sweep_size=2", f"--model_dir={model_dir}",
+                   f"--output_dir={out}")
+  assert "sweep point 2/2" in log and "best sweep point" in log
+  assert "CPC v2 (fine-tuned)" in log
+  check_outputs(out, model_dir, 2)
+
+
+@pytest.mark.slow
+def test_resumes_after_an_interruption_and_reuses_the_subset(model_dir, tmp_path):
+  out = str(tmp_path / "efficient")
+  args = [*SMALL, f"--model_dir={model_dir}", f"--output_dir={out}"]
+  log = run_binary(BINARY, *args, "--stop_after_steps=3", expect=75)
+  assert "Interrupted: stopped at step 1 of finetune (point 0)" in log
+  with open(os.path.join(out, "subset.json")) as f:
+    subset = f.read()
+  log = run_binary(BINARY, *args)
+  assert "frozen (point 0)" not in log  # phase 1 finished: not retrained
+  assert "finetune (point 0): resuming at step 1 of 2" in log
+  check_outputs(out, model_dir, 1)
+  # The subset file repeats the run exactly elsewhere.
+  other = str(tmp_path / "again")
+  run_binary(BINARY, *SMALL, f"--model_dir={model_dir}", f"--output_dir={other}",
+             f"--subset_file={os.path.join(out, 'subset.json')}", "--finetune=false")
+  with open(os.path.join(other, "subset.json")) as f:
+    assert f.read() == subset
+
+
+def test_bad_model_dir_is_reported(tmp_path):
+  empty = tmp_path / "pretrain"
+  empty.mkdir()
+  log = run_binary(BINARY, *SMALL, f"--model_dir={empty}",
+                   f"--output_dir={tmp_path / 'out'}", expect=1)
+  assert f"Error: {empty}/config.json not found" in log and "launch/pretrain.py" in log
+
+
+@pytest.mark.parametrize("fraction", ["0", "1.5"])
+def test_bad_label_fraction_names_the_value_and_the_fix(fraction):
+  fv = flags.FlagValues()
+  evaluation.define_flags("efficient", fv)
+  fv(["prog", "--model_dir=m", "--output_dir=o", f"--label_fraction={fraction}"])
+  with pytest.raises(ValueError, match=rf"label_fraction={float(fraction)}: must lie in "
+                     r"\(0, 1\], e.g. 0.01"):
+    evaluation.config_from_flags("efficient", fv)
+
+
+def test_flags_build_the_config():
+  fv = flags.FlagValues()
+  evaluation.define_flags("efficient", fv)
+  fv(["prog", "--model_dir=m", "--output_dir=o", "--preset=efficient_paper",
+      "--label_fraction=0.01", "--sweep_size=4", "--dataset=imagenet2012",
+      "--data_dir=/data", "--classifier_blocks=3"])
+  config = evaluation.config_from_flags("efficient", fv)
+  assert config.subset.label_fraction == 0.01 and config.sweep.size == 4
+  assert config.subset.data.source == "imagenet2012" and config.subset.data.data_dir == "/data"
+  assert config.classifier == configs.ClassifierConfig(blocks=3)
+  # supp. C defaults, read from the dataclasses.
+  assert fv["learning_rate"].default == 0.1 and fv["classifier_width"].default == 4096
+  assert fv["validation_size"].default == 10_000 and fv["momentum"].default == 0.9

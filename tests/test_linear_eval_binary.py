@@ -1,0 +1,60 @@
+"""launch/linear_eval.py end to end on Fashion-MNIST: interrupt, resume, results.json."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+from absl import flags
+
+from cpc_tf import configs
+from flags import evaluation
+from test_encoders import pretrained_model_dir
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def run_binary(module, *args, expect=0):
+  env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PYTHONPATH=ROOT)
+  proc = subprocess.run([sys.executable, "-m", module, *args], cwd=ROOT, env=env,
+                        capture_output=True, text=True, timeout=600)
+  assert proc.returncode == expect, proc.stdout[-3000:] + proc.stderr[-5000:]
+  return proc.stdout + proc.stderr
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory):
+  return pretrained_model_dir(tmp_path_factory)
+
+
+def test_linear_eval_runs_resumes_and_writes_results(model_dir, tmp_path):
+  out = str(tmp_path / "linear")
+  args = ["--preset=linear_eval_tiny", f"--model_dir={model_dir}", f"--output_dir={out}",
+          "--max_examples=64", "--batch_size=8", "--train_steps=3", "--eval_every=2"]
+  log = run_binary("launch.linear_eval", *args, "--stop_after_steps=1", expect=75)
+  assert "Interrupted: stopped at step 1 of linear" in log
+  assert not os.path.exists(os.path.join(out, "results.json"))
+  log = run_binary("launch.linear_eval", *args)
+  assert "linear (point 0): resuming at step 1 of 3" in log
+  assert "CPC v2 linear" in log and "test: top-1" in log
+  with open(os.path.join(out, "results.json")) as f:
+    doc = json.load(f)
+  assert doc["protocol"] == "linear" and doc["dataset"] == "fashion_mnist"
+  assert doc["encoder"] == model_dir and doc["config"]["train_steps"] == 3
+  (row,) = doc["rows"]
+  assert row["method"] == "CPC v2 linear" and row["split"] == "test"
+  assert row["num_train_examples"] == 64 and 0 <= row["top1"] <= row["top5"] <= 1
+
+
+def test_flags_build_the_config():
+  fv = flags.FlagValues()
+  evaluation.define_flags("linear", fv)
+  fv(["prog", "--model_dir=m", "--output_dir=o", "--learning_rate=0.01",
+      "--dataset=cifar10", "--grid=linear_iclr"])
+  config = evaluation.config_from_flags("linear", fv)
+  want = configs.replace(configs.linear_eval_tiny(), learning_rate=0.01, grid="linear_iclr",
+                         **{"data.source": "cifar10"})
+  assert config == want
+  # Defaults shown come from the dataclass (supp. B: Adam 5e-4, batch 512).
+  assert fv["learning_rate"].default == 5e-4 and fv["batch_size"].default == 512
