@@ -1,0 +1,79 @@
+"""launch/supervised_baseline.py end to end on mocked TFDS and Fashion-MNIST; resume."""
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+import pytest
+from absl import flags
+
+from flags import evaluation
+from test_linear_eval_binary import ROOT, run_binary
+
+BINARY = "launch.supervised_baseline"
+SMALL = ["--preset=supervised_tiny", "--image_size=16", "--batch_per_replica=4",
+         "--train_steps=2", "--eval_every=1", "--label_fraction=0.5"]
+
+
+def test_end_to_end_on_mocked_tfds(tmp_path):
+  """cifar10 through tfds.testing.mock_data (random images, no download)."""
+  out = str(tmp_path / "supervised")
+  argv = ["supervised_baseline", *SMALL, "--dataset=cifar10", "--test_split=test",
+          "--validation_fraction=0.25", f"--output_dir={out}"]
+  script = textwrap.dedent(f"""
+      import sys
+      import tensorflow_datasets as tfds
+      from absl import app
+      from launch import supervised_baseline
+      sys.argv = {argv!r}
+      with tfds.testing.mock_data(num_examples=40):
+        app.run(supervised_baseline.main)
+  """)
+  env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PYTHONPATH=ROOT)
+  proc = subprocess.run([sys.executable, "-c", script], cwd=ROOT, env=env,
+                        capture_output=True, text=True, timeout=600)
+  assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-5000:]
+  assert "Supervised tiny" in proc.stdout
+  with open(os.path.join(out, "results.json")) as f:
+    doc = json.load(f)
+  assert doc["protocol"] == "supervised" and doc["dataset"] == "cifar10"
+  assert doc["encoder"] == "tiny"
+  assert [(r["method"], r["split"]) for r in doc["rows"]] == [
+      ("Supervised tiny", "validation"), ("Supervised tiny", "test")]
+  assert all(r["num_train_examples"] == 15 for r in doc["rows"])  # (40 - 10) / 2
+  with open(os.path.join(out, "subset.json")) as f:
+    subset = json.load(f)
+  assert subset["train"]["source"] == "cifar10" and subset["test"]["split"] == "test"
+  assert len(subset["validation_ids"]) == 10
+  assert os.path.exists(os.path.join(out, "sweep.csv"))
+
+
+@pytest.mark.slow
+def test_fashion_mnist_resumes_after_an_interruption(tmp_path):
+  out = str(tmp_path / "supervised")
+  args = [*SMALL, "--max_examples=80", "--validation_fraction=0.2", "--sweep_size=2",
+          f"--output_dir={out}"]
+  log = run_binary(BINARY, *args, "--stop_after_steps=3", expect=75)
+  assert "Interrupted: stopped at step 1 of supervised (point 1)" in log
+  log = run_binary(BINARY, *args)
+  assert "sweep point 1/2" not in log  # finished point skipped via sweep.csv
+  assert "supervised (point 1): resuming at step 1 of 2" in log
+  with open(os.path.join(out, "results.json")) as f:
+    doc = json.load(f)
+  assert doc["config"]["architecture"] == "tiny" and len(doc["rows"]) == 2
+
+
+def test_unknown_architecture_and_flags():
+  fv = flags.FlagValues()
+  evaluation.define_flags("supervised", fv)
+  with pytest.raises(flags.IllegalFlagValueError):
+    fv(["prog", "--output_dir=o", "--architecture=resnet18"])
+  fv = flags.FlagValues()
+  evaluation.define_flags("supervised", fv)
+  fv(["prog", "--output_dir=o", "--architecture=resnet152_v2", "--dropout=0.2"])
+  config = evaluation.config_from_flags("supervised", fv)
+  assert config.architecture == "resnet152_v2" and config.hparams.dropout == 0.2
+  assert "model_dir" not in fv  # trained from pixels
+  assert fv["architecture"].default == "resnet50_v2"
