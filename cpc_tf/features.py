@@ -53,6 +53,7 @@ from cpc_tf.configs import DataConfig, GridConfig
 
 INFO_FILE = "features.json"
 EVAL_MODES = ("efficient_eval", "linear_eval")
+NUM_SHARDS = 8
 
 
 class CacheError(ValueError):
@@ -119,7 +120,7 @@ def labelled_inputs(data: DataConfig, mode: str, batch_size: int, *,
 
 
 def write_features(features_fn: Callable[[tf.Tensor], tf.Tensor], dataset: tf.data.Dataset,
-                   cache_dir: str, *, num_classes: int, num_shards: int = 8,
+                   cache_dir: str, *, num_classes: int, num_shards: int = NUM_SHARDS,
                    source: dict | None = None, verbose: bool = False) -> CacheInfo:
   """Runs `features_fn` over `dataset` and writes the cache; returns its CacheInfo.
 
@@ -175,9 +176,21 @@ def _example(feature: np.ndarray, label: int, example_id: bytes) -> bytes:
   })).SerializeToString()
 
 
+def extractor(encoder: keras.Model, grid: GridConfig | None = None) -> classifiers.Classifier:
+  """A Classifier without a head, for `extract`: what a protocol's head would see.
+
+  grid None: whole images -> the encoder's last stack grid [B, h, w, D] (supp.
+  C.2). With a grid: patches -> the pooled vector per patch [B, Gh, Gw, D]
+  (supp. B).
+  """
+  feature = "pooled" if grid is not None else classifiers.last_stack(encoder)
+  return classifiers.Classifier(encoder, keras.layers.Identity(name="no_head"), feature,
+                                grid, name="feature_extractor")
+
+
 def extract(classifier: classifiers.Classifier, data: DataConfig, cache_dir: str, *, mode: str = "efficient_eval",
             batch_size: int = 64, image_size: int | None = None,
-            grid: GridConfig | None = None, num_shards: int = 8,
+            grid: GridConfig | None = None, num_shards: int = NUM_SHARDS,
             source: dict | None = None, verbose: bool = False) -> CacheInfo:
   """Caches `classifier.features` (frozen encoder, inference mode) of a split.
 

@@ -1,14 +1,22 @@
-"""Feature cache (cpc_tf/features.py): round trip, order, subsets, equivalence."""
+"""Feature cache (cpc_tf/features.py, launch/extract_features.py): round trip,
+order, subsets, equivalence with training through the frozen encoder."""
+
+import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
 import tensorflow as tf
 
-from cpc_tf import classifiers
+from cpc_tf import checkpoints, classifiers, configs
 from cpc_tf import data as data_lib
 from cpc_tf import features
 from cpc_tf.configs import ClassifierConfig, DataConfig, EncoderConfig
+from cpc_tf.model import build_model
 from cpc_tf.resnet import build_encoder
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 DATA = DataConfig(source="fashion_mnist", split="test", max_examples=20)
 IMAGE_SIZE = 32
@@ -130,3 +138,28 @@ def test_the_classifier_loop_trains_the_same_head_from_the_cache(classifier, cac
   fn = features.dataset_fn(path, data_lib.example_ids(DATA)[:10], 4)
   f, y = next(iter(fn(tf.distribute.InputContext(), 0)))
   assert f.shape == (4, *info.shape) and y.shape == (4,)
+
+
+def test_extract_features_binary(tmp_path):
+  """launch/extract_features.py on a model_dir holding a random tiny encoder."""
+  model_dir = str(tmp_path / "pretrain")
+  config = configs.tiny()
+  checkpoints.write_config(config, model_dir)
+  tf.train.Checkpoint(averaged_model=build_model(config.model)).write(
+      os.path.join(model_dir, "ckpt-3"))
+  out = tmp_path / "cache"
+  result = subprocess.run(
+      [sys.executable, "-m", "launch.extract_features", f"--model_dir={model_dir}",
+       "--dataset=fashion_mnist", "--split=test", "--max_examples=12", "--protocol=linear",
+       "--checkpoint_step=3", "--num_shards=2", f"--output_dir={out}"],
+      cwd=ROOT, capture_output=True, text=True, timeout=600)
+  assert result.returncode == 0, result.stderr[-3000:]
+  assert "Extracting 'pooled'" in result.stdout
+  assert f"Wrote 12 examples of [4, 4, 32] float32 features in 2 shards to {out}" in (
+      result.stdout)
+  info = features.read_info(str(out))
+  assert info.source["checkpoint_step"] == 3 and info.source["mode"] == "linear_eval"
+  ids = [i for _, _, batch in features.feature_dataset(str(out), 5, with_ids=True)
+         for i in batch.numpy()]
+  assert ids == [i.encode() for i in data_lib.example_ids(
+      DataConfig(source="fashion_mnist", split="test", max_examples=12))]
