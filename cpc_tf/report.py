@@ -31,9 +31,12 @@ from __future__ import annotations
 
 import dataclasses
 import glob
+import io
 import json
 import os
 from typing import Iterable, Sequence
+
+import tensorflow as tf
 
 from cpc_tf import results as results_lib
 
@@ -84,7 +87,7 @@ SPLITS = results_lib.SPLITS
 
 def read_results(path: str) -> dict:
   """A results.json as a dict; ValueError says which field breaks the schema."""
-  with open(path) as f:
+  with tf.io.gfile.GFile(path) as f:
     try:
       results = json.load(f)
     except json.JSONDecodeError as e:
@@ -113,8 +116,7 @@ def check_results(results) -> None:
   for i, row in enumerate(results["rows"]):
     where = f"rows[{i}]"
     need(isinstance(row, dict), f"{where} is not an object")
-    missing = [k for k in ("method", "label_fraction", "top1", "top5", "split",
-                           "num_train_examples") if k not in row]
+    missing = [k for k in results_lib.ROW_FIELDS if k not in row]
     need(not missing, f"{where} misses keys {missing}")
     need(isinstance(row["method"], str) and row["method"],
          f"{where}.method must be a non-empty string")
@@ -146,10 +148,12 @@ def expand(patterns: Sequence[str]) -> list[str]:
   """
   paths, empty = [], []
   for pattern in patterns:
-    if os.path.isdir(pattern):
+    if tf.io.gfile.isdir(pattern):
       pattern = os.path.join(pattern, RESULTS_FILE)
-    matched = sorted(glob.glob(pattern)) if glob.has_magic(pattern) else (
-        [pattern] if os.path.isfile(pattern) else [])
+    if glob.has_magic(pattern):
+      matched = sorted(tf.io.gfile.glob(pattern))
+    else:
+      matched = [pattern] if tf.io.gfile.exists(pattern) else []
     if not matched:
       empty.append(pattern)
     paths += [p for p in matched if p not in paths]
@@ -165,7 +169,7 @@ def load(patterns: Sequence[str]) -> list[tuple[str, dict]]:
   for path in expand(patterns):
     try:
       out.append((path, read_results(path)))
-    except (OSError, ValueError) as e:
+    except (OSError, ValueError, tf.errors.OpError) as e:
       raise ReportError(f"{path}: {e}") from e
   return out
 
@@ -289,14 +293,17 @@ def plot(curves: Sequence[Curve], path: str, title: str = "Efficient classificat
     ax.set_xlabel("labelled examples (fraction of the training set)")
     ax.set_ylabel(METRIC_TITLES[metric])
     ax.grid(True, which="major", alpha=0.3)
-  axes[0][-1].legend(fontsize="small", loc="best")  # never over a point
+  axes[0][-1].legend(fontsize="small", loc="best")  # where it hides the fewest points
   fig.suptitle(title)
   fig.tight_layout()
+  buffer = io.BytesIO()
+  fig.savefig(buffer, format="png", dpi=100)
+  plt.close(fig)
   directory = os.path.dirname(path)
   if directory:
-    os.makedirs(directory, exist_ok=True)
-  fig.savefig(path, dpi=100)
-  plt.close(fig)
+    tf.io.gfile.makedirs(directory)
+  with tf.io.gfile.GFile(path, "wb") as f:  # local paths and gs:// alike
+    f.write(buffer.getvalue())
 
 
 # ----------------------------------------------------------------------------
@@ -319,8 +326,8 @@ def write_report(patterns: Sequence[str], output_dir: str, *, paper: bool = Fals
   if paper:
     curves += paper_curves()
   text = markdown_report(curves, title, loaded, split)
-  os.makedirs(output_dir, exist_ok=True)
-  with open(os.path.join(output_dir, "report.md"), "w") as f:
+  tf.io.gfile.makedirs(output_dir)
+  with tf.io.gfile.GFile(os.path.join(output_dir, "report.md"), "w") as f:
     f.write(text)
   plot(curves, os.path.join(output_dir, "report.png"), title)
   return text
