@@ -39,10 +39,12 @@ import os
 import re
 from typing import Callable, Sequence
 
+import keras
 import tensorflow as tf
 
-from cpc_tf import checkpoints, configs, report, results, subsets
+from cpc_tf import checkpoints, classify, configs, report, results, subsets, train
 from cpc_tf.configs import EfficientConfig
+from cpc_tf.model import build_model
 
 RANDOM_INIT_DIR = "random_init"
 CSV_FILE = "dynamics.csv"
@@ -116,9 +118,6 @@ def random_init_dir(model_dir: str, output_dir: str, seed: int = 0) -> str:
   draw from the same distribution as the run's initial weights, not the very
   same weights. Written once into output_dir/random_init and reused.
   """
-  import keras
-  from cpc_tf.model import build_model
-
   path = os.path.join(output_dir, RANDOM_INIT_DIR)
   if tf.io.gfile.exists(os.path.join(path, "ckpt-0.index")):
     return path
@@ -159,8 +158,6 @@ def train_cell(model_dir: str, step: int, config: EfficientConfig, output_dir: s
                subset_file: str | None, strategy: tf.distribute.Strategy | None = None,
                verbose: bool = True) -> dict:
   """One cell with `classify.train_efficient` (phase 1, the frozen encoder)."""
-  from cpc_tf import classify
-
   return classify.train_efficient(model_dir, config, output_dir, strategy, step=step,
                                   subset_file=subset_file, verbose=verbose)
 
@@ -187,7 +184,13 @@ def run(model_dir: str, output_dir: str, config: EfficientConfig,
   interrupted run leaves a consistent table of what has finished. Returns the
   results.json dict.
   """
-  log = print if verbose else (lambda line: None)
+  strategy = strategy or tf.distribute.get_strategy()
+  chief = train.is_chief(strategy)
+  log = print if verbose and chief else (lambda line: None)
+  # Other workers of a multi-worker run write their step-0 encoder and tables to
+  # a scratch directory of their own (as pre-training does), never the chief's.
+  own_dir = output_dir if chief else os.path.join(
+      output_dir, f".worker-{strategy.cluster_resolver.task_id}")
   steps = resolve_steps(model_dir, steps)
   fractions = check_fractions(fractions)
   if cell_fn is None:
@@ -201,11 +204,11 @@ def run(model_dir: str, output_dir: str, config: EfficientConfig,
         log(f"{label}: done earlier, skipped")
         continue
       log(f"{label}: training the classifier on the frozen encoder")
-      enc_dir, enc_step = encoder_source(model_dir, step, output_dir, config.seed)
+      enc_dir, enc_step = encoder_source(model_dir, step, own_dir, config.seed)
       cell_fn(enc_dir, enc_step, cell_config(config, fraction), out,
               _shared_subset(output_dir, steps, fraction, out))
-      write_outputs(output_dir, model_dir, config, steps, fractions)
-  return write_outputs(output_dir, model_dir, config, steps, fractions)
+      write_outputs(own_dir, model_dir, config, steps, fractions, cells_dir=output_dir)
+  return write_outputs(own_dir, model_dir, config, steps, fractions, cells_dir=output_dir)
 
 
 def _shared_subset(output_dir: str, steps: Sequence[int], fraction: float,
@@ -234,10 +237,14 @@ def collect_rows(output_dir: str, steps: Sequence[int], fractions: Sequence[floa
 
 
 def write_outputs(output_dir: str, model_dir: str, config: EfficientConfig,
-                  steps: Sequence[int], fractions: Sequence[float]) -> dict:
-  """(Re)writes results.json, dynamics.csv, dynamics.md and dynamics.png."""
+                  steps: Sequence[int], fractions: Sequence[float],
+                  cells_dir: str | None = None) -> dict:
+  """(Re)writes results.json, dynamics.csv, dynamics.md and dynamics.png.
+
+  Rows come from the cells under `cells_dir` (default output_dir).
+  """
   tf.io.gfile.makedirs(output_dir)
-  rows = collect_rows(output_dir, steps, fractions)
+  rows = collect_rows(cells_dir or output_dir, steps, fractions)
   doc = {"protocol": "dynamics", "dataset": config.subset.data.source,
          "encoder": model_dir, "rows": rows,
          "config": {"efficient": configs.to_dict(config), "steps": list(steps),
