@@ -49,6 +49,7 @@ import numpy as np
 import tensorflow as tf
 
 from cpc_tf import classifiers
+from cpc_tf import data as data_lib
 from cpc_tf.configs import DataConfig, GridConfig
 
 INFO_FILE = "features.json"
@@ -103,8 +104,6 @@ def labelled_inputs(data: DataConfig, mode: str, batch_size: int, *,
   `cpc_tf.data.classification_dataset`; ids come from `example_ids`, which
   lists the same examples in the same order.
   """
-  from cpc_tf import data as data_lib
-
   if mode not in EVAL_MODES:
     raise CacheError(f"mode={mode!r}: features are cached from a deterministic input; "
                      f"choose one of {EVAL_MODES}.")
@@ -188,8 +187,8 @@ def extractor(encoder: keras.Model, grid: GridConfig | None = None) -> classifie
                                 grid, name="feature_extractor")
 
 
-def extract(classifier: classifiers.Classifier, data: DataConfig, cache_dir: str, *, mode: str = "efficient_eval",
-            batch_size: int = 64, image_size: int | None = None,
+def extract(classifier: classifiers.Classifier, data: DataConfig, cache_dir: str, *,
+            mode: str = "efficient_eval", batch_size: int = 64, image_size: int | None = None,
             grid: GridConfig | None = None, num_shards: int = NUM_SHARDS,
             source: dict | None = None, verbose: bool = False) -> CacheInfo:
   """Caches `classifier.features` (frozen encoder, inference mode) of a split.
@@ -198,8 +197,6 @@ def extract(classifier: classifiers.Classifier, data: DataConfig, cache_dir: str
   stored, so `classifier.head(cached)` equals `classifier(inputs)`.
   `source` is merged into the metadata (e.g. model_dir and checkpoint step).
   """
-  from cpc_tf import data as data_lib
-
   fn = tf.function(lambda x: classifier.features(x, training=False, train_encoder=False))
   dataset = labelled_inputs(data, mode, batch_size, image_size=image_size, grid=grid)
   described = dict(source or {}, data=dataclasses.asdict(data), mode=mode,
