@@ -55,6 +55,7 @@ flags.DEFINE_enum("grid", "pretrain", ("pretrain", *sorted(PRESET_GRIDS)),
 flags.DEFINE_integer("batch_size", EfficientConfig().eval_batch_size,
                      "Images per forward pass.")
 flags.DEFINE_integer("num_shards", features.NUM_SHARDS, "TFRecord files to write.")
+flags.adopt_module_key_flags(common)
 FLAGS = flags.FLAGS
 
 

@@ -5,10 +5,12 @@ Command (a few minutes on 2 CPU cores, after
   python -m launch.learning_dynamics --preset=efficient_tiny --model_dir=runs/tiny \
     --steps=all --label_fractions=0.5,1.0 --output_dir=runs/tiny_dynamics
 
-Paper-size run (arXiv v1: checkpoints 0, 40k, ..., 350k; pre-train with
---keep_checkpoints large enough to keep them):
+Paper-size run (arXiv v1 7.3 names checkpoints 0, 40k, ..., 350k; the
+spacing below is an example. Pre-train with --keep_checkpoints large enough
+to keep them):
   python -m launch.learning_dynamics --preset=efficient_paper --model_dir=gs://... \
-    --data_dir=gs://... --steps=0,40000,80000,120000,160000,200000,240000,280000,320000,350000 \
+    --data_dir=gs://... \
+    --steps=0,40000,80000,120000,160000,200000,240000,280000,320000,350000 \
     --label_fractions=0.01,0.02,0.05,0.1,0.2,0.5,1.0 --output_dir=gs://... \
     --strategy=tpu --tpu=NAME
 
@@ -62,14 +64,19 @@ flags.DEFINE_string("steps", "all", "Pre-training steps to evaluate: 'all' (0 an
 flags.DEFINE_list("label_fractions", [f"{f:g}" for f in report.PAPER_FRACTIONS],
                   "Label fractions in (0, 1] (supp. C: 1% ... 100%).")
 flags.DEFINE_string("preset", evaluation.DEFAULT_PRESETS["efficient"],
-                    f"Classifier config, one of {sorted(configs.EVAL_PRESETS['efficient'])}; "
-                    "the flags below override it.")
+                    "Classifier config, one of "
+                    f"{sorted(configs.EVAL_PRESETS['efficient'])}; the flags below "
+                    "override it.")
 flags.DEFINE_string("dataset", None, "Labelled images: 'fashion_mnist', a TFDS name, or "
                     "'folder:/path' (one sub-folder per class). Default: the preset's.")
+# Same definitions (and defaults from the config fields) as the efficient binary.
 for _name, (_path, _help, _choices) in OVERRIDES.items():
-  evaluation._define(_name, evaluation.field_default("efficient", _path),  # pylint: disable=protected-access
-                     f"{_help} Overrides the preset; the default shown is the config "
-                     "field's.", _choices, flags.FLAGS)
+  evaluation._define(  # pylint: disable=protected-access
+      _name, evaluation.field_default("efficient", _path),
+      f"{_help} Overrides the preset; the default shown is the config field's.",
+      _choices, flags.FLAGS)
+flags.adopt_module_key_flags(common)
+flags.adopt_module_key_flags(evaluation)
 FLAGS = flags.FLAGS
 
 

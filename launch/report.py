@@ -11,8 +11,9 @@ percent), then the files each row came from. Writes report.md (the same text)
 and report.png (accuracy against label fraction, log axis, supervised red, CPC
 blue) into --output_dir, and prints their paths.
 
-Only rows of --split (default test) are reported. --paper adds the published ImageNet numbers of ICLR Table 5 as dashed rows
-labelled "(paper)"; they are quoted, not measured here.
+Only rows of --split (default test) are reported. --paper adds the
+published ImageNet numbers of ICLR Table 5 as dashed rows labelled
+"(paper)"; they are quoted, not measured here.
 
 Exits with status 1 and a message naming the file for missing files,
 malformed JSON or a file outside the results schema.
