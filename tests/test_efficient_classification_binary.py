@@ -7,7 +7,7 @@ import os
 import pytest
 from absl import flags
 
-from cpc_tf import configs
+from cpc_tf import classify, configs
 from flags import evaluation
 from test_encoders import pretrained_model_dir
 from test_linear_eval_binary import run_binary
@@ -74,11 +74,15 @@ def test_resumes_after_an_interruption_and_reuses_the_subset(model_dir, tmp_path
 
 
 def test_bad_model_dir_is_reported(tmp_path):
+  """The binary prints these messages after "Error: " and exits with status 1."""
   empty = tmp_path / "pretrain"
   empty.mkdir()
-  log = run_binary(BINARY, *SMALL, f"--model_dir={empty}",
-                   f"--output_dir={tmp_path / 'out'}", expect=1)
-  assert f"Error: {empty}/config.json not found" in log and "launch/pretrain.py" in log
+  config = configs.efficient_tiny()
+  with pytest.raises(FileNotFoundError, match=f"{empty}/config.json not found.*"
+                     "launch/pretrain.py"):
+    classify.train_efficient(str(empty), config, str(tmp_path / "out"))
+  with pytest.raises(FileNotFoundError, match="does not exist"):
+    classify.train_efficient(str(tmp_path / "typo"), config, str(tmp_path / "out"))
 
 
 @pytest.mark.parametrize("fraction", ["0", "1.5"])

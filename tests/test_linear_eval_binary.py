@@ -28,16 +28,11 @@ def model_dir(tmp_path_factory):
   return pretrained_model_dir(tmp_path_factory)
 
 
-def test_linear_eval_runs_resumes_and_writes_results(model_dir, tmp_path):
-  out = str(tmp_path / "linear")
-  args = ["--preset=linear_eval_tiny", f"--model_dir={model_dir}", f"--output_dir={out}",
-          "--max_examples=64", "--batch_size=8", "--train_steps=3", "--eval_every=2"]
-  log = run_binary("launch.linear_eval", *args, "--stop_after_steps=1", expect=75)
-  assert "Interrupted: stopped at step 1 of linear" in log
-  assert not os.path.exists(os.path.join(out, "results.json"))
-  log = run_binary("launch.linear_eval", *args)
-  assert "linear (point 0): resuming at step 1 of 3" in log
-  assert "CPC v2 linear" in log and "test: top-1" in log
+ARGS = ["--preset=linear_eval_tiny", "--max_examples=64", "--batch_size=8",
+        "--train_steps=3", "--eval_every=2"]
+
+
+def check_results(out, model_dir):
   with open(os.path.join(out, "results.json")) as f:
     doc = json.load(f)
   assert doc["protocol"] == "linear" and doc["dataset"] == "fashion_mnist"
@@ -45,6 +40,28 @@ def test_linear_eval_runs_resumes_and_writes_results(model_dir, tmp_path):
   (row,) = doc["rows"]
   assert row["method"] == "CPC v2 linear" and row["split"] == "test"
   assert row["num_train_examples"] == 64 and 0 <= row["top1"] <= row["top5"] <= 1
+
+
+def test_linear_eval_end_to_end(model_dir, tmp_path):
+  out = str(tmp_path / "linear")
+  log = run_binary("launch.linear_eval", *ARGS, f"--model_dir={model_dir}",
+                   f"--output_dir={out}")
+  assert "linear (point 0) step 3/3" in log and "test: top-1" in log
+  assert "CPC v2 linear" in log
+  check_results(out, model_dir)
+  assert os.path.exists(os.path.join(out, "linear", "ckpt-3.index"))
+
+
+@pytest.mark.slow
+def test_linear_eval_resumes_after_an_interruption(model_dir, tmp_path):
+  out = str(tmp_path / "linear")
+  args = [*ARGS, f"--model_dir={model_dir}", f"--output_dir={out}"]
+  log = run_binary("launch.linear_eval", *args, "--stop_after_steps=1", expect=75)
+  assert "Interrupted: stopped at step 1 of linear" in log
+  assert not os.path.exists(os.path.join(out, "results.json"))
+  log = run_binary("launch.linear_eval", *args)
+  assert "linear (point 0): resuming at step 1 of 3" in log
+  check_results(out, model_dir)
 
 
 def test_flags_build_the_config():
