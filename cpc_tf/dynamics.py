@@ -26,6 +26,8 @@ Layout of output_dir:
   dynamics.md               Top-1 / Top-5 tables (test split), one row per step
   dynamics.png              accuracy against f, one curve per step, lighter =
                             earlier (as arXiv v1 Figure 5)
+  .worker-<id>/             multi-worker runs: the other workers' own copies of
+                            random_init/ and the tables (the chief's are above)
 A cell is finished when its results.json exists; rerunning skips finished
 cells and resumes an interrupted one from its own checkpoints.
 """
