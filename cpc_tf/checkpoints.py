@@ -3,9 +3,10 @@
 A model_dir contains:
   config.json        the resolved PretrainConfig (`configs.to_dict`)
   ckpt-<step>.*      tf.train.Checkpoint with entries
-                       model          the trained CPCModel
-                       averaged_model the Polyak-averaged twin (supp. A), what
+                       model          the trained CPCModel's variables
+                       averaged_model the Polyak-averaged twin's (supp. A), what
                                       evaluation and export use
+                                      (both as flat lists: see `model_state`)
                        optimizer      ClippedAdam slots and iteration count
                        step           int64 global step
                        (no data-iterator state: see cpc_tf.train.pretrain)
@@ -79,6 +80,18 @@ def check_resumable(config: PretrainConfig, model_dir: str) -> None:
         "or the saved settings (see its config.json).")
 
 
+def model_state(model) -> list:
+  """A model's variables as a flat list, the form checkpoints store them in.
+
+  `tf.train.Checkpoint(model=keras_model)` is not enough with Keras 3: layers
+  held in Python lists (the CPC head's per-direction heads, the PixelCNN
+  blocks) are not tracked, so the whole head would silently be left out.
+  A list of variables is tracked by position; the order is fixed by the
+  ModelConfig (`model.weights` of a model built by `build_model`).
+  """
+  return list(model.weights)
+
+
 def checkpoint_path(model_dir: str, step: int | None = None) -> str:
   """Path of the latest checkpoint (or the one at `step`); raises if there is none."""
   if step is None:
@@ -108,6 +121,7 @@ def load_averaged_model(model_dir: str, step: int | None = None):
     raise FileNotFoundError(f"{config_path(model_dir)} not found: is {model_dir} a "
                             "pre-training model_dir?")
   model = build_model(config.model)
-  status = tf.train.Checkpoint(averaged_model=model).read(checkpoint_path(model_dir, step))
+  status = tf.train.Checkpoint(averaged_model=model_state(model)).read(
+      checkpoint_path(model_dir, step))
   status.expect_partial().assert_existing_objects_matched()
   return config, model

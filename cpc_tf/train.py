@@ -233,6 +233,7 @@ class Result:
   step: int  # global step reached
   metrics: dict  # means over the last loop call
   preempted: bool  # stopped by SIGTERM after saving a checkpoint
+  trainer: Trainer  # the model, its average and the optimizer, as trained
 
 
 def _default_dataset_fn(config: PretrainConfig) -> DatasetFn:
@@ -292,7 +293,8 @@ def pretrain(config: PretrainConfig, model_dir: str,
   iterator = iter(strategy.distribute_datasets_from_function(
       lambda ctx: dataset_fn(ctx, config.seed + start)))
   checkpoint = tf.train.Checkpoint(
-      model=trainer.model, averaged_model=trainer.averaged_model,
+      model=checkpoints.model_state(trainer.model),
+      averaged_model=checkpoints.model_state(trainer.averaged_model),
       optimizer=trainer.optimizer, step=trainer.step)
   manager = tf.train.CheckpointManager(checkpoint, save_dir,
                                        max_to_keep=config.keep_checkpoints,
@@ -357,7 +359,7 @@ def pretrain(config: PretrainConfig, model_dir: str,
       if step % config.checkpoint_every == 0 or step == steps:
         save()
   writer.flush()
-  return Result(step=step, metrics=metrics, preempted=preempted)
+  return Result(step=step, metrics=metrics, preempted=preempted, trainer=trainer)
 
 
 # TensorBoard's scalar-plugin tag, written with TF's core `tf.summary.write`:
