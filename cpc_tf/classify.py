@@ -141,11 +141,19 @@ class Loop:
     return float(self._train(iterator, tf.constant(num_steps, tf.int64)))
 
   def _replica_eval(self, images, labels):
-    logits = self.model(images, training=False)
-    out = metrics.top_k_counts(logits, labels)
-    out["loss"] = tf.reduce_sum(keras.losses.sparse_categorical_crossentropy(
-        labels, logits, from_logits=True))
-    return out
+    def counts():
+      logits = self.model(images, training=False)
+      out = metrics.top_k_counts(logits, labels)
+      out["loss"] = tf.reduce_sum(keras.losses.sparse_categorical_crossentropy(
+          labels, logits, from_logits=True))
+      return out
+
+    def nothing():
+      return {k: tf.constant(0.0) for k in ("top1", "top5", "count", "loss")}
+
+    # The last evaluation batch can leave a replica with no image; some kernels
+    # (layer norm under oneDNN) fail on an empty batch, so skip it.
+    return tf.cond(tf.shape(labels)[0] > 0, counts, nothing)
 
   def _eval_loop(self, dist):
     totals = {k: tf.constant(0.0) for k in ("top1", "top5", "count", "loss")}
@@ -209,11 +217,11 @@ def train_phase(run_dir: str, loop: Loop, train_fn: DatasetFn, steps: int,
   manager = tf.train.CheckpointManager(checkpoint, run_dir, max_to_keep=1)
   if manager.latest_checkpoint:
     checkpoint.restore(manager.latest_checkpoint).assert_existing_objects_matched()
-    if int(state["phase"]) != PHASES[phase] or int(state["point"]) != point:
+    if int(state["phase"].numpy()) != PHASES[phase] or int(state["point"].numpy()) != point:
       raise ValueError(f"{run_dir} holds phase {int(state['phase'])} of point "
                        f"{int(state['point'])}, not {phase} of point {point}: the output "
                        "directory was edited by hand; use a fresh --output_dir.")
-  step = int(state["step"])
+  step = int(state["step"].numpy())
   if step:
     log(f"{phase} (point {point}): resuming at step {step} of {steps}")
   # Input position is not checkpointed (see cpc_tf.train.pretrain): a resumed
@@ -239,7 +247,7 @@ def train_phase(run_dir: str, loop: Loop, train_fn: DatasetFn, steps: int,
       if validation is not None:
         m = loop.evaluate(validation)
         line += f", validation top-1 {m['top1']:.4f} top-5 {m['top5']:.4f}"
-        if m["top1"] > float(state["best_top1"]):
+        if m["top1"] > float(state["best_top1"].numpy()):
           state["best_top1"].assign(m["top1"])
           state["best_top5"].assign(m["top5"])
           state["best_step"].assign(step)
@@ -247,7 +255,7 @@ def train_phase(run_dir: str, loop: Loop, train_fn: DatasetFn, steps: int,
           best_ckpt.write(best_path)
         else:
           state["evals_since_best"].assign_add(1)
-          stopped_early = 0 < patience <= int(state["evals_since_best"])
+          stopped_early = 0 < patience <= int(state["evals_since_best"].numpy())
       manager.save(checkpoint_number=step)
     log(line)
     if stopped_early:
@@ -256,9 +264,9 @@ def train_phase(run_dir: str, loop: Loop, train_fn: DatasetFn, steps: int,
       break
   manager.save(checkpoint_number=step)
   done = {"phase": phase, "point": point, "steps": step,
-          "best_step": int(state["best_step"]) if validation is not None else step,
-          "val_top1": float(state["best_top1"]) if validation is not None else None,
-          "val_top5": float(state["best_top5"]) if validation is not None else None,
+          "best_step": int(state["best_step"].numpy()) if validation is not None else step,
+          "val_top1": float(state["best_top1"].numpy()) if validation is not None else None,
+          "val_top5": float(state["best_top5"].numpy()) if validation is not None else None,
           "stopped_early": stopped_early}
   if validation is not None:
     best_ckpt.read(best_path).expect_partial()

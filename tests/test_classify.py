@@ -2,6 +2,9 @@
 
 import json
 import os
+import subprocess
+import sys
+import textwrap
 
 import keras
 import numpy as np
@@ -12,6 +15,7 @@ from cpc_tf import classifiers, classify, configs, encoders
 from cpc_tf.configs import ClassifierConfig, HParams, SweepConfig
 from test_encoders import pretrained_model_dir
 
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SIZE = 16  # image side: the tiny encoder gives a 4x4 stack3 grid
 
 
@@ -137,3 +141,34 @@ def test_output_dir_of_another_run_is_refused(tmp_path):
     classify._check_run(str(tmp_path), "efficient", "/runs/a",
                         configs.replace(longer, **{"subset.label_fraction": 0.5}))
   assert json.load(open(tmp_path / "config.json"))["config"]["frozen_steps"] == 40
+
+
+@pytest.mark.slow
+def test_all_protocols_run_under_a_mirrored_strategy(model_dir, tmp_path):
+  """Two logical CPU replicas: uneven last evaluation batches, per-replica SGD/Adam."""
+  script = textwrap.dedent(f"""
+      import tensorflow as tf
+      cpu = tf.config.list_physical_devices("CPU")[0]
+      tf.config.set_logical_device_configuration(
+          cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+      from cpc_tf import classify, configs, train
+      s = train.make_strategy("mirrored")
+      assert s.num_replicas_in_sync == 2
+      few = {{"subset.data.max_examples": 50, "hparams.batch_per_replica": 4}}
+      c = configs.replace(configs.efficient_tiny(), image_size=16, frozen_steps=2,
+                          finetune_steps=2, eval_every=1, **few)
+      assert len(classify.train_efficient({model_dir!r}, c, {str(tmp_path / "e")!r}, s,
+                                          verbose=False)["rows"]) == 4
+      c = configs.replace(configs.supervised_tiny(), image_size=16, train_steps=2, **few)
+      classify.train_supervised(c, {str(tmp_path / "s")!r}, s, verbose=False)
+      c = configs.replace(configs.linear_eval_tiny(), train_steps=2, batch_size=8,
+                          **{{"data.max_examples": 30}})
+      doc = classify.train_linear({model_dir!r}, c, {str(tmp_path / "l")!r}, s,
+                                  verbose=False)
+      print("rows", doc["rows"])
+  """)
+  env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PYTHONPATH=ROOT)
+  proc = subprocess.run([sys.executable, "-c", script], cwd=ROOT, env=env,
+                        capture_output=True, text=True, timeout=900)
+  assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-5000:]
+  assert "CPC v2 linear" in proc.stdout
