@@ -22,7 +22,7 @@ class PixelCNN(keras.layers.Layer):
   def __init__(self, config: ContextConfig = ContextConfig(), **kwargs):
     super().__init__(**kwargs)
     self.config = config
-    self.blocks = []
+    self.num_blocks = config.num_blocks
 
   def build(self, input_shape):
     depth = input_shape[-1]
@@ -31,6 +31,8 @@ class PixelCNN(keras.layers.Layer):
     f = self.config.hidden_dim
     conv = keras.layers.Conv2D
     # Created in the pseudocode's order: per block 1x1, 1x3 SAME, 2x1 VALID, 1x1.
+    # Held as named attributes, not in a list: tf.train.Checkpoint does not
+    # track layers inside Keras 3's list wrappers.
     for k in range(self.config.num_blocks):
       block = (conv(f, (1, 1), name=f"block{k}_in"),
                conv(f, (1, 3), padding="same", name=f"block{k}_row"),
@@ -40,7 +42,13 @@ class PixelCNN(keras.layers.Layer):
                 (input_shape[0], None, input_shape[2], f), input_shape[:-1] + (f,))
       for layer, shape in zip(block, shapes):
         layer.build(shape)
-      self.blocks.append(block)
+        setattr(self, layer.name, layer)
+
+  @property
+  def blocks(self):
+    """Per block, its (1x1, 1x3, 2x1, 1x1) convolutions."""
+    return [tuple(getattr(self, f"block{k}_{part}") for part in ("in", "row", "up", "out"))
+            for k in range(self.num_blocks)]
 
   def call(self, latents):
     cres = latents

@@ -87,11 +87,15 @@ class DirectionHead(keras.layers.Layer):
     self.context.build(latent_shape)
     self.target_proj = keras.layers.Conv2D(self.config.target_dim, 1, name="targets")
     self.target_proj.build(latent_shape)
-    self.pred_projs = []
-    for i in self.steps:
+    for i in self.steps:  # named attributes: tf.train.Checkpoint skips list-held layers
       layer = keras.layers.Conv2D(self.config.target_dim, 1, name=f"preds_{i}")
       layer.build(latent_shape)
-      self.pred_projs.append(layer)
+      setattr(self, layer.name, layer)
+
+  @property
+  def pred_projs(self):
+    """One prediction 1x1 conv per offset, in offset order."""
+    return [getattr(self, f"preds_{i}") for i in self.steps]
 
   def call(self, latents, cross_replica_negatives: bool = True):
     """latents: [B, H, W, D], already rotated. Returns (loss, mean accuracy)."""
@@ -117,7 +121,13 @@ class CPCHead(keras.layers.Layer):
   def __init__(self, config: HeadConfig, **kwargs):
     super().__init__(**kwargs)
     self.config = config
-    self.heads = [DirectionHead(config, d) for d in config.directions]
+    for d in config.directions:  # named attributes: checkpoints skip list-held layers
+      setattr(self, d, DirectionHead(config, d))
+
+  @property
+  def heads(self):
+    """The DirectionHead of every direction, in config order."""
+    return [getattr(self, d) for d in self.config.directions]
 
   def build(self, latent_shape):
     for head in self.heads:
