@@ -145,7 +145,8 @@ def test_extract_features_binary(tmp_path):
   model_dir = str(tmp_path / "pretrain")
   config = configs.tiny()
   checkpoints.write_config(config, model_dir)
-  tf.train.Checkpoint(averaged_model=build_model(config.model)).write(
+  model = build_model(config.model)
+  tf.train.Checkpoint(averaged_model=checkpoints.model_state(model)).write(
       os.path.join(model_dir, "ckpt-3"))
   out = tmp_path / "cache"
   result = subprocess.run(
