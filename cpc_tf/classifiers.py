@@ -160,7 +160,12 @@ class Classifier(keras.Model):
 
 
 def last_stack(encoder: keras.Model) -> str:
-  """Name of the encoder's last stack output ("stack3" for the CPC encoders)."""
+  """Name of the encoder's last stack output ("stack3" for the CPC encoders).
+
+  An exported encoder (`cpc_tf.encoders.SavedModelEncoder`) calls it "features".
+  """
+  if "features" in encoder.output:
+    return "features"
   stacks = sorted((k for k in encoder.output if k.startswith("stack")),
                   key=lambda k: int(k[len("stack"):]))
   if not stacks:

@@ -393,8 +393,13 @@ def train_linear(model_dir: str, config: LinearEvalConfig, output_dir: str,
   strategy = strategy or tf.distribute.get_strategy()
   log = _printer(verbose, _is_chief(strategy))
   with strategy.scope():
-    encoder = encoders.load_encoder(model_dir, step, config.encoder)
+    encoder = encoders.load(model_dir, step, config.encoder)
   pre = encoder.pretrain
+  if pre is None:
+    raise ValueError(
+        f"{model_dir} is an exported SavedModel. Linear evaluation cuts images into the "
+        "pre-training patch grid and applies the pre-training augmentation (supp. B), "
+        "which only a pre-training model_dir records (config.json): pass that --model_dir.")
   grid = pre.model.grid if config.grid == "pretrain" else _preset_grid(config.grid)
   encoders.check_grid(pre, grid)
   _check_run(output_dir, "linear", encoder.source, config)
@@ -525,6 +530,8 @@ def train_efficient(model_dir: str, config: EfficientConfig, output_dir: str,
                     stop_after_steps: int | None = None, verbose: bool = True) -> dict:
   """supp. C.2 with the encoder of model_dir (latest checkpoint, or `step`).
 
+  model_dir may also be a SavedModel written by `cpc_tf.export` (no `step`).
+
   Phase 1 sweeps the classifier's hyper-parameters on the frozen encoder (SGD,
   `frozen_steps` each, best validation step kept); the best point is tested
   ("CPC v2 (frozen)"). Phase 2 (config.finetune) fine-tunes encoder (Adam at
@@ -534,7 +541,7 @@ def train_efficient(model_dir: str, config: EfficientConfig, output_dir: str,
   """
   strategy = strategy or tf.distribute.get_strategy()
   with strategy.scope():
-    probe = encoders.load_encoder(model_dir, step, config.encoder)
+    probe = encoders.load(model_dir, step, config.encoder)
   source = probe.source
   del probe
   run = _prepare("efficient", config, output_dir, strategy, source, subset_file,
@@ -542,7 +549,7 @@ def train_efficient(model_dir: str, config: EfficientConfig, output_dir: str,
 
   def build(hp):
     with strategy.scope():
-      encoder = encoders.load_encoder(model_dir, step, config.encoder)
+      encoder = encoders.load(model_dir, step, config.encoder)
       model = classifiers.efficient_classifier(encoder.model, config.classifier,
                                                run.num_classes, hp.dropout,
                                                config.image_size)

@@ -1,12 +1,18 @@
 """Pre-trained encoders for the evaluation protocols, with the checks they need.
 
-Glossary: P patch size, Gh/Gw patch grid, D feature depth.
+Glossary: N images or patches, h/w their size, P patch size, Gh/Gw patch grid,
+D feature depth.
 
-An encoder comes from a pre-training model_dir: its config.json names the
-architecture and the patch grid, and the checkpoint's Polyak-averaged weights
-(supp. A) are the ones evaluated. The returned keras.Model is the encoder of
-`cpc_tf.resnet` (images [N, h, w, 3] in [0, 1] -> dict of named outputs); it
-is trainable, so the same object serves the frozen and the fine-tuned phase.
+An encoder comes from
+  * a pre-training model_dir: its config.json names the architecture and the
+    patch grid, and the checkpoint's Polyak-averaged weights (supp. A) are the
+    ones evaluated. The model is the encoder of `cpc_tf.resnet` (images
+    [N, h, w, 3] in [0, 1] -> dict of named outputs);
+  * or a SavedModel written by `cpc_tf.export`: its `whole_image` signature
+    becomes an encoder with the outputs "features" (the last stack) and
+    "pooled". It has no config, so only the whole-image protocols (supp. C.2)
+    can use it.
+Both are trainable, so the same object serves the frozen and the fine-tuned phase.
 """
 
 from __future__ import annotations
@@ -22,13 +28,57 @@ from cpc_tf.configs import GridConfig, PretrainConfig
 
 @dataclasses.dataclass
 class Encoder:
-  model: keras.Model
-  pretrain: PretrainConfig  # the pre-training run's config
+  model: keras.Model | SavedModelEncoder
+  pretrain: PretrainConfig | None  # the pre-training run's config (None: a SavedModel)
   source: str  # what results.json records as "encoder"
 
   @property
   def name(self) -> str:
-    return self.pretrain.model.encoder.name
+    return self.pretrain.model.encoder.name if self.pretrain else "savedmodel"
+
+
+class SavedModelEncoder(tf.Module):
+  """The `whole_image` signature of an exported encoder, called like a resnet encoder.
+
+  images [N, h, w, 3] in [0, 1] -> {"features": [N, h/16, w/16, D] (the last
+  stack for the CPC encoders), "pooled": [N, D]}. `trainable_variables` are
+  the export's weights, so fine-tuning updates them; a tf.train.Checkpoint of
+  this module saves and restores them.
+  """
+
+  output = {"features": None, "pooled": None}  # output names, as keras.Model.output
+
+  def __init__(self, path: str):
+    super().__init__(name="encoder")
+    self.loaded = tf.saved_model.load(path)
+    if not hasattr(self.loaded, "whole_image"):
+      raise ValueError(f"The SavedModel in {path} has no `whole_image` function: export "
+                       "it with launch/export.py (cpc_tf.export).")
+    function = self.loaded.whole_image.concrete_functions[0]
+    self.weights = list(function.variables)  # tracked by tf.Module
+
+  def __call__(self, images, training=False):
+    del training  # the export runs the encoder in inference mode (layer norm: no state)
+    return self.loaded.whole_image(tf.cast(images, tf.float32))
+
+  @property
+  def trainable_variables(self):
+    return [v for v in self.weights if v.trainable]
+
+
+def load(source: str, step: int | None = None, expect: str = "") -> Encoder:
+  """A pre-training model_dir or an exported SavedModel directory -> Encoder."""
+  if tf.io.gfile.isdir(source) and tf.saved_model.contains_saved_model(source):
+    if step is not None:
+      raise ValueError(f"{source} is an exported SavedModel: it holds one set of weights, "
+                       f"so checkpoint step {step} cannot be chosen. Drop the step, or pass "
+                       "the pre-training --model_dir.")
+    if expect:
+      raise ValueError(f"{source} is an exported SavedModel, which does not record its "
+                       f"architecture, so --encoder={expect} cannot be checked. Pass "
+                       "--encoder= (empty), or the pre-training --model_dir.")
+    return Encoder(SavedModelEncoder(source), None, source)
+  return load_encoder(source, step, expect)
 
 
 def load_encoder(model_dir: str, step: int | None = None, expect: str = "") -> Encoder:

@@ -123,9 +123,11 @@ def _define(name: str, default, help_text: str, choices, flag_values) -> None:
 def define_flags(protocol: str, flag_values=flags.FLAGS) -> None:
   """The flags of launch/<protocol binary>.py."""
   if protocol != "supervised":
+    saved = (" Or a SavedModel written by launch/export.py (whole-image encoder, no "
+             "--checkpoint_step)." if protocol == "efficient" else "")
     flags.DEFINE_string(
         "model_dir", None, "Pre-training directory (launch/pretrain.py --model_dir): its "
-        "config.json and the Polyak-averaged weights of its checkpoint.",
+        "config.json and the Polyak-averaged weights of its checkpoint." + saved,
         flag_values=flag_values)
     flags.mark_flag_as_required("model_dir", flag_values=flag_values)
     flags.DEFINE_integer(

@@ -10,6 +10,10 @@ Paper-size run (ImageNet, 1% labels = imagenet2012_subset/1pct; paper:
     --model_dir=gs://... --data_dir=gs://... --label_fraction=0.01 \
     --output_dir=gs://... --strategy=tpu --tpu=NAME
 
+With an exported encoder (launch/export.py) instead of the checkpoint:
+  python -m launch.efficient_classification --preset=efficient_tiny \
+    --model_dir=runs/tiny/export --output_dir=runs/tiny_efficient_export
+
 The encoder sees the whole image (224 px -> 14x14 grid, its last stack); an
 11-block ResNet classifier, mean pooling, dropout and a linear layer follow.
 --validation_size images are held out of the training split for model

@@ -108,3 +108,14 @@ def test_flags_build_the_config():
   # supp. C defaults, read from the dataclasses.
   assert fv["learning_rate"].default == 0.1 and fv["classifier_width"].default == 4096
   assert fv["validation_size"].default == 10_000 and fv["momentum"].default == 0.9
+
+
+@pytest.mark.slow
+def test_exported_savedmodel_end_to_end(model_dir, tmp_path):
+  from cpc_tf import export
+  export_dir = str(tmp_path / "export")
+  export.export_from_model_dir(model_dir, export_dir)
+  out = str(tmp_path / "efficient")
+  log = run_binary(BINARY, *SMALL, f"--model_dir={export_dir}", f"--output_dir={out}")
+  assert "CPC v2 (fine-tuned)" in log
+  check_outputs(out, export_dir, 1)

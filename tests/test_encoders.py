@@ -81,3 +81,52 @@ def test_an_encoder_that_does_not_match_is_refused(model_dir):
     encoders.check_grid(config, wrong)
   encoders.check_grid(config, config.model.grid)
   assert json.load(open(checkpoints.config_path(model_dir)))["model"]["encoder"]["name"] == "tiny"
+
+
+@pytest.fixture(scope="module")
+def export_dir(model_dir, tmp_path_factory):
+  from cpc_tf import export
+  path = str(tmp_path_factory.mktemp("export"))
+  export.export_from_model_dir(model_dir, path)
+  return path
+
+
+def test_exported_savedmodel_acts_as_the_encoder(model_dir, export_dir, tmp_path):
+  import keras
+  from cpc_tf import classifiers, configs as c
+  exported = encoders.load(export_dir)
+  assert exported.pretrain is None and exported.source == export_dir
+  reference = encoders.load(model_dir).model
+  images = tf.random.uniform([2, 16, 16, 3])
+  out = exported.model(images)
+  np.testing.assert_allclose(out["features"], reference(images)["stack3"], atol=1e-5)
+  np.testing.assert_allclose(out["pooled"], reference(images)["pooled"], atol=1e-5)
+
+  model = classifiers.efficient_classifier(
+      exported.model, c.ClassifierConfig(blocks=1, width=8, bottleneck=4), 3, 0.0, 16)
+  assert model.feature == "features"
+  variables = model.encoder.trainable_variables
+  before = [v.numpy().copy() for v in variables]
+  with tf.GradientTape() as tape:
+    loss = tf.reduce_sum(model(images, training=True, train_encoder=True))
+  optimizer = keras.optimizers.Adam(1e-2)
+  optimizer.apply(tape.gradient(loss, variables), variables)
+  tuned = [v.numpy().copy() for v in variables]
+  assert any(not np.array_equal(a, b) for a, b in zip(before, tuned))
+  # Fine-tuned export weights go into (and come back from) the classifier's checkpoint.
+  path = tf.train.Checkpoint(model=model).write(str(tmp_path / "ckpt"))
+  for v, b in zip(variables, before):
+    v.assign(b)
+  tf.train.Checkpoint(model=model).read(path).assert_existing_objects_matched()
+  for v, t in zip(variables, tuned):
+    np.testing.assert_array_equal(v.numpy(), t)
+
+
+def test_savedmodel_refusals(export_dir, tmp_path):
+  from cpc_tf import classify
+  with pytest.raises(ValueError, match="one set of weights, so checkpoint step 2"):
+    encoders.load(export_dir, step=2)
+  with pytest.raises(ValueError, match="does not record its architecture.*--encoder="):
+    encoders.load(export_dir, expect="resnet161")
+  with pytest.raises(ValueError, match="exported SavedModel. Linear evaluation.*--model_dir"):
+    classify.train_linear(export_dir, configs.linear_eval_tiny(), str(tmp_path))
