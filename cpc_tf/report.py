@@ -142,21 +142,24 @@ def _is_int(x) -> bool:
 
 
 def expand(patterns: Sequence[str]) -> list[str]:
-  """Paths, globs or directories (-> their results.json), in order, without repeats.
+  """Result files named by paths, globs or directories, in order, without repeats.
 
-  Raises ReportError naming every pattern that matched nothing.
+  A directory (given, or matched by a glob) stands for its results.json;
+  matched directories without one (e.g. unfinished runs) are passed over.
+  Raises ReportError naming every pattern that yields no file.
   """
   paths, empty = [], []
   for pattern in patterns:
-    if tf.io.gfile.isdir(pattern):
-      pattern = os.path.join(pattern, RESULTS_FILE)
-    if glob.has_magic(pattern):
-      matched = sorted(tf.io.gfile.glob(pattern))
-    else:
-      matched = [pattern] if tf.io.gfile.exists(pattern) else []
-    if not matched:
+    matched = sorted(tf.io.gfile.glob(pattern)) if glob.has_magic(pattern) else [pattern]
+    files = []
+    for path in matched:
+      if tf.io.gfile.isdir(path):
+        path = os.path.join(path, RESULTS_FILE)
+      if tf.io.gfile.exists(path) and not tf.io.gfile.isdir(path):
+        files.append(path)
+    if not files:
       empty.append(pattern)
-    paths += [p for p in matched if p not in paths]
+    paths += [p for p in files if p not in paths]
   if empty:
     raise ReportError("No result file matched " + ", ".join(repr(p) for p in empty) +
                       ". Pass results.json paths, globs or output directories.")

@@ -81,10 +81,15 @@ def test_write_report_writes_markdown_and_a_png(two_files):
 
 
 def test_a_directory_means_its_results_json(tmp_path):
-  run = tmp_path / "run"
-  run.mkdir()
-  _write(run / "results.json", "linear", [_row("CPC v2 linear", 1.0, 0.6, 0.9)])
-  assert report.expand([str(run)]) == [str(run / "results.json")]
+  for name in ("run_a", "run_b", "unfinished"):
+    (tmp_path / name).mkdir()
+  for name in ("run_a", "run_b"):
+    _write(tmp_path / name / "results.json", "linear", [_row(name, 1.0, 0.6, 0.9)])
+  assert report.expand([str(tmp_path / "run_a")]) == [str(tmp_path / "run_a/results.json")]
+  assert report.expand([str(tmp_path / "*")]) == [
+      str(tmp_path / "run_a/results.json"), str(tmp_path / "run_b/results.json")]
+  with pytest.raises(report.ReportError, match="unfinished"):
+    report.expand([str(tmp_path / "unfinished")])
 
 
 def test_no_match_names_the_pattern(tmp_path):
