@@ -20,8 +20,11 @@ Layout of output_dir (rerunning the same command resumes from it):
   config.json        protocol, encoder and resolved config; a rerun must match
   subset.json        labelled subset and validation ids (efficient, supervised)
   sweep.csv          one line per finished sweep point (validation Top-1 / Top-5)
-  point-<i>/<phase>/ checkpoints of the running phase (ckpt-*), the weights of
-                     its best validation (best/), done.json once finished
+  point-<i>/<phase>/ sweep point i, phase "frozen", "finetune" or "supervised":
+                     checkpoints (ckpt-*: head, or head and encoder when both
+                     train, optimizers, step, phase, point), the weights of the
+                     best validation (best/), done.json once finished
+  linear/            the same for the linear head (no validation, no sweep)
   results.json       the final rows
 Only the best sweep point's directory is kept once a point finishes.
 """

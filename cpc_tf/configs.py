@@ -408,8 +408,7 @@ class SubsetConfig:
     if not 0.0 <= self.validation_fraction < 1.0 or self.validation_size < 0:
       raise ValueError(
           f"validation_fraction={self.validation_fraction}, validation_size="
-          f"{self.validation_size}: need 0 <= fraction < 1 and size >= 0 (one of them "
-          "non-zero for model selection).")
+          f"{self.validation_size}: need 0 <= fraction < 1 and size >= 0.")
 
 
 @dataclass(frozen=True)

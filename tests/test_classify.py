@@ -172,3 +172,26 @@ def test_all_protocols_run_under_a_mirrored_strategy(model_dir, tmp_path):
                         capture_output=True, text=True, timeout=900)
   assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-5000:]
   assert "CPC v2 linear" in proc.stdout
+
+
+@pytest.mark.parametrize("protocol, name", [
+    (p, n) for p, presets in configs.EVAL_PRESETS.items() for n in presets])
+def test_eval_presets_round_trip(protocol, name):
+  config = configs.eval_preset(protocol, name)
+  assert configs.from_dict(type(config), json.loads(json.dumps(configs.to_dict(config)))) \
+      == config
+
+
+def test_paper_values_of_the_evaluation_configs():
+  linear = configs.linear_eval_paper()
+  assert (linear.learning_rate, linear.batch_size) == (5e-4, 512)  # supp. B
+  efficient = configs.efficient_paper()
+  assert (efficient.classifier.blocks, efficient.classifier.width,
+          efficient.classifier.bottleneck) == (11, 4096, 1024)  # supp. C.2
+  assert efficient.image_size == 224 and efficient.subset.validation_size == 10_000
+  assert efficient.sweep.size == 0 and efficient.momentum == 0.9
+  assert configs.supervised_paper().architecture == "resnet50_v2"
+  with pytest.raises(ValueError, match="Unknown efficient preset 'nope'"):
+    configs.eval_preset("efficient", "nope")
+  with pytest.raises(ValueError, match="dropout=1.0"):
+    HParams(dropout=1.0)
