@@ -74,8 +74,11 @@ class Subsets:
                test=configs.from_dict(DataConfig, d["test"]))
 
 
-def read_index(data: DataConfig) -> Index:
-  """Reads ids and labels (and TFDS file names) of the split once, images undecoded."""
+def read_index(data: DataConfig, file_names: bool = False) -> Index:
+  """Ids and labels of the split (and, if asked, TFDS file names), images undecoded.
+
+  Reads the whole split once (a second pass for the file names).
+  """
   source = sources.load(data, labelled=True)
   if source.class_names is None:
     raise ValueError(f"{data.source!r} has no class labels; the classification protocols "
@@ -86,7 +89,8 @@ def read_index(data: DataConfig) -> Index:
     ids += [i.decode() if isinstance(i, bytes) else str(i) for i in batch["id"]]
     labels.append(batch["label"])
   labels = np.concatenate(labels) if labels else np.zeros([0], np.int64)
-  return Index(tuple(ids), labels.astype(np.int64), _tfds_file_names(data))
+  return Index(tuple(ids), labels.astype(np.int64),
+               _tfds_file_names(data) if file_names else None)
 
 
 def _id_and_label(element):
@@ -101,7 +105,9 @@ def _tfds_file_names(data: DataConfig) -> tuple[str, ...] | None:
   if "file_name" not in b.info.features:
     return None
   split = data.split if data.max_examples <= 0 else f"{data.split}[:{data.max_examples}]"
-  ds = b.as_dataset(split=split, decoders={"image": tfds.decode.SkipDecoding()}, shuffle_files=False)
+  skip = {k: tfds.decode.SkipDecoding() for k, f in b.info.features.items()
+          if isinstance(f, tfds.features.Image)}
+  ds = b.as_dataset(split=split, decoders=skip, shuffle_files=False)
   return tuple(f.decode() for f in ds.map(lambda e: e["file_name"]).as_numpy_iterator())
 
 
@@ -171,15 +177,15 @@ def standard_subset(config: SubsetConfig) -> str | None:
 def make_subsets(config: SubsetConfig, index_fn=read_index) -> Subsets:
   """Draws the validation split and the labelled subset (see the module doc)."""
   check_fraction(config.label_fraction)
-  full = index_fn(config.data)
+  standard = standard_subset(config)
+  full = index_fn(config.data, standard is not None)
   test = dataclasses.replace(config.data, split=config.test_split)
   if not full.ids:
     raise ValueError(f"The training split {config.data.split!r} of {config.data.source!r} "
                      "is empty.")
-  standard = standard_subset(config)
   if standard is not None:
     train = dataclasses.replace(config.data, source=standard, split="train")
-    labelled = index_fn(train)
+    labelled = index_fn(train, True)
     taken = set(labelled.file_names or ())
     # Validation images come from the rest of imagenet2012/train (never trained on).
     rest = np.array([i for i, f in enumerate(full.file_names or full.ids) if f not in taken],

@@ -77,7 +77,10 @@ def test_imagenet_standard_subset_and_validation_outside_it():
   subset = subsets.Index(("sub-0", "sub-1", "sub-2", "sub-3"), np.arange(4),
                          ("n0.JPEG", "n1.JPEG", "n2.JPEG", "n3.JPEG"))
 
-  def index_fn(data):
+  calls = []
+
+  def index_fn(data, file_names):
+    calls.append((data.source, file_names))
     return subset if data.source == "imagenet2012_subset/1pct" else full
 
   config = SubsetConfig(data=DataConfig(source="imagenet2012"), label_fraction=0.01,
@@ -87,6 +90,16 @@ def test_imagenet_standard_subset_and_validation_outside_it():
   assert len(s.validation_ids) == 12 and s.validation.source == "imagenet2012"
   assert not {"full-0", "full-1", "full-2", "full-3"} & set(s.validation_ids)
   assert s.test == dataclasses.replace(config.data, split="validation")
+  assert calls == [("imagenet2012", True), ("imagenet2012_subset/1pct", True)]
   # Other fractions of ImageNet are drawn like any other dataset.
   drawn = subsets.make_subsets(dataclasses.replace(config, label_fraction=0.5), index_fn)
   assert drawn.train.source == "imagenet2012" and len(drawn.train_ids) == 14
+
+
+def test_read_index_of_mocked_imagenet_has_file_names():
+  import tensorflow_datasets as tfds
+  with tfds.testing.mock_data(num_examples=6):
+    index = subsets.read_index(DataConfig(source="imagenet2012"), file_names=True)
+    assert len(index.ids) == len(index.labels) == len(index.file_names) == 6
+    assert index.ids[0].startswith("imagenet2012-train")
+    assert subsets.read_index(DataConfig(source="imagenet2012")).file_names is None
