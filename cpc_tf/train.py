@@ -201,7 +201,8 @@ class Trainer:
     return {k: float(v) for k, v in means.items()}, int(done), bool(stop)
 
   def learning_rate(self) -> float:
-    return float(optimization.inner(self.optimizer).learning_rate)
+    # A keras.Variable wrapping a distributed variable, or a schedule's tensor.
+    return float(tf.convert_to_tensor(optimization.inner(self.optimizer).learning_rate))
 
 
 class _StopSignal:

@@ -1,0 +1,73 @@
+"""Two workers on localhost under MultiWorkerMirroredStrategy agree step by step."""
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+WORKER = """
+import json, sys
+import numpy as np, tensorflow as tf
+sys.path.insert(0, {tests!r})
+from cpc_tf import configs, train
+from test_train import small_config, synthetic_fn
+
+strategy = train.make_strategy("multi_worker")
+config = small_config(train_steps=3, checkpoint_every=2)
+result = train.pretrain(config, {model_dir!r}, strategy, dataset_fn=synthetic_fn(config),
+                        verbose=False)
+weights = [w.tolist() for w in result.trainer.model.get_weights()[:4]]
+averaged = [w.tolist() for w in result.trainer.averaged_model.get_weights()[-4:]]
+print("RESULT " + json.dumps({{"step": result.step, "loss": result.metrics["loss"],
+                               "weights": weights, "averaged": averaged}}))
+"""
+
+
+def free_ports(n):
+  sockets = [socket.socket() for _ in range(n)]
+  for s in sockets:
+    s.bind(("127.0.0.1", 0))
+  ports = [s.getsockname()[1] for s in sockets]
+  for s in sockets:
+    s.close()
+  return ports
+
+
+@pytest.mark.slow
+def test_two_workers_agree(tmp_path):
+  model_dir = str(tmp_path / "run")
+  cluster = {"worker": [f"127.0.0.1:{p}" for p in free_ports(2)]}
+  script = textwrap.dedent(WORKER.format(tests=os.path.join(ROOT, "tests"),
+                                         model_dir=model_dir))
+  procs = []
+  for index in range(2):
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PYTHONPATH=ROOT,
+               TF_CONFIG=json.dumps({"cluster": cluster,
+                                     "task": {"type": "worker", "index": index}}))
+    procs.append(subprocess.Popen([sys.executable, "-c", script], cwd=ROOT, env=env,
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                  text=True))
+  outputs = [proc.communicate(timeout=900) for proc in procs]
+  for index, (proc, (_, err)) in enumerate(zip(procs, outputs)):
+    assert proc.returncode == 0, f"worker {index}:\n" + "\n".join(
+        e[-3000:] for _, e in outputs)
+  results = []
+  for out, _ in outputs:
+    line = [l for l in out.splitlines() if l.startswith("RESULT ")][-1]
+    results.append(json.loads(line[len("RESULT "):]))
+  chief, other = results
+  assert chief["step"] == other["step"] == 3
+  assert chief["loss"] == pytest.approx(other["loss"], rel=1e-6)
+  for a, b in zip(chief["weights"] + chief["averaged"], other["weights"] + other["averaged"]):
+    np.testing.assert_allclose(a, b, rtol=1e-6)
+  # The chief owns model_dir; the other worker's scratch checkpoints are gone.
+  names = os.listdir(model_dir)
+  assert "ckpt-3.index" in names and "config.json" in names
+  assert not [n for n in names if n.startswith(".worker-")]
