@@ -143,13 +143,13 @@ def encoder_source(model_dir: str, step: int, output_dir: str, seed: int = 0
 # ----------------------------------------------------------------------------
 # Cells
 
-def format_fraction(fraction: float) -> str:
+def _fraction_dirname(fraction: float) -> str:
   """Directory-safe label fraction: 0.01 -> "0.01", 1.0 -> "1"."""
   return f"{fraction:.6g}"
 
 
 def cell_dir(output_dir: str, step: int, fraction: float) -> str:
-  return os.path.join(output_dir, f"step-{step}", f"labels-{format_fraction(fraction)}")
+  return os.path.join(output_dir, f"step-{step}", f"labels-{_fraction_dirname(fraction)}")
 
 
 def cell_config(config: EfficientConfig, fraction: float) -> EfficientConfig:
