@@ -12,6 +12,7 @@ import pytest
 import tensorflow as tf
 
 from cpc_tf import checkpoints, configs
+from flags import common
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -128,6 +129,15 @@ def test_bad_flags_are_refused_with_a_clear_message(tmp_path, args, message):
                         timeout=300)
   assert proc.returncode != 0
   assert message in proc.stderr, proc.stderr[-3000:]
+
+
+def test_help_lists_every_flag_with_its_default():
+  proc = run([sys.executable, "-m", "launch.pretrain", "--help"])  # absl exits 1 here
+  for name in ["model_dir", "strategy", "tpu", "preset", "dataset",
+               *common.PRETRAIN_OVERRIDES]:
+    assert f"--{name}" in proc.stdout or f"--[no]{name}" in proc.stdout, name
+  assert "(default: 'fashion_mnist_small')" in proc.stdout
+  assert "python -m launch.pretrain --preset=fashion_mnist_small" in proc.stdout
 
 
 def test_another_architecture_in_model_dir_is_refused(tmp_path):

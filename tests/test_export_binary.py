@@ -1,0 +1,36 @@
+"""launch/export.py end to end on a model_dir, and its refusals."""
+
+import os
+import subprocess
+import sys
+
+import numpy as np
+import tensorflow as tf
+
+from test_export import fake_run
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def run(*args):
+  env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
+  return subprocess.run([sys.executable, "-m", "launch.export", *args], cwd=ROOT, env=env,
+                        capture_output=True, text=True, timeout=600)
+
+
+def test_export_binary_writes_a_loadable_saved_model(tmp_path):
+  model_dir, export_dir = str(tmp_path / "run"), str(tmp_path / "export")
+  config, _, averaged = fake_run(model_dir)
+  proc = run(f"--model_dir={model_dir}", f"--export_dir={export_dir}")
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  assert "patched:     images [B, 32, 32, 3]" in proc.stdout
+  loaded = tf.saved_model.load(export_dir)
+  images = tf.random.stateless_uniform([1, 32, 32, 3], seed=[3, 4])
+  np.testing.assert_allclose(loaded.signatures["patched"](images=images)["latents"],
+                             averaged.latents(images), rtol=1e-5, atol=1e-6)
+
+
+def test_export_binary_refuses_a_directory_without_a_run(tmp_path):
+  proc = run(f"--model_dir={tmp_path}", f"--export_dir={tmp_path / 'export'}")
+  assert proc.returncode != 0
+  assert "config.json not found" in proc.stderr
