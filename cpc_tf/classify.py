@@ -35,7 +35,6 @@ import dataclasses
 import itertools
 import json
 import os
-import time
 from typing import Callable
 
 import keras
@@ -46,6 +45,7 @@ from cpc_tf import classifiers, configs, data, encoders, metrics, resnet, result
 from cpc_tf.configs import (EfficientConfig, EncoderConfig, HParams, LinearEvalConfig,
                             SupervisedConfig, SweepConfig)
 from cpc_tf.patches import PRESET_GRIDS
+from cpc_tf.train import is_chief
 
 CONFIG_FILE = "config.json"
 DONE_FILE = "done.json"
@@ -74,10 +74,6 @@ class Budget:
   def spend(self, steps: int) -> None:
     if self.left is not None:
       self.left -= steps
-
-  @property
-  def exhausted(self) -> bool:
-    return self.left is not None and self.left <= 0
 
 
 # ----------------------------------------------------------------------------
@@ -189,6 +185,10 @@ def train_phase(run_dir: str, loop: Loop, train_fn: DatasetFn, steps: int,
   (the last ones without validation). `track` names what the checkpoint holds
   besides the optimizers (default: the whole model). Raises Interrupted when
   `budget` runs out, after saving.
+
+  Under a multi-worker strategy every worker saves (variables may be
+  distributed) but only the chief writes run_dir; the others write to a
+  scratch directory of their own and read the chief's files, as in pre-training.
   """
   done_path = os.path.join(run_dir, DONE_FILE)
   track = track or {"model": loop.model}
@@ -205,6 +205,10 @@ def train_phase(run_dir: str, loop: Loop, train_fn: DatasetFn, steps: int,
     return done
   budget = budget or Budget(None)
   strategy = loop.strategy
+  chief = is_chief(strategy)
+  save_dir = run_dir if chief else os.path.join(
+      run_dir, f".worker-{strategy.cluster_resolver.task_id}")
+  own_best = os.path.join(save_dir, "best", "ckpt")
   with strategy.scope():
     state = {
         "step": tf.Variable(0, dtype=tf.int64, trainable=False),
@@ -215,16 +219,29 @@ def train_phase(run_dir: str, loop: Loop, train_fn: DatasetFn, steps: int,
         "best_step": tf.Variable(0, dtype=tf.int64, trainable=False),
         "evals_since_best": tf.Variable(0, dtype=tf.int64, trainable=False),
     }
+  value = lambda name: state[name].numpy()
   optimizers = {f"optimizer{i}": g.optimizer for i, g in enumerate(loop.groups)}
   checkpoint = tf.train.Checkpoint(**track, **optimizers, **state)
-  manager = tf.train.CheckpointManager(checkpoint, run_dir, max_to_keep=1)
-  if manager.latest_checkpoint:
-    checkpoint.restore(manager.latest_checkpoint).assert_existing_objects_matched()
-    if int(state["phase"].numpy()) != PHASES[phase] or int(state["point"].numpy()) != point:
-      raise ValueError(f"{run_dir} holds phase {int(state['phase'])} of point "
-                       f"{int(state['point'])}, not {phase} of point {point}: the output "
+  manager = tf.train.CheckpointManager(checkpoint, save_dir, max_to_keep=1)
+  latest = tf.train.latest_checkpoint(run_dir)
+  if latest:
+    checkpoint.restore(latest).assert_existing_objects_matched()
+    if int(value("phase")) != PHASES[phase] or int(value("point")) != point:
+      raise ValueError(f"{run_dir} holds phase {int(value('phase'))} of point "
+                       f"{int(value('point'))}, not {phase} of point {point}: the output "
                        "directory was edited by hand; use a fresh --output_dir.")
-  step = int(state["step"].numpy())
+    if not chief and value("best_top1") >= 0:
+      best_ckpt.read(best_path).expect_partial()  # the chief's best so far, then ours
+      best_ckpt.write(own_best)
+      checkpoint.restore(latest)
+
+  def save():
+    manager.save(checkpoint_number=step)
+    if not chief:  # keep only the best weights in the scratch directory
+      for path in tf.io.gfile.glob(os.path.join(save_dir, "ckpt-*")):
+        tf.io.gfile.remove(path)
+
+  step = int(value("step"))
   if step:
     log(f"{phase} (point {point}): resuming at step {step} of {steps}")
   # Input position is not checkpointed (see cpc_tf.train.pretrain): a resumed
@@ -235,7 +252,7 @@ def train_phase(run_dir: str, loop: Loop, train_fn: DatasetFn, steps: int,
   while step < steps:
     n = budget.take(min(eval_every - step % eval_every, steps - step))
     if n <= 0:
-      manager.save(checkpoint_number=step)
+      save()
       raise Interrupted(f"stopped at step {step} of {phase} (point {point})")
     loss = loop.train(iterator, n)
     budget.spend(n)
@@ -250,31 +267,34 @@ def train_phase(run_dir: str, loop: Loop, train_fn: DatasetFn, steps: int,
       if validation is not None:
         m = loop.evaluate(validation)
         line += f", validation top-1 {m['top1']:.4f} top-5 {m['top5']:.4f}"
-        if m["top1"] > float(state["best_top1"].numpy()):
+        if m["top1"] > value("best_top1"):
           state["best_top1"].assign(m["top1"])
           state["best_top5"].assign(m["top5"])
           state["best_step"].assign(step)
           state["evals_since_best"].assign(0)
-          best_ckpt.write(best_path)
+          best_ckpt.write(own_best)
         else:
           state["evals_since_best"].assign_add(1)
-          stopped_early = 0 < patience <= int(state["evals_since_best"].numpy())
-      manager.save(checkpoint_number=step)
+          stopped_early = 0 < patience <= int(value("evals_since_best"))
+      save()
     log(line)
     if stopped_early:
       log(f"{phase} (point {point}): early stop, no validation gain in {patience} "
-          f"evaluations; best at step {int(state['best_step'])}")
+          f"evaluations; best at step {int(value('best_step'))}")
       break
-  manager.save(checkpoint_number=step)
+  save()
   done = {"phase": phase, "point": point, "steps": step,
-          "best_step": int(state["best_step"].numpy()) if validation is not None else step,
-          "val_top1": float(state["best_top1"].numpy()) if validation is not None else None,
-          "val_top5": float(state["best_top5"].numpy()) if validation is not None else None,
+          "best_step": int(value("best_step")) if validation is not None else step,
+          "val_top1": float(value("best_top1")) if validation is not None else None,
+          "val_top5": float(value("best_top5")) if validation is not None else None,
           "stopped_early": stopped_early}
   if validation is not None:
-    best_ckpt.read(best_path).expect_partial()
-  with tf.io.gfile.GFile(done_path, "w") as f:
-    json.dump(done, f)
+    best_ckpt.read(own_best).expect_partial()
+  if chief:
+    with tf.io.gfile.GFile(done_path, "w") as f:
+      json.dump(done, f)
+  else:
+    tf.io.gfile.rmtree(save_dir)
   return done
 
 
@@ -324,11 +344,13 @@ def _eval_dataset(strategy, data_config, mode, batch_size, ids=None, **kwargs):
 # ----------------------------------------------------------------------------
 # Output directory
 
-def _check_run(output_dir: str, protocol: str, source: str, config) -> dict:
-  """Writes config.json, or refuses an output_dir holding another run."""
+def _check_run(output_dir: str, protocol: str, source: str, config,
+               write: bool = True) -> dict:
+  """Writes config.json (if `write`), or refuses an output_dir holding another run."""
   doc = {"protocol": protocol, "encoder": source, "config": configs.to_dict(config)}
   path = os.path.join(output_dir, CONFIG_FILE)
-  tf.io.gfile.makedirs(output_dir)
+  if write:
+    tf.io.gfile.makedirs(output_dir)
   if tf.io.gfile.exists(path):
     with tf.io.gfile.GFile(path) as f:
       saved = json.load(f)
@@ -340,8 +362,9 @@ def _check_run(output_dir: str, protocol: str, source: str, config) -> dict:
           f"{output_dir} holds another run:\n{lines}\nUse a new --output_dir, or the "
           f"saved settings (see {path}). Step budgets, eval_every, patience and the "
           "sweep size may change between runs.")
-  with tf.io.gfile.GFile(path, "w") as f:
-    json.dump(doc, f, indent=2, sort_keys=True)
+  if write:
+    with tf.io.gfile.GFile(path, "w") as f:
+      json.dump(doc, f, indent=2, sort_keys=True)
   return doc
 
 
@@ -367,16 +390,20 @@ def _prune(output_dir: str, keep: int) -> None:
       tf.io.gfile.rmtree(path)
 
 
+def _results(chief: bool, output_dir: str, protocol: str, dataset: str, encoder: str,
+             rows: list[dict], config) -> dict:
+  """The results.json dict, written by the chief only."""
+  if not chief:
+    return results.document(protocol, dataset, encoder, rows, configs.to_dict(config))
+  return results.write_results(os.path.join(output_dir, results.RESULTS_FILE), protocol,
+                               dataset, encoder, rows, configs.to_dict(config))
+
+
 def _printer(verbose: bool, chief: bool):
   def log(line):
     if verbose and chief:
       print(line, flush=True)
   return log
-
-
-def _is_chief(strategy) -> bool:
-  from cpc_tf.train import is_chief
-  return is_chief(strategy)
 
 
 # ----------------------------------------------------------------------------
@@ -394,7 +421,8 @@ def train_linear(model_dir: str, config: LinearEvalConfig, output_dir: str,
   on the test split). Raises Interrupted after `stop_after_steps` steps.
   """
   strategy = strategy or tf.distribute.get_strategy()
-  log = _printer(verbose, _is_chief(strategy))
+  chief = is_chief(strategy)
+  log = _printer(verbose, chief)
   with strategy.scope():
     encoder = encoders.load(model_dir, step, config.encoder)
   pre = encoder.pretrain
@@ -405,7 +433,7 @@ def train_linear(model_dir: str, config: LinearEvalConfig, output_dir: str,
         "which only a pre-training model_dir records (config.json): pass that --model_dir.")
   grid = pre.model.grid if config.grid == "pretrain" else _preset_grid(config.grid)
   encoders.check_grid(pre, grid)
-  _check_run(output_dir, "linear", encoder.source, config)
+  _check_run(output_dir, "linear", encoder.source, config, write=chief)
   # supp. B: the pre-training pipeline, including its per-patch augmentation.
   train_data = dataclasses.replace(config.data, pipeline=pre.data.pipeline)
   test_data = dataclasses.replace(train_data, split=config.test_split)
@@ -433,9 +461,8 @@ def train_linear(model_dir: str, config: LinearEvalConfig, output_dir: str,
   log(f"test: top-1 {test['top1']:.4f} top-5 {test['top5']:.4f} on {test['count']} images")
   rows = [results.row("CPC v2 linear", 1.0, test["top1"], test["top5"], "test",
                       data.num_examples(train_data, labelled=True))]
-  return results.write_results(os.path.join(output_dir, results.RESULTS_FILE), "linear",
-                               config.data.source, encoder.source, rows,
-                               configs.to_dict(config))
+  return _results(chief, output_dir, "linear", config.data.source, encoder.source, rows,
+                  config)
 
 
 def _preset_grid(name: str):
@@ -464,6 +491,7 @@ class _Run:
   seed: int
   budget: Budget
   log: Callable[[str], None]
+  chief: bool  # only the chief writes output_dir
 
   def train_fn(self, hp: HParams) -> DatasetFn:
     return _train_fn(self.subsets.train, "efficient_train", hp.batch_per_replica,
@@ -497,9 +525,10 @@ def _sweep(run: _Run, points: list[HParams], train_point) -> dict:
     entry = {"point": i, **dataclasses.asdict(hp), "val_top1": done["val_top1"],
              "val_top5": done["val_top5"], "best_step": done["best_step"],
              "steps": done["steps"]}
-    results.append_sweep(csv_path, entry)
     finished[i] = entry
-    _prune(run.output_dir, best_point(list(finished.values()))["point"])
+    if run.chief:
+      results.append_sweep(csv_path, entry)
+      _prune(run.output_dir, best_point(list(finished.values()))["point"])
   best = best_point([finished[i] for i in range(len(points))])
   run.log(f"best sweep point {best['point']}: validation top-1 {best['val_top1']:.4f}")
   return best
@@ -513,12 +542,13 @@ def _hparams(row: dict) -> HParams:
 def _prepare(protocol, config, output_dir, strategy, source, subset_file,
              stop_after_steps, verbose) -> _Run:
   strategy = strategy or tf.distribute.get_strategy()
-  _check_run(output_dir, protocol, source, config)
-  subs = subsets.resolve(config.subset, output_dir, subset_file)
+  chief = is_chief(strategy)
+  _check_run(output_dir, protocol, source, config, write=chief)
+  subs = subsets.resolve(config.subset, output_dir, subset_file, write=chief)
   return _Run(protocol, output_dir, subs, data.num_classes(subs.train), strategy,
               config.image_size, config.augment, config.momentum, config.eval_every,
               config.eval_batch_size, config.seed, Budget(stop_after_steps),
-              _printer(verbose, _is_chief(strategy)))
+              _printer(verbose, chief), chief)
 
 
 def _rows(method: str, run: _Run, val: dict, test: dict) -> list[dict]:
@@ -589,9 +619,8 @@ def train_efficient(model_dir: str, config: EfficientConfig, output_dir: str,
                        seed=config.seed + 1, phase="finetune", point=best["point"],
                        budget=run.budget, log=run.log)
     rows += _rows("CPC v2 (fine-tuned)", run, done, run.test(loop))
-  return results.write_results(os.path.join(output_dir, results.RESULTS_FILE),
-                               "efficient", config.subset.data.source, source, rows,
-                               configs.to_dict(config))
+  return _results(run.chief, output_dir, "efficient", config.subset.data.source, source,
+                  rows, config)
 
 
 def train_supervised(config: SupervisedConfig, output_dir: str,
@@ -630,6 +659,5 @@ def train_supervised(config: SupervisedConfig, output_dir: str,
                 lambda i, hp: train_point(i, hp)[0])
   _, loop = train_point(best["point"], _hparams(best))  # restores the best weights
   rows = _rows(f"Supervised {config.architecture}", run, best, run.test(loop))
-  return results.write_results(os.path.join(output_dir, results.RESULTS_FILE),
-                               "supervised", config.subset.data.source,
-                               config.architecture, rows, configs.to_dict(config))
+  return _results(run.chief, output_dir, "supervised", config.subset.data.source,
+                  config.architecture, rows, config)

@@ -61,15 +61,21 @@ def _write_atomic(path: str, text: str) -> None:
   tf.io.gfile.rename(tmp, path, overwrite=True)
 
 
-def write_results(path: str, protocol: str, dataset: str, encoder: str, rows: list[dict],
-                  config: dict) -> dict:
-  """Writes results.json (atomically) and returns what was written."""
+def document(protocol: str, dataset: str, encoder: str, rows: list[dict],
+             config: dict) -> dict:
+  """The checked results.json dict."""
   if protocol not in PROTOCOLS:
     raise ValueError(f"protocol={protocol!r}; choose one of {PROTOCOLS}.")
   for r in rows:
     check_row(r)
-  doc = {"protocol": protocol, "dataset": str(dataset), "encoder": str(encoder),
-         "rows": [{k: r[k] for k in ROW_FIELDS} for r in rows], "config": config}
+  return {"protocol": protocol, "dataset": str(dataset), "encoder": str(encoder),
+          "rows": [{k: r[k] for k in ROW_FIELDS} for r in rows], "config": config}
+
+
+def write_results(path: str, protocol: str, dataset: str, encoder: str, rows: list[dict],
+                  config: dict) -> dict:
+  """Writes results.json (atomically) and returns what was written."""
+  doc = document(protocol, dataset, encoder, rows, config)
   _write_atomic(path, json.dumps(doc, indent=2, sort_keys=True))
   return doc
 

@@ -229,11 +229,12 @@ def read_subsets(path: str) -> Subsets:
 
 
 def resolve(config: SubsetConfig, output_dir: str, subset_file: str | None = None,
-            index_fn=read_index) -> Subsets:
+            index_fn=read_index, write: bool = True) -> Subsets:
   """The run's subsets: from `subset_file`, else output_dir's (a resumed run), else drawn.
 
-  The result is always (re)written to <output_dir>/subset.json. A file whose
-  label fraction differs from the config's is refused.
+  The result is (re)written to <output_dir>/subset.json unless `write` is
+  False (the other workers of a multi-worker run draw the same subsets). A
+  file whose label fraction differs from the config's is refused.
   """
   own = os.path.join(output_dir, SUBSET_FILE)
   path = subset_file or (own if tf.io.gfile.exists(own) else None)
@@ -246,5 +247,6 @@ def resolve(config: SubsetConfig, output_dir: str, subset_file: str | None = Non
           "another --subset_file / --output_dir.")
   else:
     subsets = make_subsets(config, index_fn)
-  write_subsets(subsets, own)
+  if write:
+    write_subsets(subsets, own)
   return subsets
