@@ -32,6 +32,7 @@ from absl import logging
 from tensorflow.core.framework import summary_pb2
 
 from cpc_tf import checkpoints
+from cpc_tf import data
 from cpc_tf import optimization
 from cpc_tf.averaging import PolyakAverage
 from cpc_tf.configs import PretrainConfig
@@ -238,8 +239,6 @@ class Result:
 
 
 def _default_dataset_fn(config: PretrainConfig) -> DatasetFn:
-  from cpc_tf import data
-
   def fn(input_context, seed):
     return data.pretrain_dataset(
         config.data, config.model.grid, config.augment, config.batch_size, seed=seed,
@@ -250,7 +249,6 @@ def _default_dataset_fn(config: PretrainConfig) -> DatasetFn:
 def _num_examples(config: PretrainConfig) -> int | None:
   if config.train_steps > 0:
     return None
-  from cpc_tf import data
   return data.num_examples(config.data)
 
 
@@ -334,11 +332,13 @@ def pretrain(config: PretrainConfig, model_dir: str,
       step += done
       if not math.isfinite(metrics["loss"]):
         writer.flush()
+        last = tf.train.latest_checkpoint(model_dir)
+        kept = (f"the last good checkpoint ({last}) is intact" if last
+                else "no checkpoint had been written yet")
         raise NonFiniteLossError(
-            f"The loss became {metrics['loss']} at step {step}; stopping. No checkpoint "
-            f"was written after the non-finite step: the last good one "
-            f"({tf.train.latest_checkpoint(model_dir)}) is intact. Lower the learning "
-            "rate or the clip norm, or check the data, then rerun to resume from it.")
+            f"The loss became {metrics['loss']} at step {step}; stopping without "
+            f"saving: {kept}. Lower the learning rate or the clip norm, or check the "
+            "data, then rerun to resume from the last checkpoint.")
       if not first_call:  # the first call includes tracing and compilation
         window_steps, window_time = window_steps + done, window_time + elapsed
       first_call = False
