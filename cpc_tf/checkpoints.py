@@ -83,11 +83,12 @@ def check_resumable(config: PretrainConfig, model_dir: str) -> None:
 def model_state(model) -> list:
   """A model's variables as a flat list, the form checkpoints store them in.
 
-  `tf.train.Checkpoint(model=keras_model)` is not enough with Keras 3: layers
-  held in Python lists (the CPC head's per-direction heads, the PixelCNN
-  blocks) are not tracked, so the whole head would silently be left out.
-  A list of variables is tracked by position; the order is fixed by the
-  ModelConfig (`model.weights` of a model built by `build_model`).
+  Object-based `tf.train.Checkpoint(model=keras_model)` depends on how every
+  layer holds its sub-layers: Keras 3 does not track layers kept in Python
+  lists, and such a checkpoint silently drops them (it once lost the whole
+  CPC head). A list of variables is tracked by position, whatever the layers
+  do; the order is fixed by the ModelConfig (`model.weights` of a model built
+  by `build_model`).
   """
   return list(model.weights)
 
