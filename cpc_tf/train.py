@@ -261,8 +261,9 @@ def pretrain(config: PretrainConfig, model_dir: str,
 
   dataset_fn(input_context, seed) gives the per-replica dataset; by default
   `cpc_tf.data.pretrain_dataset` on config.data. Resumes from the latest
-  checkpoint in model_dir. Raises NonFiniteLossError (without saving) when the
-  loss stops being finite.
+  checkpoint in model_dir (multi-worker: every worker reads the chief's
+  model_dir, so it must be on a shared file system such as GCS). Raises
+  NonFiniteLossError (without saving) when the loss stops being finite.
   """
   strategy = strategy or tf.distribute.get_strategy()
   check_config(config, strategy.num_replicas_in_sync)
