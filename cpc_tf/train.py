@@ -319,7 +319,8 @@ def pretrain(config: PretrainConfig, model_dir: str,
 
   g = config.model.grid.grid_size
   metrics, preempted = {}, False
-  window_steps, window_time = 0, 0.0
+  window_steps, window_time = 0, 0.0  # throughput, excluding the first (tracing) call
+  logged_sums, logged_steps = {}, 0  # TensorBoard scalars are means since the last log
   first_call = True
   with _StopSignal() as stop_signal, writer.as_default():
     while step < steps:
@@ -340,13 +341,18 @@ def pretrain(config: PretrainConfig, model_dir: str,
             f"The loss became {metrics['loss']} at step {step}; stopping without "
             f"saving: {kept}. Lower the learning rate or the clip norm, or check the "
             "data, then rerun to resume from the last checkpoint.")
-      if not first_call:  # the first call includes tracing and compilation
+      if not first_call:
         window_steps, window_time = window_steps + done, window_time + elapsed
       first_call = False
+      for name, value in metrics.items():
+        logged_sums[name] = logged_sums.get(name, 0.0) + value * done
+      logged_steps += done
       if step % config.log_every == 0 or step == steps:
-        _write_summaries(metrics, trainer.learning_rate(), step, window_steps, window_time,
+        means = {k: v / logged_steps for k, v in logged_sums.items()}
+        _write_summaries(means, trainer.learning_rate(), step, window_steps, window_time,
                          config.batch_size, g * g)
         window_steps, window_time = 0, 0.0
+        logged_sums, logged_steps = {}, 0
       if bar is not None:
         accuracy = [metrics[f"accuracy/{d}"] for d in config.model.head.directions]
         bar.update(min(step - (steps - bar.target), bar.target), values=[
