@@ -593,3 +593,21 @@ def eval_preset(protocol: str, name: str):
   if name not in presets:
     raise ValueError(f"Unknown {protocol} preset {name!r}; choose one of {sorted(presets)}.")
   return presets[name]()
+
+
+# ----------------------------------------------------------------------------
+# Learning dynamics (arXiv v1 7.3, Figure 5).
+
+@dataclass(frozen=True)
+class DynamicsConfig:
+  """Phase 1 of supp. C.2 (frozen encoder) per pre-training checkpoint and label fraction.
+
+  `efficient` configures each classifier run; its finetune flag and label
+  fraction are replaced per cell (cpc_tf.dynamics.cell_config).
+  """
+
+  efficient: EfficientConfig = field(default_factory=EfficientConfig)
+  # "all": step 0 (the random initialisation) and every checkpoint of model_dir;
+  # or the steps themselves.
+  steps: str | tuple[int, ...] = "all"
+  label_fractions: tuple[float, ...] = (0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0)  # supp. C
