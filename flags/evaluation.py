@@ -8,6 +8,8 @@ dataclass fields' (the one place they are written); the preset may differ.
 
 from __future__ import annotations
 
+from typing import Sequence
+
 from absl import flags
 
 from cpc_tf import configs, resnet
@@ -101,10 +103,8 @@ def _data_path(protocol: str) -> str:
 
 
 def field_default(protocol: str, path: str):
-  value = CONFIG_CLASSES[protocol]()
-  for part in path.split("."):
-    value = getattr(value, part)
-  return value
+  """Value of a dotted field of the protocol's config class, e.g. "subset.seed"."""
+  return common.field_default(path, CONFIG_CLASSES[protocol]())
 
 
 def _define(name: str, default, help_text: str, choices, flag_values) -> None:
@@ -120,23 +120,48 @@ def _define(name: str, default, help_text: str, choices, flag_values) -> None:
     flags.DEFINE_string(name, default, help_text, flag_values=flag_values)
 
 
-def define_flags(protocol: str, flag_values=flags.FLAGS) -> None:
-  """The flags of launch/<protocol binary>.py."""
+# The flags of define_flags, beyond the overrides, that a binary may exclude;
+# --preset, --dataset and the strategy flags are always defined.
+_EXCLUDABLE = ("model_dir", "checkpoint_step", "output_dir", "stop_after_steps",
+               "subset_file")
+
+
+def _check_exclude(protocol: str, exclude: Sequence[str]) -> None:
+  unknown = sorted(set(exclude) - set(OVERRIDES[protocol]) - set(_EXCLUDABLE))
+  if unknown:
+    raise ValueError(f"exclude={unknown}: not flags of the {protocol} protocol.")
+
+
+def define_flags(protocol: str, flag_values=flags.FLAGS, exclude: Sequence[str] = ()
+                 ) -> None:
+  """The flags of launch/<protocol binary>.py, but those named in `exclude`.
+
+  A binary that reuses the protocol for something else (launch/learning_dynamics.py)
+  excludes the flags it sets itself or that do not apply, and defines its own.
+  """
+  _check_exclude(protocol, exclude)
+
+  def want(name):
+    return name not in exclude
+
   if protocol != "supervised":
-    saved = (" Or a SavedModel written by launch/export.py (whole-image encoder, no "
-             "--checkpoint_step)." if protocol == "efficient" else "")
+    if want("model_dir"):
+      saved = (" Or a SavedModel written by launch/export.py (whole-image encoder, no "
+               "--checkpoint_step)." if protocol == "efficient" else "")
+      flags.DEFINE_string(
+          "model_dir", None, "Pre-training directory (launch/pretrain.py --model_dir): "
+          "its config.json and the Polyak-averaged weights of its checkpoint." + saved,
+          flag_values=flag_values)
+      flags.mark_flag_as_required("model_dir", flag_values=flag_values)
+    if want("checkpoint_step"):
+      flags.DEFINE_integer(
+          "checkpoint_step", None, "Pre-training step to evaluate; default the latest.",
+          flag_values=flag_values)
+  if want("output_dir"):
     flags.DEFINE_string(
-        "model_dir", None, "Pre-training directory (launch/pretrain.py --model_dir): its "
-        "config.json and the Polyak-averaged weights of its checkpoint." + saved,
-        flag_values=flag_values)
-    flags.mark_flag_as_required("model_dir", flag_values=flag_values)
-    flags.DEFINE_integer(
-        "checkpoint_step", None, "Pre-training step to evaluate; default the latest.",
-        flag_values=flag_values)
-  flags.DEFINE_string(
-      "output_dir", None, "Where checkpoints, config.json and results.json go. Rerunning "
-      "the same command resumes.", flag_values=flag_values)
-  flags.mark_flag_as_required("output_dir", flag_values=flag_values)
+        "output_dir", None, "Where checkpoints, config.json and results.json go. "
+        "Rerunning the same command resumes.", flag_values=flag_values)
+    flags.mark_flag_as_required("output_dir", flag_values=flag_values)
   common.define_strategy_flags(flag_values)
   flags.DEFINE_string(
       "preset", DEFAULT_PRESETS[protocol],
@@ -146,28 +171,34 @@ def define_flags(protocol: str, flag_values=flags.FLAGS) -> None:
       "dataset", None, "Labelled images: 'fashion_mnist', a TFDS name (e.g. imagenet2012), "
       "or an image folder with one sub-folder per class ('folder:/path'). Default: the "
       "preset's.", flag_values=flag_values)
-  flags.DEFINE_integer(
-      "stop_after_steps", None, "Stop after this many training steps in this invocation, "
-      "checkpoint, and exit with status 75; rerun to continue (time-limited jobs).",
-      flag_values=flag_values)
-  if protocol != "linear":
+  if want("stop_after_steps"):
+    flags.DEFINE_integer(
+        "stop_after_steps", None, "Stop after this many training steps in this "
+        "invocation, checkpoint, and exit with status 75; rerun to continue "
+        "(time-limited jobs).", flag_values=flag_values)
+  if protocol != "linear" and want("subset_file"):
     flags.DEFINE_string(
         "subset_file", None, "A subset.json of an earlier run: reuse its labelled subset "
         "and validation split exactly.", flag_values=flag_values)
   for name, (path, help_text, choices) in OVERRIDES[protocol].items():
-    _define(name, field_default(protocol, path), f"{help_text} Overrides the preset; the "
-            "default shown is the config field's.", choices, flag_values)
+    if want(name):
+      _define(name, field_default(protocol, path), f"{help_text} Overrides the preset; "
+              "the default shown is the config field's.", choices, flag_values)
 
 
-def config_from_flags(protocol: str, flag_values=flags.FLAGS):
-  """The preset with the fields of every flag the user set replaced (ValueError if bad)."""
+def config_from_flags(protocol: str, flag_values=flags.FLAGS,
+                      exclude: Sequence[str] = ()):
+  """The preset with the fields of every flag the user set replaced (ValueError if bad).
+
+  `exclude`: as given to define_flags.
+  """
+  _check_exclude(protocol, exclude)
   config = configs.eval_preset(protocol, flag_values.preset)
   changes = {}
   for name, (path, _, _) in OVERRIDES[protocol].items():
-    if flag_values[name].present:
+    if name not in exclude and flag_values[name].present:
       changes[path] = flag_values[name].value
   if flag_values["dataset"].present:
     for key, value in common.dataset_override(flag_values.dataset).items():
       changes[key.replace("data.", _data_path(protocol) + ".", 1)] = value
   return configs.replace(config, **changes)
-

@@ -7,8 +7,10 @@ import subprocess
 import sys
 
 import pytest
+from absl import flags
 
 from cpc_tf import configs, train
+from flags import evaluation
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # Seconds-long classifier cells: 60 images, 2 SGD steps.
@@ -65,3 +67,27 @@ def test_bad_steps_exit_with_a_message(tmp_path):
                    "--steps=0,last")
   assert bad_steps.returncode == 1
   assert "Error: steps='0,last': give 'all' or comma-separated integers" in bad_steps.stderr
+
+
+def test_flags_come_from_the_dataclasses_and_exclude_phase_2():
+  text = _run("--help").stdout  # absl exits 1 here
+  defaults = configs.DynamicsConfig()
+  assert f"(default: '{defaults.steps}')" in text
+  assert "(default: '" + ",".join(f"{f:g}" for f in defaults.label_fractions) + "')" in text
+  assert "--frozen_steps" in text and "--classifier_blocks" in text
+  for name in ("label_fraction", "finetune", "finetune_steps", "patience",
+               "checkpoint_step", "stop_after_steps", "subset_file"):
+    assert f"--{name}:" not in text and f"--[no]{name}:" not in text, name
+
+
+def test_excluded_flags_are_neither_defined_nor_read():
+  fv = flags.FlagValues()
+  exclude = ("label_fraction", "finetune", "model_dir", "subset_file")
+  evaluation.define_flags("efficient", fv, exclude=exclude)
+  assert not any(name in fv for name in exclude)
+  fv(["prog", "--output_dir=o", "--frozen_steps=3", "--dataset=imagenet2012"])
+  config = evaluation.config_from_flags("efficient", fv, exclude=exclude)
+  assert config.frozen_steps == 3 and config.subset.data.source == "imagenet2012"
+  assert config.subset.label_fraction == configs.efficient_tiny().subset.label_fraction
+  with pytest.raises(ValueError, match=r"exclude=\['label_fractions'\]"):
+    evaluation.define_flags("efficient", flags.FlagValues(), exclude=["label_fractions"])
