@@ -34,9 +34,6 @@ cells and resumes an interrupted one from its own checkpoints.
 
 from __future__ import annotations
 
-import csv
-import io
-import json
 import os
 import re
 from typing import Callable, Sequence
@@ -45,7 +42,7 @@ import keras
 import tensorflow as tf
 
 from cpc_tf import checkpoints, classify, configs, report, results, subsets, train
-from cpc_tf.configs import EfficientConfig
+from cpc_tf.configs import DynamicsConfig, EfficientConfig
 from cpc_tf.model import build_model
 
 RANDOM_INIT_DIR = "random_init"
@@ -174,12 +171,10 @@ def check_fractions(fractions: Sequence[float]) -> list[float]:
   return sorted(set(float(f) for f in fractions))
 
 
-def run(model_dir: str, output_dir: str, config: EfficientConfig,
-        steps: str | Sequence[int] = "all",
-        fractions: Sequence[float] = report.PAPER_FRACTIONS,
+def run(model_dir: str, output_dir: str, config: DynamicsConfig,
         strategy: tf.distribute.Strategy | None = None, *, cell_fn: CellFn | None = None,
         verbose: bool = True) -> dict:
-  """Runs every unfinished (step, fraction) cell, then writes the outputs.
+  """Runs every unfinished (step, fraction) cell of `config`, then writes the outputs.
 
   All steps of one fraction share the labelled subset and validation split of
   the first cell run at that fraction (its subset.json), so the curves differ
@@ -194,8 +189,10 @@ def run(model_dir: str, output_dir: str, config: EfficientConfig,
   # a scratch directory of their own (as pre-training does), never the chief's.
   own_dir = output_dir if chief else os.path.join(
       output_dir, f".worker-{strategy.cluster_resolver.task_id}")
-  steps = resolve_steps(model_dir, steps)
-  fractions = check_fractions(fractions)
+  steps = resolve_steps(model_dir, config.steps)
+  fractions = check_fractions(config.label_fractions)
+  # What results.json records: the steps and fractions actually run.
+  config = configs.replace(config, steps=tuple(steps), label_fractions=tuple(fractions))
   if cell_fn is None:
     def cell_fn(enc_dir, enc_step, cfg, out, subset_file):
       return train_cell(enc_dir, enc_step, cfg, out, subset_file, strategy, verbose)
@@ -207,11 +204,11 @@ def run(model_dir: str, output_dir: str, config: EfficientConfig,
         log(f"{label}: done earlier, skipped")
         continue
       log(f"{label}: training the classifier on the frozen encoder")
-      enc_dir, enc_step = encoder_source(model_dir, step, own_dir, config.seed)
-      cell_fn(enc_dir, enc_step, cell_config(config, fraction), out,
+      enc_dir, enc_step = encoder_source(model_dir, step, own_dir, config.efficient.seed)
+      cell_fn(enc_dir, enc_step, cell_config(config.efficient, fraction), out,
               _shared_subset(output_dir, steps, fraction, out))
-      write_outputs(own_dir, model_dir, config, steps, fractions, cells_dir=output_dir)
-  return write_outputs(own_dir, model_dir, config, steps, fractions, cells_dir=output_dir)
+      write_outputs(own_dir, model_dir, config, cells_dir=output_dir)
+  return write_outputs(own_dir, model_dir, config, cells_dir=output_dir)
 
 
 def _shared_subset(output_dir: str, steps: Sequence[int], fraction: float,
@@ -239,40 +236,21 @@ def collect_rows(output_dir: str, steps: Sequence[int], fractions: Sequence[floa
   return rows
 
 
-def write_outputs(output_dir: str, model_dir: str, config: EfficientConfig,
-                  steps: Sequence[int], fractions: Sequence[float],
+def write_outputs(output_dir: str, model_dir: str, config: DynamicsConfig,
                   cells_dir: str | None = None) -> dict:
   """(Re)writes results.json, dynamics.csv, dynamics.md and dynamics.png.
 
-  Rows come from the cells under `cells_dir` (default output_dir).
+  Rows come from the cells of config.steps x config.label_fractions (resolved:
+  the steps themselves, not "all") under `cells_dir` (default output_dir).
   """
-  tf.io.gfile.makedirs(output_dir)
-  rows = collect_rows(cells_dir or output_dir, steps, fractions)
-  doc = {"protocol": "dynamics", "dataset": config.subset.data.source,
-         "encoder": model_dir, "rows": rows,
-         "config": {"efficient": configs.to_dict(config), "steps": list(steps),
-                    "label_fractions": list(fractions)}}
-  text = json.dumps(doc, indent=2, sort_keys=True)
-  doc = json.loads(text)  # what a reader gets back: lists, not tuples
-  report.check_results(doc)
-  _write_text(os.path.join(output_dir, results.RESULTS_FILE), text)
-  buffer = io.StringIO()
-  writer = csv.DictWriter(buffer, fieldnames=CSV_FIELDS, lineterminator="\n")
-  writer.writeheader()
-  writer.writerows({k: r[k] for k in CSV_FIELDS} for r in rows)
-  _write_text(os.path.join(output_dir, CSV_FILE), buffer.getvalue())
+  rows = collect_rows(cells_dir or output_dir, config.steps, config.label_fractions)
   path = os.path.join(output_dir, results.RESULTS_FILE)
+  doc = results.write_results(path, "dynamics", config.efficient.subset.data.source,
+                              model_dir, rows, configs.to_dict(config))
+  results.write_csv(os.path.join(output_dir, CSV_FILE), CSV_FIELDS, rows)
   curves = report.curves_from_results([(path, doc)])
   if curves:
-    _write_text(os.path.join(output_dir, MARKDOWN_FILE),
-                report.markdown_report(curves, TITLE, [(path, doc)]))
+    results.write_text(os.path.join(output_dir, MARKDOWN_FILE),
+                       report.markdown_report(curves, TITLE, [(path, doc)]))
     report.plot(curves, os.path.join(output_dir, PLOT_FILE), TITLE, ordered_shades=True)
   return doc
-
-
-def _write_text(path: str, text: str) -> None:
-  """Atomic: a reader never sees half a file, even if the run is killed."""
-  tmp = path + ".tmp"
-  with tf.io.gfile.GFile(tmp, "w") as f:
-    f.write(text)
-  tf.io.gfile.rename(tmp, path, overwrite=True)

@@ -1,16 +1,9 @@
 """Result files -> the paper's tables and figures.
 
-Every evaluation binary writes `<output_dir>/results.json`:
-
-  {"protocol": "linear" | "efficient" | "supervised" | "dynamics",
-   "dataset": str, "encoder": str, "config": {...},
-   "rows": [{"method": str, "label_fraction": float in (0, 1],
-             "top1": float in [0, 1], "top5": float in [0, 1],
-             "split": "test" | "validation", "num_train_examples": int,
-             "checkpoint_step": int (optional), ...}]}
-
-This module checks them (`check_results`: every field, with the file named in
-errors) and turns the rows of one split (default "test") into
+Every evaluation binary writes `<output_dir>/results.json` in the schema of
+`cpc_tf.results` (which reads and checks them, naming the file and the first
+field that does not fit). This module turns the rows of one split (default
+"test") into
   * Markdown tables shaped like ICLR Table 5 / Table 2: one row per method,
     one column per label fraction, a Top-1 table and a Top-5 table, accuracies
     in percent with one decimal;
@@ -32,7 +25,6 @@ from __future__ import annotations
 import dataclasses
 import glob
 import io
-import json
 import os
 from typing import Iterable, Sequence
 
@@ -79,68 +71,6 @@ class Curve:
 # ----------------------------------------------------------------------------
 # Reading
 
-RESULTS_FILE = results_lib.RESULTS_FILE
-# cpc_tf.results writes the first three; cpc_tf.dynamics writes "dynamics".
-PROTOCOLS = (*results_lib.PROTOCOLS, "dynamics")
-SPLITS = results_lib.SPLITS
-
-
-def read_results(path: str) -> dict:
-  """A results.json as a dict; ValueError says which field breaks the schema."""
-  with tf.io.gfile.GFile(path) as f:
-    try:
-      results = json.load(f)
-    except json.JSONDecodeError as e:
-      raise ValueError(f"not valid JSON ({e})") from e
-  check_results(results)
-  return results
-
-
-def check_results(results) -> None:
-  """Raises ValueError naming the first field that does not fit the schema."""
-  def need(ok, message):
-    if not ok:
-      raise ValueError(f"not a results file: {message}")
-
-  need(isinstance(results, dict), f"the top level is a {type(results).__name__}, "
-       "not an object")
-  missing = [k for k in ("protocol", "dataset", "encoder", "rows", "config")
-             if k not in results]
-  need(not missing, f"missing keys {missing}")
-  need(results["protocol"] in PROTOCOLS,
-       f"protocol={results['protocol']!r}, expected one of {PROTOCOLS}")
-  for key in ("dataset", "encoder"):
-    need(isinstance(results[key], str), f"{key} must be a string")
-  need(isinstance(results["config"], dict), "config must be an object")
-  need(isinstance(results["rows"], list), "rows must be a list")
-  for i, row in enumerate(results["rows"]):
-    where = f"rows[{i}]"
-    need(isinstance(row, dict), f"{where} is not an object")
-    missing = [k for k in results_lib.ROW_FIELDS if k not in row]
-    need(not missing, f"{where} misses keys {missing}")
-    need(isinstance(row["method"], str) and row["method"],
-         f"{where}.method must be a non-empty string")
-    need(_is_number(row["label_fraction"]) and 0.0 < row["label_fraction"] <= 1.0,
-         f"{where}.label_fraction={row['label_fraction']!r}, expected a number in (0, 1]")
-    for m in METRICS:
-      need(_is_number(row[m]) and 0.0 <= row[m] <= 1.0,
-           f"{where}.{m}={row[m]!r}, expected a number in [0, 1] (not percent)")
-    need(row["split"] in SPLITS, f"{where}.split={row['split']!r}, expected one of {SPLITS}")
-    need(_is_int(row["num_train_examples"]) and row["num_train_examples"] >= 0,
-         f"{where}.num_train_examples={row['num_train_examples']!r}, expected an int >= 0")
-    if "checkpoint_step" in row:
-      need(_is_int(row["checkpoint_step"]) and row["checkpoint_step"] >= 0,
-           f"{where}.checkpoint_step={row['checkpoint_step']!r}, expected an int >= 0")
-
-
-def _is_number(x) -> bool:
-  return isinstance(x, (int, float)) and not isinstance(x, bool)
-
-
-def _is_int(x) -> bool:
-  return isinstance(x, int) and not isinstance(x, bool)
-
-
 def expand(patterns: Sequence[str]) -> list[str]:
   """Result files named by paths, globs or directories, in order, without repeats.
 
@@ -154,7 +84,7 @@ def expand(patterns: Sequence[str]) -> list[str]:
     files = []
     for path in matched:
       if tf.io.gfile.isdir(path):
-        path = os.path.join(path, RESULTS_FILE)
+        path = os.path.join(path, results_lib.RESULTS_FILE)
       if tf.io.gfile.exists(path) and not tf.io.gfile.isdir(path):
         files.append(path)
     if not files:
@@ -171,8 +101,10 @@ def load(patterns: Sequence[str]) -> list[tuple[str, dict]]:
   out = []
   for path in expand(patterns):
     try:
-      out.append((path, read_results(path)))
-    except (OSError, ValueError, tf.errors.OpError) as e:
+      out.append((path, results_lib.read_results(path)))
+    except (ValueError, FileNotFoundError) as e:  # these name the file already
+      raise ReportError(str(e)) from e
+    except (OSError, tf.errors.OpError) as e:
       raise ReportError(f"{path}: {e}") from e
   return out
 
@@ -319,8 +251,8 @@ def write_report(patterns: Sequence[str], output_dir: str, *, paper: bool = Fals
   Only rows of `split` are reported ("test": the final numbers; "validation":
   the model-selection accuracy).
   """
-  if split not in SPLITS:
-    raise ValueError(f"split={split!r}; choose one of {SPLITS}.")
+  if split not in results_lib.SPLITS:
+    raise ValueError(f"split={split!r}; choose one of {results_lib.SPLITS}.")
   loaded = load(patterns)
   curves = curves_from_results(loaded, split)
   if not curves:

@@ -1,13 +1,19 @@
 """Result files of the evaluation binaries: results.json and sweep.csv.
 
 <output_dir>/results.json:
-  {"protocol": "linear" | "efficient" | "supervised",
+  {"protocol": "linear" | "efficient" | "supervised" | "dynamics",
    "dataset": str,
    "encoder": str,          # model_dir (or model_dir@step), or an architecture name
-   "rows": [{"method": str, "label_fraction": float, "top1": float in [0, 1],
-             "top5": float in [0, 1], "split": "test" | "validation",
-             "num_train_examples": int}, ...],
+   "rows": [{"method": str, "label_fraction": float in (0, 1],
+             "top1": float in [0, 1], "top5": float in [0, 1],
+             "split": "test" | "validation", "num_train_examples": int >= 0,
+             "checkpoint_step": int >= 0 (optional; "dynamics" rows)}, ...],
    "config": {...}}         # the resolved config (configs.to_dict)
+
+The protocols are written by cpc_tf.classify ("linear", "efficient",
+"supervised") and cpc_tf.dynamics ("dynamics"). This module is the one
+writer, reader and checker of the schema; `check_document` names the first
+field that does not fit.
 
 <output_dir>/sweep.csv: one line per finished sweep point, columns SWEEP_FIELDS.
 """
@@ -18,14 +24,17 @@ import csv
 import io
 import json
 import os
+from typing import Iterable, Sequence
 
 import tensorflow as tf
 
 RESULTS_FILE = "results.json"
 SWEEP_FILE = "sweep.csv"
-PROTOCOLS = ("linear", "efficient", "supervised")
+PROTOCOLS = ("linear", "efficient", "supervised", "dynamics")
 SPLITS = ("test", "validation")
 ROW_FIELDS = ("method", "label_fraction", "top1", "top5", "split", "num_train_examples")
+OPTIONAL_ROW_FIELDS = ("checkpoint_step",)
+DOCUMENT_FIELDS = ("protocol", "dataset", "encoder", "rows", "config")
 SWEEP_FIELDS = ("point", "learning_rate", "weight_decay", "dropout", "batch_per_replica",
                 "val_top1", "val_top5", "best_step", "steps")
 
@@ -40,20 +49,63 @@ def row(method: str, label_fraction: float, top1: float, top5: float, split: str
   return out
 
 
-def check_row(r: dict) -> None:
+def check_row(r: dict, where: str = "row") -> None:
+  """Raises ValueError naming the first field of `r` that does not fit the schema."""
+  problem = _row_problem(r, where)
+  if problem:
+    raise ValueError(f"{problem}.")
+
+
+def _row_problem(r, where: str) -> str | None:
+  if not isinstance(r, dict):
+    return f"{where} is not an object"
   missing = [k for k in ROW_FIELDS if k not in r]
   if missing:
-    raise ValueError(f"Result row {r} lacks {missing}.")
-  if r["split"] not in SPLITS:
-    raise ValueError(f"Result row split={r['split']!r}; choose one of {SPLITS}.")
-  for k in ("top1", "top5"):
-    if not 0.0 <= r[k] <= 1.0:
-      raise ValueError(f"Result row {k}={r[k]} is not a fraction in [0, 1].")
-  if not 0.0 < r["label_fraction"] <= 1.0:
-    raise ValueError(f"Result row label_fraction={r['label_fraction']} is not in (0, 1].")
+    return f"{where} misses keys {missing}"
+  checks = [
+      (isinstance(r["method"], str) and r["method"],
+       f"{where}.method must be a non-empty string"),
+      (_is_number(r["label_fraction"]) and 0.0 < r["label_fraction"] <= 1.0,
+       f"{where}.label_fraction={r['label_fraction']!r}, expected a number in (0, 1]"),
+      *((_is_number(r[k]) and 0.0 <= r[k] <= 1.0,
+         f"{where}.{k}={r[k]!r} is not a fraction in [0, 1] (not percent)")
+        for k in ("top1", "top5")),
+      (r["split"] in SPLITS, f"{where}.split={r['split']!r}, expected one of {SPLITS}"),
+      *((_is_int(r[k]) and r[k] >= 0, f"{where}.{k}={r[k]!r}, expected an int >= 0")
+        for k in ("num_train_examples", *OPTIONAL_ROW_FIELDS) if k in r),
+  ]
+  return next((message for ok, message in checks if not ok), None)
 
 
-def _write_atomic(path: str, text: str) -> None:
+def _document_problem(doc) -> str | None:
+  if not isinstance(doc, dict):
+    return f"the top level is a {type(doc).__name__}, not an object"
+  missing = [k for k in DOCUMENT_FIELDS if k not in doc]
+  if missing:
+    return f"missing keys {missing}"
+  if doc["protocol"] not in PROTOCOLS:
+    return f"protocol={doc['protocol']!r}, expected one of {PROTOCOLS}"
+  for key in ("dataset", "encoder"):
+    if not isinstance(doc[key], str):
+      return f"{key} must be a string"
+  if not isinstance(doc["config"], dict):
+    return "config must be an object"
+  if not isinstance(doc["rows"], list):
+    return "rows must be a list"
+  return next(filter(None, (_row_problem(r, f"rows[{i}]")
+                            for i, r in enumerate(doc["rows"]))), None)
+
+
+def _is_number(x) -> bool:
+  return isinstance(x, (int, float)) and not isinstance(x, bool)
+
+
+def _is_int(x) -> bool:
+  return isinstance(x, int) and not isinstance(x, bool)
+
+
+def write_text(path: str, text: str) -> None:
+  """Atomic: a reader never sees half a file, even if the run is killed."""
   tf.io.gfile.makedirs(os.path.dirname(path) or ".")
   tmp = path + ".tmp"
   with tf.io.gfile.GFile(tmp, "w") as f:
@@ -61,39 +113,56 @@ def _write_atomic(path: str, text: str) -> None:
   tf.io.gfile.rename(tmp, path, overwrite=True)
 
 
+def write_csv(path: str, fields: Sequence[str], rows: Iterable[dict]) -> None:
+  """A header of `fields`, then those fields of every row; written atomically."""
+  buffer = io.StringIO()
+  writer = csv.DictWriter(buffer, fieldnames=fields, lineterminator="\n")
+  writer.writeheader()
+  writer.writerows({k: r[k] for k in fields} for r in rows)
+  write_text(path, buffer.getvalue())
+
+
 def document(protocol: str, dataset: str, encoder: str, rows: list[dict],
              config: dict) -> dict:
-  """The checked results.json dict."""
-  if protocol not in PROTOCOLS:
-    raise ValueError(f"protocol={protocol!r}; choose one of {PROTOCOLS}.")
-  for r in rows:
-    check_row(r)
-  return {"protocol": protocol, "dataset": str(dataset), "encoder": str(encoder),
-          "rows": [{k: r[k] for k in ROW_FIELDS} for r in rows], "config": config}
+  """The checked results.json dict, as a reader of the file gets it back (lists,
+  not tuples); ValueError names the first field that does not fit the schema."""
+  doc = {"protocol": protocol, "dataset": str(dataset), "encoder": str(encoder),
+         "rows": [{k: r[k] for k in (*ROW_FIELDS, *OPTIONAL_ROW_FIELDS) if k in r}
+                  for r in rows],
+         "config": config}
+  doc = json.loads(json.dumps(doc))
+  problem = _document_problem(doc)
+  if problem:
+    raise ValueError(f"Not in the results schema: {problem}.")
+  return doc
 
 
 def write_results(path: str, protocol: str, dataset: str, encoder: str, rows: list[dict],
                   config: dict) -> dict:
   """Writes results.json (atomically) and returns what was written."""
   doc = document(protocol, dataset, encoder, rows, config)
-  _write_atomic(path, json.dumps(doc, indent=2, sort_keys=True))
+  write_text(path, json.dumps(doc, indent=2, sort_keys=True))
   return doc
 
 
 def read_results(path: str) -> dict:
-  """results.json (or a directory holding one) -> the checked dict."""
+  """results.json (or a directory holding one) -> the checked dict.
+
+  FileNotFoundError when it does not exist; ValueError, naming the file and the
+  first field that breaks the schema, when it is not a results file.
+  """
   if tf.io.gfile.isdir(path):
     path = os.path.join(path, RESULTS_FILE)
   if not tf.io.gfile.exists(path):
     raise FileNotFoundError(f"{path} not found: has the evaluation binary finished?")
   with tf.io.gfile.GFile(path) as f:
-    doc = json.load(f)
-  missing = [k for k in ("protocol", "dataset", "encoder", "rows", "config") if k not in doc]
-  if missing or doc["protocol"] not in PROTOCOLS:
-    raise ValueError(f"{path} is not a results file (missing {missing} or unknown "
-                     f"protocol {doc.get('protocol')!r}).")
-  for r in doc["rows"]:
-    check_row(r)
+    try:
+      doc = json.load(f)
+    except json.JSONDecodeError as e:
+      raise ValueError(f"{path}: not valid JSON ({e})") from e
+  problem = _document_problem(doc)
+  if problem:
+    raise ValueError(f"{path}: not a results file: {problem}")
   return doc
 
 
@@ -121,12 +190,7 @@ def read_sweep(path: str) -> list[dict]:
 
 def append_sweep(path: str, entry: dict) -> None:
   """Adds one finished sweep point to sweep.csv (rewritten whole, atomically)."""
-  rows = read_sweep(path) + [{k: entry[k] for k in SWEEP_FIELDS}]
-  buffer = io.StringIO()
-  writer = csv.DictWriter(buffer, fieldnames=SWEEP_FIELDS, lineterminator="\n")
-  writer.writeheader()
-  writer.writerows(rows)
-  _write_atomic(path, buffer.getvalue())
+  write_csv(path, SWEEP_FIELDS, read_sweep(path) + [entry])
 
 
 def format_table(rows: list[dict]) -> str:

@@ -43,52 +43,45 @@ import tensorflow as tf
 from absl import app
 from absl import flags
 
-from cpc_tf import configs, dynamics, report, train
+from cpc_tf import configs, dynamics, results, train
 from cpc_tf.data import DataError
 from flags import common, evaluation
 
-# The efficient-classification flags that make sense here: phase 2 does not
-# run, and the label fraction and checkpoint are swept by this binary.
-_NOT_HERE = ("label_fraction", "finetune", "finetune_steps", "encoder_learning_rate",
-             "patience")
-OVERRIDES = {k: v for k, v in evaluation.EFFICIENT_OVERRIDES.items() if k not in _NOT_HERE}
+# The efficient-classification flags that do not apply here: phase 2 does not
+# run, the label fraction and checkpoint are swept by this binary, and
+# --model_dir and --output_dir mean something else (defined below).
+EXCLUDE = ("label_fraction", "finetune", "finetune_steps", "encoder_learning_rate",
+           "patience", "checkpoint_step", "stop_after_steps", "subset_file", "model_dir",
+           "output_dir")
+_DEFAULTS = configs.DynamicsConfig()
 
 common.define_model_dir(help_text="Pre-training directory (launch/pretrain.py "
                         "--model_dir) whose checkpoints are evaluated.")
-common.define_strategy_flags()
 flags.DEFINE_string("output_dir", None, "Where the cells, tables and plot go. Rerunning "
                     "the same command resumes.")
 flags.mark_flag_as_required("output_dir")
-flags.DEFINE_string("steps", "all", "Pre-training steps to evaluate: 'all' (0 and every "
-                    "checkpoint of --model_dir) or a comma-separated list, e.g. 0,40000.")
-flags.DEFINE_list("label_fractions", [f"{f:g}" for f in report.PAPER_FRACTIONS],
+flags.DEFINE_string("steps", _DEFAULTS.steps, "Pre-training steps to evaluate: 'all' (0 "
+                    "and every checkpoint of --model_dir) or a comma-separated list, e.g. "
+                    "0,40000.")
+flags.DEFINE_list("label_fractions", [f"{f:g}" for f in _DEFAULTS.label_fractions],
                   "Label fractions in (0, 1] (supp. C: 1% ... 100%).")
-flags.DEFINE_string("preset", evaluation.DEFAULT_PRESETS["efficient"],
-                    "Classifier config, one of "
-                    f"{sorted(configs.EVAL_PRESETS['efficient'])}; the flags below "
-                    "override it.")
-flags.DEFINE_string("dataset", None, "Labelled images: 'fashion_mnist', a TFDS name, or "
-                    "'folder:/path' (one sub-folder per class). Default: the preset's.")
-# Same definitions (and defaults from the config fields) as the efficient binary.
-for _name, (_path, _help, _choices) in OVERRIDES.items():
-  evaluation._define(  # pylint: disable=protected-access
-      _name, evaluation.field_default("efficient", _path),
-      f"{_help} Overrides the preset; the default shown is the config field's.",
-      _choices, flags.FLAGS)
+evaluation.define_flags("efficient", exclude=EXCLUDE)
 flags.adopt_module_key_flags(common)
 flags.adopt_module_key_flags(evaluation)
 FLAGS = flags.FLAGS
 
 
-def config_from_flags() -> configs.EfficientConfig:
-  """The --preset with every set override flag applied."""
-  config = configs.eval_preset("efficient", FLAGS.preset)
-  changes = {path: FLAGS[name].value for name, (path, _, _) in OVERRIDES.items()
-             if FLAGS[name].present}
-  if FLAGS["dataset"].present:
-    for key, value in common.dataset_override(FLAGS.dataset).items():
-      changes["subset." + key] = value
-  return configs.replace(config, **changes)
+def config_from_flags() -> configs.DynamicsConfig:
+  """The --preset with every set override applied, --steps and --label_fractions."""
+  efficient = evaluation.config_from_flags("efficient", FLAGS, exclude=EXCLUDE)
+  steps = dynamics.parse_steps(FLAGS.steps)
+  try:
+    fractions = tuple(float(f) for f in FLAGS.label_fractions)
+  except ValueError as e:
+    raise ValueError(f"--label_fractions={','.join(FLAGS.label_fractions)}: give "
+                     "numbers in (0, 1], e.g. 0.01,0.1,1.0.") from e
+  return configs.DynamicsConfig(efficient, steps if steps == "all" else tuple(steps),
+                                fractions)
 
 
 def main(argv):
@@ -96,20 +89,14 @@ def main(argv):
     raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
   try:
     config = config_from_flags()
-    steps = dynamics.parse_steps(FLAGS.steps)
-    try:
-      fractions = [float(f) for f in FLAGS.label_fractions]
-    except ValueError as e:
-      raise ValueError(f"--label_fractions={','.join(FLAGS.label_fractions)}: give "
-                       "numbers in (0, 1], e.g. 0.01,0.1,1.0.") from e
     common.check_strategy_flags(FLAGS)
     strategy = train.make_strategy(FLAGS.strategy, FLAGS.tpu)
-    dynamics.run(FLAGS.model_dir, FLAGS.output_dir, config, steps, fractions, strategy)
+    dynamics.run(FLAGS.model_dir, FLAGS.output_dir, config, strategy)
   except (ValueError, FileNotFoundError, DataError) as e:
     sys.exit(f"Error: {e}")
   with tf.io.gfile.GFile(os.path.join(FLAGS.output_dir, dynamics.MARKDOWN_FILE)) as f:
     print(f.read(), flush=True)
-  for name in (report.RESULTS_FILE, dynamics.CSV_FILE, dynamics.MARKDOWN_FILE,
+  for name in (results.RESULTS_FILE, dynamics.CSV_FILE, dynamics.MARKDOWN_FILE,
                dynamics.PLOT_FILE):
     print(f"Wrote {os.path.join(FLAGS.output_dir, name)}")
 

@@ -76,7 +76,7 @@ def test_run_writes_tables_plot_and_skips_finished_cells(model_dir, tmp_path):
   out = str(tmp_path / "dynamics")
   config = configs.efficient_tiny()
   calls = []
-  doc = dynamics.run(model_dir, out, config, [2, 4], [0.5, 1.0],
+  doc = dynamics.run(model_dir, out, configs.DynamicsConfig(config, (2, 4), (0.5, 1.0)),
                      cell_fn=_fake_cell(calls), verbose=False)
   assert [(c[1], c[2]) for c in calls] == [(2, 0.5), (2, 1.0), (4, 0.5), (4, 1.0)]
   assert all(c[3] is False for c in calls)  # phase 1 only
@@ -89,13 +89,15 @@ def test_run_writes_tables_plot_and_skips_finished_cells(model_dir, tmp_path):
       (4, 0.5, "validation"), (4, 0.5, "test"), (4, 1.0, "validation"), (4, 1.0, "test")]
   with open(os.path.join(out, "results.json")) as f:
     assert json.load(f) == doc
+  assert configs.from_dict(configs.DynamicsConfig, doc["config"]) == configs.DynamicsConfig(
+      config, (2, 4), (0.5, 1.0))  # the steps and fractions that ran
   with open(os.path.join(out, "dynamics.csv")) as f:
     lines = list(csv.DictReader(f))
   assert len(lines) == 8 and lines[1]["split"] == "test" and lines[1]["top1"] == "0.4"
 
   again = []
-  doc = dynamics.run(model_dir, out, config, "all", [0.5, 1.0], cell_fn=_fake_cell(again),
-                     verbose=False)
+  doc = dynamics.run(model_dir, out, configs.DynamicsConfig(config, "all", (0.5, 1.0)),
+                     cell_fn=_fake_cell(again), verbose=False)
   assert [(c[1], c[2]) for c in again] == [(0, 0.5), (0, 1.0)]  # only the new cells
   assert again[0][0] == os.path.join(out, "random_init")
   assert [r["checkpoint_step"] for r in doc["rows"]] == [0] * 4 + [2] * 4 + [4] * 4
@@ -107,5 +109,13 @@ def test_run_writes_tables_plot_and_skips_finished_cells(model_dir, tmp_path):
 
 def test_bad_fractions(model_dir, tmp_path):
   with pytest.raises(ValueError, match="label_fraction=0"):
-    dynamics.run(model_dir, str(tmp_path), configs.efficient_tiny(), [0], [0.0, 0.5],
+    dynamics.run(model_dir, str(tmp_path),
+                 configs.DynamicsConfig(configs.efficient_tiny(), (0,), (0.0, 0.5)),
                  cell_fn=_fake_cell([]), verbose=False)
+
+
+def test_dynamics_config_json_round_trip():
+  config = configs.DynamicsConfig(configs.efficient_tiny(), (0, 4), (0.5, 1.0))
+  for c in (config, configs.DynamicsConfig()):
+    assert configs.from_dict(configs.DynamicsConfig,
+                             json.loads(json.dumps(configs.to_dict(c)))) == c

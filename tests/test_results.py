@@ -59,3 +59,31 @@ def test_sweep_csv_appends_and_parses(tmp_path):
   assert rows == [entry, {**entry, "point": 1, "val_top1": 0.5}]
   assert open(path).readline().strip() == ",".join(results.SWEEP_FIELDS)
   assert "CPC v2 (frozen)" in results.format_table(_rows())
+
+
+def test_dynamics_rows_keep_their_checkpoint_step(tmp_path):
+  rows = [dict(r, checkpoint_step=4, extra="dropped") for r in _rows()]
+  config = {"steps": (0, 4)}
+  doc = results.write_results(str(tmp_path / "results.json"), "dynamics", "fashion_mnist",
+                              "/runs/cpc", rows, config)
+  assert doc["rows"][0]["checkpoint_step"] == 4 and "extra" not in doc["rows"][0]
+  assert doc["config"] == {"steps": [0, 4]}  # as a reader gets it back
+  assert results.read_results(str(tmp_path)) == doc
+
+
+@pytest.mark.parametrize("changes, message", [
+    ({"checkpoint_step": -1}, r"rows\[0\]\.checkpoint_step=-1, expected an int >= 0"),
+    ({"num_train_examples": 1.5}, r"rows\[0\]\.num_train_examples=1\.5"),
+    ({"top5": "0.9"}, r"rows\[0\]\.top5='0\.9' is not a fraction"),
+    ({"top1": True}, r"rows\[0\]\.top1=True is not a fraction"),
+    ({"method": ""}, r"rows\[0\]\.method must be a non-empty string"),
+])
+def test_wrong_types_are_refused_on_write_and_on_read(tmp_path, changes, message):
+  bad = dict(_rows()[0], **changes)
+  with pytest.raises(ValueError, match="Not in the results schema: " + message):
+    results.write_results(str(tmp_path / "r.json"), "dynamics", "d", "e", [bad], {})
+  path = tmp_path / "results.json"
+  path.write_text(json.dumps(dict(protocol="dynamics", dataset="d", encoder="e",
+                                  config={}, rows=[bad])))
+  with pytest.raises(ValueError, match=f"{path}: not a results file: " + message):
+    results.read_results(str(path))
