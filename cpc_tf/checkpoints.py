@@ -3,10 +3,11 @@
 A model_dir contains:
   config.json        the resolved PretrainConfig (`configs.to_dict`)
   ckpt-<step>.*      tf.train.Checkpoint with entries
-                       model          the trained CPCModel's variables
-                       averaged_model the Polyak-averaged twin's (supp. A), what
-                                      evaluation and export use
-                                      (both as flat lists: see `model_state`)
+                       model          the trained CPCModel
+                       averaged_model the Polyak-averaged twin (supp. A), what
+                                      evaluation and export use; its head's
+                                      keys name the layers
+                                      (averaged_model/head/up/context/...)
                        optimizer      ClippedAdam slots and iteration count
                        step           int64 global step
                        (no data-iterator state: see cpc_tf.train.pretrain)
@@ -80,19 +81,6 @@ def check_resumable(config: PretrainConfig, model_dir: str) -> None:
         "or the saved settings (see its config.json).")
 
 
-def model_state(model) -> list:
-  """A model's variables as a flat list, the form checkpoints store them in.
-
-  Object-based `tf.train.Checkpoint(model=keras_model)` depends on how every
-  layer holds its sub-layers: Keras 3 does not track layers kept in Python
-  lists, and such a checkpoint silently drops them (it once lost the whole
-  CPC head). A list of variables is tracked by position, whatever the layers
-  do; the order is fixed by the ModelConfig (`model.weights` of a model built
-  by `build_model`).
-  """
-  return list(model.weights)
-
-
 def checkpoint_path(model_dir: str, step: int | None = None) -> str:
   """Path of the latest checkpoint (or the one at `step`); raises if there is none."""
   if step is None:
@@ -122,7 +110,7 @@ def load_averaged_model(model_dir: str, step: int | None = None):
     raise FileNotFoundError(f"{config_path(model_dir)} not found: is {model_dir} a "
                             "pre-training model_dir?")
   model = build_model(config.model)
-  status = tf.train.Checkpoint(averaged_model=model_state(model)).read(
+  status = tf.train.Checkpoint(averaged_model=model).read(
       checkpoint_path(model_dir, step))
   status.expect_partial().assert_existing_objects_matched()
   return config, model

@@ -124,7 +124,7 @@ def random_init_dir(model_dir: str, output_dir: str, seed: int = 0) -> str:
   keras.utils.set_random_seed(seed)
   model = build_model(config.model)
   checkpoints.write_config(config, path)
-  tf.train.Checkpoint(averaged_model=checkpoints.model_state(model)).write(
+  tf.train.Checkpoint(averaged_model=model).write(
       os.path.join(path, "ckpt-0"))
   return path
 

@@ -293,8 +293,8 @@ def pretrain(config: PretrainConfig, model_dir: str,
   iterator = iter(strategy.distribute_datasets_from_function(
       lambda ctx: dataset_fn(ctx, config.seed + start)))
   checkpoint = tf.train.Checkpoint(
-      model=checkpoints.model_state(trainer.model),
-      averaged_model=checkpoints.model_state(trainer.averaged_model),
+      model=trainer.model,
+      averaged_model=trainer.averaged_model,
       optimizer=trainer.optimizer, step=trainer.step)
   manager = tf.train.CheckpointManager(checkpoint, save_dir,
                                        max_to_keep=config.keep_checkpoints,

@@ -25,7 +25,7 @@ def model_dir(tmp_path_factory):
   checkpoints.write_config(config, path)
   model = build_model(config.model)
   for step in (2, 4):
-    tf.train.Checkpoint(averaged_model=checkpoints.model_state(model)).write(
+    tf.train.Checkpoint(averaged_model=model).write(
         os.path.join(path, f"ckpt-{step}"))
   return path
 

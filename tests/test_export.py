@@ -20,8 +20,8 @@ def fake_run(model_dir):
   checkpoints.write_config(config, model_dir)
   raw, averaged = build_model(config.model), build_model(config.model)
   averaged.set_weights([w + 0.01 for w in raw.get_weights()])
-  tf.train.Checkpoint(model=checkpoints.model_state(raw),
-                      averaged_model=checkpoints.model_state(averaged)).write(
+  tf.train.Checkpoint(model=raw,
+                      averaged_model=averaged).write(
       os.path.join(model_dir, "ckpt-7"))
   # The index file tf.train.latest_checkpoint reads (CheckpointManager's format).
   with open(os.path.join(model_dir, "checkpoint"), "w") as f:

@@ -146,7 +146,7 @@ def test_extract_features_binary(tmp_path):
   config = configs.tiny()
   checkpoints.write_config(config, model_dir)
   model = build_model(config.model)
-  tf.train.Checkpoint(averaged_model=checkpoints.model_state(model)).write(
+  tf.train.Checkpoint(averaged_model=model).write(
       os.path.join(model_dir, "ckpt-3"))
   out = tmp_path / "cache"
   result = subprocess.run(

@@ -72,6 +72,12 @@ def test_pretrain_writes_checkpoints_config_summaries_and_resumes(tmp_path):
   assert tf.train.latest_checkpoint(model_dir).endswith("ckpt-6")
   reader = tf.train.load_checkpoint(model_dir)
   assert reader.get_tensor("step/.ATTRIBUTES/VARIABLE_VALUE") == 6
+  # Every averaged weight is saved, the head's under its layer names. (The raw
+  # model's variables sit under the optimizer's references to them: TF saves a
+  # variable once, at its shortest path.)
+  saved = [k for k in reader.get_variable_to_shape_map() if k.startswith("averaged_model/")]
+  assert len(saved) == len(result.trainer.averaged_model.weights)
+  assert any(k.startswith("averaged_model/head/down/context/block0_up/") for k in saved)
 
   # The averaged weights load by themselves and differ from the raw weights.
   loaded_config, averaged = checkpoints.load_averaged_model(model_dir)
@@ -91,7 +97,7 @@ def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path):
   assert tf.train.latest_checkpoint(str(tmp_path)).endswith("ckpt-2")
   reader = tf.train.load_checkpoint(str(tmp_path))
   weights = [reader.get_tensor(k) for k in reader.get_variable_to_shape_map()
-             if k.startswith("model/") and reader.get_variable_to_dtype_map()[k].is_floating]
+             if reader.get_variable_to_dtype_map()[k].is_floating]
   assert weights and all(np.all(np.isfinite(w)) for w in weights)
 
 
