@@ -28,7 +28,7 @@ import numpy as np
 import tensorflow as tf
 import tensorflow_datasets as tfds
 
-from cpc_tf import configs
+from cpc_tf import configs, results
 from cpc_tf.configs import DataConfig, SubsetConfig
 from cpc_tf.data import sources
 
@@ -209,11 +209,7 @@ def make_subsets(config: SubsetConfig, index_fn=read_index) -> Subsets:
 
 
 def write_subsets(subsets: Subsets, path: str) -> None:
-  tf.io.gfile.makedirs(os.path.dirname(path) or ".")
-  tmp = path + ".tmp"
-  with tf.io.gfile.GFile(tmp, "w") as f:
-    json.dump(subsets.to_json(), f)
-  tf.io.gfile.rename(tmp, path, overwrite=True)
+  results.write_text(path, json.dumps(subsets.to_json()))
 
 
 def read_subsets(path: str) -> Subsets:

@@ -63,7 +63,8 @@ def field_default(path: str, config=None):
   return value
 
 
-def _define(name: str, default, help_text: str, choices, flag_values) -> None:
+def define_flag(name: str, default, help_text: str, choices, flag_values) -> None:
+  """An absl flag whose type follows its default (enum when `choices` is given)."""
   if choices is not None:
     flags.DEFINE_enum(name, default, choices, help_text, flag_values=flag_values)
   elif isinstance(default, bool):
@@ -109,7 +110,7 @@ def define_pretrain_flags(flag_values=flags.FLAGS) -> None:
       "imagenet2012, stl10), or an image folder as 'folder:/path' or a path. "
       "Default: the preset's.", flag_values=flag_values)
   for name, (path, help_text, choices) in PRETRAIN_OVERRIDES.items():
-    _define(name, field_default(path), f"{help_text} Overrides the preset; the default "
+    define_flag(name, field_default(path), f"{help_text} Overrides the preset; the default "
             "shown is the PretrainConfig field's.", choices, flag_values)
 
 

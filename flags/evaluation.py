@@ -107,19 +107,6 @@ def field_default(protocol: str, path: str):
   return common.field_default(path, CONFIG_CLASSES[protocol]())
 
 
-def _define(name: str, default, help_text: str, choices, flag_values) -> None:
-  if choices is not None:
-    flags.DEFINE_enum(name, default, choices, help_text, flag_values=flag_values)
-  elif isinstance(default, bool):
-    flags.DEFINE_bool(name, default, help_text, flag_values=flag_values)
-  elif isinstance(default, int):
-    flags.DEFINE_integer(name, default, help_text, flag_values=flag_values)
-  elif isinstance(default, float):
-    flags.DEFINE_float(name, default, help_text, flag_values=flag_values)
-  else:
-    flags.DEFINE_string(name, default, help_text, flag_values=flag_values)
-
-
 # The flags of define_flags, beyond the overrides, that a binary may exclude;
 # --preset, --dataset and the strategy flags are always defined.
 _EXCLUDABLE = ("model_dir", "checkpoint_step", "output_dir", "stop_after_steps",
@@ -182,8 +169,9 @@ def define_flags(protocol: str, flag_values=flags.FLAGS, exclude: Sequence[str] 
         "and validation split exactly.", flag_values=flag_values)
   for name, (path, help_text, choices) in OVERRIDES[protocol].items():
     if want(name):
-      _define(name, field_default(protocol, path), f"{help_text} Overrides the preset; "
-              "the default shown is the config field's.", choices, flag_values)
+      common.define_flag(name, field_default(protocol, path),
+                         f"{help_text} Overrides the preset; the default shown is the "
+                         "config field's.", choices, flag_values)
 
 
 def config_from_flags(protocol: str, flag_values=flags.FLAGS,
