@@ -10,6 +10,9 @@ from __future__ import annotations
 
 from typing import Sequence
 
+import sys
+
+from absl import app
 from absl import flags
 
 from cpc_tf import configs, resnet
@@ -190,3 +193,35 @@ def config_from_flags(protocol: str, flag_values=flags.FLAGS,
     for key, value in common.dataset_override(flag_values.dataset).items():
       changes[key.replace("data.", _data_path(protocol) + ".", 1)] = value
   return configs.replace(config, **changes)
+
+
+EXIT_INTERRUPTED = 75  # --stop_after_steps reached: rerun the same command to continue
+
+
+def main_for(protocol: str, run, flag_values=flags.FLAGS):
+  """The absl `main` of an evaluation binary.
+
+  Builds the protocol's config and strategy from the flags, calls
+  `run(config, strategy)` (a `cpc_tf.classify.train_*` call returning the
+  results document) and prints its table. Bad input exits with one clear line;
+  an interruption by --stop_after_steps exits with status EXIT_INTERRUPTED.
+  """
+  from cpc_tf import classify, results, train
+  from cpc_tf.data import DataError
+
+  def main(argv):
+    if len(argv) > 1:
+      raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
+    try:
+      config = config_from_flags(protocol, flag_values)
+      common.check_strategy_flags(flag_values)
+      strategy = train.make_strategy(flag_values.strategy, flag_values.tpu)
+      doc = run(config, strategy)
+    except (ValueError, FileNotFoundError, DataError) as e:
+      sys.exit(f"Error: {e}")
+    except classify.Interrupted as e:
+      print(f"Interrupted: {e}. Rerun the same command to continue.", flush=True)
+      sys.exit(EXIT_INTERRUPTED)
+    print(results.format_table(doc["rows"]), flush=True)
+
+  return main

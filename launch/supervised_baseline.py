@@ -25,37 +25,19 @@ Rerun the same command to resume (finished sweep points are skipped).
 
 from __future__ import annotations
 
-import sys
-
 from absl import app
 from absl import flags
 
-from cpc_tf import classify, results, train
-from cpc_tf.data import DataError
-from flags import common, evaluation
+from cpc_tf import classify
+from flags import evaluation
 
 evaluation.define_flags("supervised")
 flags.adopt_module_key_flags(evaluation)
 FLAGS = flags.FLAGS
-EXIT_INTERRUPTED = 75
 
-
-def main(argv):
-  if len(argv) > 1:
-    raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
-  try:
-    config = evaluation.config_from_flags("supervised", FLAGS)
-    common.check_strategy_flags(FLAGS)
-    strategy = train.make_strategy(FLAGS.strategy, FLAGS.tpu)
-    doc = classify.train_supervised(config, FLAGS.output_dir, strategy,
-                                    subset_file=FLAGS.subset_file,
-                                    stop_after_steps=FLAGS.stop_after_steps)
-  except (ValueError, FileNotFoundError, DataError) as e:
-    sys.exit(f"Error: {e}")
-  except classify.Interrupted as e:
-    print(f"Interrupted: {e}. Rerun the same command to continue.", flush=True)
-    sys.exit(EXIT_INTERRUPTED)
-  print(results.format_table(doc["rows"]), flush=True)
+main = evaluation.main_for("supervised", lambda config, strategy: classify.train_supervised(
+    config, FLAGS.output_dir, strategy, subset_file=FLAGS.subset_file,
+    stop_after_steps=FLAGS.stop_after_steps))
 
 
 if __name__ == "__main__":
