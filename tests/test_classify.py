@@ -213,25 +213,10 @@ print("RESULT " + json.dumps(doc["rows"]))
 @pytest.mark.slow
 def test_two_workers_share_one_output_dir(model_dir, tmp_path):
   """Only the chief writes output_dir; the other worker's scratch files are gone."""
-  from test_multiworker import free_ports
+  from test_multiworker import run_workers
   out = str(tmp_path / "efficient")
-  cluster = {"worker": [f"127.0.0.1:{p}" for p in free_ports(2)]}
-  script = textwrap.dedent(MULTI_WORKER.format(tests=os.path.join(ROOT, "tests"),
-                                               model_dir=model_dir, out=out))
-  procs = []
-  for index in range(2):
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PYTHONPATH=ROOT,
-               TF_CONFIG=json.dumps({"cluster": cluster,
-                                     "task": {"type": "worker", "index": index}}))
-    procs.append(subprocess.Popen([sys.executable, "-c", script], cwd=ROOT, env=env,
-                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                  text=True))
-  outputs = [proc.communicate(timeout=900) for proc in procs]
-  for index, proc in enumerate(procs):
-    assert proc.returncode == 0, f"worker {index}:\n" + "\n".join(
-        e[-3000:] for _, e in outputs)
-  rows = [json.loads([l for l in o.splitlines() if l.startswith("RESULT ")][-1][7:])
-          for o, _ in outputs]
+  rows = run_workers(textwrap.dedent(MULTI_WORKER.format(
+      tests=os.path.join(ROOT, "tests"), model_dir=model_dir, out=out)))
   assert rows[0] == rows[1] and len(rows[0]) == 4
   written = {r["split"] + r["method"]: r for r in json.load(open(f"{out}/results.json"))["rows"]}
   assert written == {r["split"] + r["method"]: r for r in rows[0]}

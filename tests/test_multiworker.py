@@ -40,14 +40,12 @@ def free_ports(n):
   return ports
 
 
-@pytest.mark.slow
-def test_two_workers_agree(tmp_path):
-  model_dir = str(tmp_path / "run")
-  cluster = {"worker": [f"127.0.0.1:{p}" for p in free_ports(2)]}
-  script = textwrap.dedent(WORKER.format(tests=os.path.join(ROOT, "tests"),
-                                         model_dir=model_dir))
+def run_workers(script: str, n: int = 2) -> list[dict]:
+  """Runs `script` as n workers of one localhost cluster (TF_CONFIG); returns the
+  JSON each printed on its last "RESULT " line, in worker order."""
+  cluster = {"worker": [f"127.0.0.1:{p}" for p in free_ports(n)]}
   procs = []
-  for index in range(2):
+  for index in range(n):
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PYTHONPATH=ROOT,
                TF_CONFIG=json.dumps({"cluster": cluster,
                                      "task": {"type": "worker", "index": index}}))
@@ -55,13 +53,18 @@ def test_two_workers_agree(tmp_path):
                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                   text=True))
   outputs = [proc.communicate(timeout=900) for proc in procs]
-  for index, (proc, (_, err)) in enumerate(zip(procs, outputs)):
+  for index, proc in enumerate(procs):
     assert proc.returncode == 0, f"worker {index}:\n" + "\n".join(
         e[-3000:] for _, e in outputs)
-  results = []
-  for out, _ in outputs:
-    line = [l for l in out.splitlines() if l.startswith("RESULT ")][-1]
-    results.append(json.loads(line[len("RESULT "):]))
+  return [json.loads([l for l in out.splitlines() if l.startswith("RESULT ")][-1][7:])
+          for out, _ in outputs]
+
+
+@pytest.mark.slow
+def test_two_workers_agree(tmp_path):
+  model_dir = str(tmp_path / "run")
+  results = run_workers(textwrap.dedent(WORKER.format(tests=os.path.join(ROOT, "tests"),
+                                                      model_dir=model_dir)))
   chief, other = results
   assert chief["step"] == other["step"] == 3
   assert chief["loss"] == pytest.approx(other["loss"], rel=1e-6)
