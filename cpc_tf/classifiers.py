@@ -15,6 +15,7 @@ import keras
 import tensorflow as tf
 
 from cpc_tf import patches as patches_lib
+from cpc_tf import resnet
 from cpc_tf.configs import ClassifierConfig, GridConfig
 
 
@@ -166,11 +167,7 @@ def last_stack(encoder: keras.Model) -> str:
   """
   if "features" in encoder.output:
     return "features"
-  stacks = sorted((k for k in encoder.output if k.startswith("stack")),
-                  key=lambda k: int(k[len("stack"):]))
-  if not stacks:
-    raise ValueError(f"The encoder has no stackK output; it has {sorted(encoder.output)}.")
-  return stacks[-1]
+  return resnet.last_stack(encoder.output)
 
 
 def build(model: Classifier, input_shape) -> Classifier:

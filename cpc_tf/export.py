@@ -20,21 +20,26 @@ from __future__ import annotations
 import tensorflow as tf
 
 from cpc_tf import checkpoints, resnet
+from cpc_tf import patches as patches_lib
 from cpc_tf.configs import PretrainConfig
-from cpc_tf.model import CPCModel
+from cpc_tf.model import CPCModel, encode_patches
 
 SIGNATURES = ("patched", "whole_image")
 
 
 class EncoderModule(tf.Module):
-  """The encoder of a CPCModel behind two explicit-signature tf.functions."""
+  """The encoder of a CPCModel behind two explicit-signature tf.functions.
+
+  Only the encoder is tracked, so the SavedModel holds no CPC-head weights.
+  """
 
   def __init__(self, model: CPCModel):
     super().__init__(name="cpc_encoder")
-    self.model = model
     self.encoder = model.encoder
-    self.last_stack = f"stack{len(resnet.spec(model.config.encoder.name).stacks)}"
-    size = model.config.grid.image_size
+    self.last_stack = resnet.last_stack(model.encoder.output)
+    grid = model.config.grid
+    self.patch_size, self.stride = grid.patch_size, grid.stride
+    size = grid.image_size
     self.image_size = tf.constant(size, tf.int32)
     self.patched = tf.function(
         self._patched,
@@ -45,7 +50,8 @@ class EncoderModule(tf.Module):
 
   def _patched(self, images):
     """images [B, S, S, 3] in [0, 1] -> {"latents": [B, Gh, Gw, D]}."""
-    return {"latents": tf.cast(self.model.latents(images, training=False), tf.float32)}
+    patches = patches_lib.extract_patches(images, self.patch_size, self.stride)
+    return {"latents": tf.cast(encode_patches(self.encoder, patches), tf.float32)}
 
   def _whole_image(self, images):
     """images [B, H, W, 3] in [0, 1] -> {"features": [B, h, w, D], "pooled": [B, D]}."""

@@ -47,9 +47,7 @@ class CPCModel(keras.Model):
 
   def latents(self, x: tf.Tensor, training: bool = False) -> tf.Tensor:
     """Images or patches -> latent grid [B, Gh, Gw, D]."""
-    p = self.to_patches(x)
-    pooled = self.encoder(patches_lib.fold(p), training=training)["pooled"]
-    return patches_lib.unfold(pooled, p.shape[1], p.shape[2])
+    return encode_patches(self.encoder, self.to_patches(x), training=training)
 
   def call(self, x, training: bool = False, cross_replica_negatives: bool = True):
     """Returns {"loss", "loss/<dir>", "accuracy/<dir>"}, scalars in float32."""
@@ -67,6 +65,16 @@ class CPCModel(keras.Model):
   def test_step(self, data):
     x = data[0] if isinstance(data, tuple) else data
     return self(x, training=False)
+
+
+def encode_patches(encoder: keras.Model, patches: tf.Tensor, training: bool = False):
+  """Patches [B, Gh, Gw, P, P, 3] -> latent grid [B, Gh, Gw, D].
+
+  Each patch is encoded on its own (folded into the batch) to one mean-pooled
+  vector, then put back on its grid.
+  """
+  pooled = encoder(patches_lib.fold(patches), training=training)["pooled"]
+  return patches_lib.unfold(pooled, patches.shape[1], patches.shape[2])
 
 
 def build_model(config: ModelConfig) -> CPCModel:

@@ -159,6 +159,15 @@ def feature_dim(config: EncoderConfig) -> int:
   return spec(config.name).stacks[-1].out_dim
 
 
+def last_stack(output_names) -> str:
+  """Name of the last "stackK" among an encoder's outputs (the feature grid)."""
+  stacks = sorted((k for k in output_names if k.startswith("stack")),
+                  key=lambda k: int(k[len("stack"):]))
+  if not stacks:
+    raise ValueError(f"The encoder has no stackK output; it has {sorted(output_names)}.")
+  return stacks[-1]
+
+
 def conv_kernel_count(encoder: keras.Model) -> int:
   """Number of convolution kernel weights (no biases, no normalisation parameters)."""
   return sum(int(layer.kernel.shape.num_elements())

@@ -74,3 +74,14 @@ def test_patched_signature_rejects_the_wrong_image_size(tmp_path):
     assert "40" in str(e) or "shape" in str(e).lower()
   else:
     raise AssertionError("a 40 px image was accepted by a 32 px signature")
+
+
+def test_export_holds_the_encoder_and_nothing_else(tmp_path):
+  """The CPC head is pre-training machinery: no signature uses it, none is saved."""
+  model = build_model(configs.tiny().model)
+  export.export_encoder(model, str(tmp_path))
+  saved = [name for name, _ in tf.train.list_variables(str(tmp_path / "variables" /
+                                                           "variables"))
+           if name.endswith("VARIABLE_VALUE")]
+  assert len(saved) == len(model.encoder.weights)
+  assert not [name for name in saved if "head" in name]
