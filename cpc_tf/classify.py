@@ -41,7 +41,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from cpc_tf import classifiers, configs, data, encoders, metrics, resnet, results, subsets
+from cpc_tf import (checkpoints, classifiers, configs, data, encoders, metrics, resnet,
+                    results, subsets)
 from cpc_tf.configs import (EfficientConfig, EncoderConfig, HParams, LinearEvalConfig,
                             SupervisedConfig, SweepConfig)
 from cpc_tf.patches import PRESET_GRIDS
@@ -354,7 +355,7 @@ def _check_run(output_dir: str, protocol: str, source: str, config,
   if tf.io.gfile.exists(path):
     with tf.io.gfile.GFile(path) as f:
       saved = json.load(f)
-    changes = [c for c in _diff(saved, json.loads(json.dumps(doc)))
+    changes = [c for c in checkpoints.diff(saved, json.loads(json.dumps(doc)))
                if c[0].removeprefix("config.") not in RESUMABLE_CHANGES]
     if changes:
       lines = "\n".join(f"  {k}: saved {a!r}, now {b!r}" for k, a, b in changes)
@@ -366,17 +367,6 @@ def _check_run(output_dir: str, protocol: str, source: str, config,
     with tf.io.gfile.GFile(path, "w") as f:
       json.dump(doc, f, indent=2, sort_keys=True)
   return doc
-
-
-def _diff(a, b, prefix=""):
-  out = []
-  for key in sorted(set(a) | set(b)):
-    va, vb = a.get(key), b.get(key)
-    if isinstance(va, dict) and isinstance(vb, dict):
-      out += _diff(va, vb, f"{prefix}{key}.")
-    elif va != vb:
-      out.append((f"{prefix}{key}", va, vb))
-  return out
 
 
 def _point_dir(output_dir: str, point: int) -> str:
