@@ -14,12 +14,17 @@ A model_dir contains:
   events.out.tfevents.*  TensorBoard scalars
 
 Evaluation binaries call `load_averaged_model(model_dir)`.
+
+Every run directory (a pre-training model_dir, an evaluation output_dir)
+starts with CONFIG_FILE; `guard_config` is the one routine that writes it, or
+compares it with the saved one and refuses a directory holding another run.
 """
 
 from __future__ import annotations
 
 import json
 import os
+from typing import Callable
 
 import tensorflow as tf
 
@@ -35,9 +40,13 @@ def config_path(model_dir: str) -> str:
 
 
 def write_config(config: PretrainConfig, model_dir: str) -> None:
-  tf.io.gfile.makedirs(model_dir)
-  with tf.io.gfile.GFile(config_path(model_dir), "w") as f:
-    json.dump(configs.to_dict(config), f, indent=2, sort_keys=True)
+  _write_json(config_path(model_dir), configs.to_dict(config))
+
+
+def _write_json(path: str, doc: dict) -> None:
+  tf.io.gfile.makedirs(os.path.dirname(path))
+  with tf.io.gfile.GFile(path, "w") as f:
+    json.dump(doc, f, indent=2, sort_keys=True)
 
 
 def read_config(model_dir: str) -> PretrainConfig | None:
@@ -63,22 +72,38 @@ def diff(a, b, prefix: str = "") -> list[tuple[str, object, object]]:
   return out
 
 
-def check_resumable(config: PretrainConfig, model_dir: str) -> None:
+def guard_config(directory: str, doc: dict, may_change: Callable[[str], bool], *,
+                 write: bool, what: str, hint: str) -> None:
+  """Refuses a directory whose CONFIG_FILE differs from `doc`, then writes `doc`.
+
+  may_change(dotted path) tells which fields may legitimately differ between a
+  run and its resumption (budgets, cadence, data paths). `what` names the
+  other run in the message, `hint` says which fields may change. Only the
+  chief passes write=True.
+  """
+  path = os.path.join(directory, CONFIG_FILE)
+  if tf.io.gfile.exists(path):
+    with tf.io.gfile.GFile(path) as f:
+      saved = json.load(f)
+    changes = [c for c in diff(saved, json.loads(json.dumps(doc))) if not may_change(c[0])]
+    if changes:
+      lines = "\n".join(f"  {k}: saved {a!r}, now {b!r}" for k, a, b in changes)
+      raise ValueError(f"{directory} holds {what}:\n{lines}\n{hint} (see {path}).")
+  if write:
+    _write_json(path, doc)
+
+
+def check_resumable(config: PretrainConfig, model_dir: str, write: bool = False) -> None:
   """Refuses a model_dir whose saved architecture (the `model` section) differs.
 
   Other sections (steps, learning rate, data, ...) may change between runs:
   a longer schedule or another data path is a legitimate continuation.
   """
-  saved = read_config(model_dir)
-  if saved is None:
-    return
-  changes = diff(configs.to_dict(saved.model), configs.to_dict(config.model), "model.")
-  if changes:
-    lines = "\n".join(f"  {name}: saved {old!r}, now {new!r}" for name, old, new in changes)
-    raise ValueError(
-        f"{model_dir} holds a run with a different architecture:\n{lines}\n"
-        "Its checkpoints cannot be restored into this model. Use a new --model_dir, "
-        "or the saved settings (see its config.json).")
+  guard_config(model_dir, configs.to_dict(config),
+               lambda name: not name.startswith("model."), write=write,
+               what="a run with a different architecture",
+               hint="Its checkpoints cannot be restored into this model. Use a new "
+                    "--model_dir, or the saved settings")
 
 
 def checkpoint_path(model_dir: str, step: int | None = None) -> str:

@@ -20,6 +20,12 @@ from dataclasses import dataclass, field
 
 DIRECTIONS = ("down", "up", "right", "left")
 NORMS = ("layer", "batch", "none")
+PIPELINES = ("v1", "v2")  # per-patch recipes: arXiv v1 4.1, supp. A
+PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")  # Keras dtype policies
+STRATEGIES = ("default", "mirrored", "multi_worker", "tpu")  # cpc_tf.distribute
+LR_DECAYS = ("none", "cosine")
+EFFICIENT_IMAGE_SIZE = 224  # supp. C: Inception crops, 224 px as in Szegedy et al.
+DETECTION_IMAGE_SIZE = 600  # Faster R-CNN scale (Ren et al. 2015); longer side here
 
 
 @dataclass(frozen=True)
@@ -102,7 +108,7 @@ class ModelConfig:
   encoder: EncoderConfig = field(default_factory=EncoderConfig)
   head: HeadConfig = field(default_factory=HeadConfig)
 
-  def check(self) -> None:
+  def __post_init__(self):
     """Raises a clear error if the grid is too small for the head's offsets."""
     g = self.grid.grid_size
     if g < self.head.min_grid_rows:
@@ -188,6 +194,15 @@ class OptimizerConfig:
   warmup_steps: int = 0  # off by default; the paper states no schedule
   decay: str = "none"  # "none" or "cosine" (after warm-up, to 0 at the last step)
 
+  def __post_init__(self):
+    if self.clip_norm <= 0:
+      raise ValueError(f"clip_norm={self.clip_norm}: need a positive global norm.")
+    if self.decay not in LR_DECAYS or self.warmup_steps < 0:
+      raise ValueError(f"decay={self.decay!r}, warmup_steps={self.warmup_steps}: choose "
+                       f"decay in {LR_DECAYS} and warmup_steps >= 0.")
+    if not 0.0 <= self.polyak_decay < 1.0:
+      raise ValueError(f"polyak_decay={self.polyak_decay}: need 0 <= decay < 1.")
+
 
 @dataclass(frozen=True)
 class DataConfig:
@@ -205,6 +220,10 @@ class DataConfig:
   pipeline: str = "v2"  # "v2" (supp. A) or "v1" (arXiv v1 4.1)
   max_examples: int = 0  # 0 = all; >0 takes the first N (small CPU runs)
   shuffle_buffer: int = 10_000
+
+  def __post_init__(self):
+    if self.pipeline not in PIPELINES:
+      raise ValueError(f"pipeline={self.pipeline!r}; choose one of {PIPELINES}.")
 
 
 @dataclass(frozen=True)
@@ -227,6 +246,15 @@ class PretrainConfig:
   # ICLR A.2: negatives are every patch of every image in the (global) batch.
   cross_replica_negatives: bool = True
   steps_per_loop: int = 1  # training steps per tf.function call (host overhead on TPU)
+
+  def __post_init__(self):
+    if self.batch_size <= 0:
+      raise ValueError(f"batch_size={self.batch_size}: need a positive global batch.")
+    for name in ("checkpoint_every", "keep_checkpoints", "log_every", "steps_per_loop"):
+      if getattr(self, name) <= 0:
+        raise ValueError(f"{name}={getattr(self, name)}: need a positive value.")
+    if self.precision not in PRECISIONS:
+      raise ValueError(f"precision={self.precision!r}: choose one of {PRECISIONS}.")
 
 
 def replace(config, **changes):
@@ -350,6 +378,7 @@ def tiny() -> PretrainConfig:
       log_every=1)
 
 
+DEFAULT_PRESET = "fashion_mnist_small"  # what launch/pretrain.py runs without --preset
 PRESETS = {
     "cpc_v2_paper": cpc_v2_paper,
     "cpc_v1_paper": cpc_v1_paper,
@@ -478,7 +507,7 @@ class EfficientConfig:
   """Few-label classification with a pre-trained CPC encoder (supp. C.2)."""
 
   subset: SubsetConfig = field(default_factory=SubsetConfig)
-  image_size: int = 224  # 224 px -> a 14x14 grid from the CPC encoders
+  image_size: int = EFFICIENT_IMAGE_SIZE  # 224 px -> a 14x14 grid from the CPC encoders
   augment: AugmentConfig = field(default_factory=AugmentConfig)  # per image, supp. C.1
   classifier: ClassifierConfig = field(default_factory=ClassifierConfig)
   hparams: HParams = field(default_factory=HParams)
@@ -503,7 +532,7 @@ class SupervisedConfig:
   """ResNet-v2 trained from pixels on the same subsets and search (supp. C.1)."""
 
   subset: SubsetConfig = field(default_factory=SubsetConfig)
-  image_size: int = 224
+  image_size: int = EFFICIENT_IMAGE_SIZE
   augment: AugmentConfig = field(default_factory=AugmentConfig)
   architecture: str = "resnet50_v2"  # a key of cpc_tf.resnet.SPECS
   norm: str = "batch"  # the standard ResNet-v2 of He et al. 2016
@@ -580,6 +609,9 @@ def supervised_tiny() -> SupervisedConfig:
       eval_batch_size=64)
 
 
+# What each evaluation binary runs without --preset.
+DEFAULT_EVAL_PRESETS = {"linear": "linear_eval_tiny", "efficient": "efficient_tiny",
+                        "supervised": "supervised_tiny"}
 EVAL_PRESETS = {
     "linear": {"linear_eval_paper": linear_eval_paper, "linear_eval_tiny": linear_eval_tiny},
     "efficient": {"efficient_paper": efficient_paper, "efficient_tiny": efficient_tiny},
@@ -605,7 +637,7 @@ class DynamicsConfig:
   """Phase 1 of supp. C.2 (frozen encoder) per pre-training checkpoint and label fraction.
 
   `efficient` configures each classifier run; its finetune flag and label
-  fraction are replaced per cell (cpc_tf.dynamics.cell_config).
+  fraction are replaced per cell (cpc_tf.eval.dynamics.cell_config).
   """
 
   efficient: EfficientConfig = field(default_factory=EfficientConfig)

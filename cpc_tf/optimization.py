@@ -1,11 +1,16 @@
-"""Adam with replica-summed, globally clipped gradients, and its schedule (supp. A).
+"""Supp. A's Adam and its optional schedule.
 
 Supp. A: Adam (lr 4e-4, beta1 0.8, beta2 0.999, eps 1e-8) with the gradient
-clipped to global norm 0.01. The clip must see the gradient of the whole global
-batch: Keras' own `global_clipnorm` runs before the cross-replica sum, so under
-a multi-replica strategy it would clip each replica's share separately. Here
-the sum happens first, then the clip, in the one hook Keras offers between the
-two (`_all_reduce_sum_gradients`, called once per step in replica context).
+clipped to global norm 0.01. The optimizer here is plain Keras Adam: the
+training step sums the replica gradients and clips their global norm itself,
+in the open (`cpc_tf.gradients`), before handing them over.
+
+mixed_float16: float16 gradients underflow without loss scaling. The step
+multiplies the loss by the fixed LOSS_SCALE and divides the summed gradient by
+it before the clip (a fixed scale, not Keras' dynamic LossScaleOptimizer, whose
+`apply` must run in replica context, where Keras sums gradients over replicas
+a second time). An overflow shows as a non-finite loss and stops the run
+without saving. bfloat16 has float32's range and needs no scale.
 """
 
 from __future__ import annotations
@@ -17,40 +22,12 @@ import tensorflow as tf
 
 from cpc_tf.configs import OptimizerConfig
 
-PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
+LOSS_SCALE = 2.0 ** 15  # mixed_float16 only; Keras' initial dynamic scale
 
 
-class ClippedAdam(keras.optimizers.Adam):
-  """Adam that sums gradients over replicas, then clips them to `clip_norm`.
-
-  `gradient_norm` holds the global norm of the summed gradient BEFORE clipping
-  at the last applied step (the value worth logging: it shows how often and how
-  hard supp. A's 0.01 clip bites).
-  """
-
-  def __init__(self, clip_norm: float, **kwargs):
-    super().__init__(**kwargs)
-    if clip_norm <= 0:
-      raise ValueError(f"clip_norm={clip_norm}: need a positive global norm.")
-    self.clip_norm = clip_norm
-
-  def build(self, variables):
-    if self.built:
-      return
-    super().build(variables)
-    # Written identically by every replica (after the all-reduce); keep the first.
-    self.gradient_norm = self.add_variable(
-        shape=(), name="gradient_norm", aggregation="only_first_replica")
-
-  def _all_reduce_sum_gradients(self, grads_and_vars):
-    summed = super()._all_reduce_sum_gradients(grads_and_vars)
-    grads = [g for g, _ in summed]
-    clipped, norm = tf.clip_by_global_norm(grads, self.clip_norm)  # supp. A
-    self.gradient_norm.assign(norm)
-    return list(zip(clipped, (v for _, v in summed)))
-
-  def get_config(self):
-    return {**super().get_config(), "clip_norm": self.clip_norm}
+def loss_scale(precision: str) -> float:
+  """The factor the loss is multiplied by (and the gradient divided by) before the clip."""
+  return LOSS_SCALE if precision == "mixed_float16" else 1.0
 
 
 class WarmupCosine(keras.optimizers.schedules.LearningRateSchedule):
@@ -93,25 +70,13 @@ def learning_rate(config: OptimizerConfig, total_steps: int):
   return WarmupCosine(config.learning_rate, config.warmup_steps, config.decay, total_steps)
 
 
-def make_optimizer(config: OptimizerConfig, total_steps: int,
-                   precision: str = "float32") -> keras.optimizers.Optimizer:
-  """Supp. A's Adam; wrapped in dynamic loss scaling for mixed_float16.
+def make_optimizer(config: OptimizerConfig, total_steps: int) -> keras.optimizers.Adam:
+  """Supp. A's Adam (the clip is the training step's, `cpc_tf.gradients`).
 
   Create it inside the strategy scope, then call `optimizer.build(variables)`
   there too: building lazily inside the first distributed step would create
   variables in replica context, which tf.distribute refuses.
   """
-  if precision not in PRECISIONS:
-    raise ValueError(f"precision={precision!r}: choose one of {PRECISIONS}.")
-  adam = ClippedAdam(
-      clip_norm=config.clip_norm, learning_rate=learning_rate(config, total_steps),
+  return keras.optimizers.Adam(
+      learning_rate=learning_rate(config, total_steps),
       beta_1=config.beta_1, beta_2=config.beta_2, epsilon=config.epsilon)
-  if precision == "mixed_float16":
-    # float16 gradients underflow without loss scaling; bfloat16 has float32's range.
-    return keras.optimizers.LossScaleOptimizer(adam)
-  return adam
-
-
-def inner(optimizer: keras.optimizers.Optimizer) -> ClippedAdam:
-  """The ClippedAdam, unwrapping a LossScaleOptimizer."""
-  return getattr(optimizer, "inner_optimizer", optimizer)

@@ -1,4 +1,4 @@
-"""CPC pre-training: strategy set-up, the distributed step, the loop, checkpoints.
+"""CPC pre-training: the distributed step, the loop, checkpoints (supp. A).
 
 Glossary: B global batch, R replicas in sync, B/R per-replica batch,
 Gh/Gw patch grid, P patch size.
@@ -6,22 +6,23 @@ Gh/Gw patch grid, P patch size.
 One code path serves every strategy (default, mirrored, multi-worker, TPU):
   * `distribute_datasets_from_function` builds one input pipeline per worker,
     each yielding the per-replica batch [B/R, Gh, Gw, P, P, 3];
-  * each replica's loss (a mean over its own predictions) is divided by R, and
-    the optimizer sums gradients over replicas, so the update is the gradient
-    of the mean over the global batch, as on one device;
+  * each replica's loss (a mean over its own predictions) is divided by R and
+    the step sums the gradients over replicas, then clips their global norm
+    (`cpc_tf.gradients`), so the update is the clipped gradient of the mean
+    over the global batch, as on one device;
   * the InfoNCE negatives are gathered across replicas (the head's job,
     `cross_replica_negatives`), so the loss does not depend on R;
   * several steps run per tf.function call in an inner `tf.range` loop, which
     hides host round trips (decisive on TPU);
   * the optimizer is built inside the strategy scope before the first step:
     creating Adam's slots lazily inside a distributed tf.function fails.
+Strategies, the chief and the workers' scratch directories: `cpc_tf.distribute`.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import math
-import os
 import signal
 import time
 from typing import Callable
@@ -31,14 +32,11 @@ import tensorflow as tf
 from absl import logging
 from tensorflow.core.framework import summary_pb2
 
-from cpc_tf import checkpoints
-from cpc_tf import data
-from cpc_tf import optimization
+from cpc_tf import checkpoints, data, gradients, optimization
 from cpc_tf.averaging import PolyakAverage
 from cpc_tf.configs import PretrainConfig
+from cpc_tf.distribute import is_chief, set_precision, worker_dir
 from cpc_tf.model import build_model
-
-STRATEGIES = ("default", "mirrored", "multi_worker", "tpu")
 
 # (input context, data seed) -> per-replica dataset of patches [B/R, Gh, Gw, P, P, 3].
 DatasetFn = Callable[[tf.distribute.InputContext, int], tf.data.Dataset]
@@ -46,50 +44,6 @@ DatasetFn = Callable[[tf.distribute.InputContext, int], tf.data.Dataset]
 
 class NonFiniteLossError(RuntimeError):
   """The loss became NaN or infinite; the run stopped without saving."""
-
-
-def make_strategy(name: str = "default", tpu: str | None = None) -> tf.distribute.Strategy:
-  """The tf.distribute strategy called `name` (one of STRATEGIES).
-
-  default       one device (the first GPU if any, else the CPU)
-  mirrored      all local GPUs (or the logical CPU devices) of this machine
-  multi_worker  MultiWorkerMirroredStrategy; the cluster comes from TF_CONFIG
-  tpu           TPUStrategy on the TPU named `tpu` (a name or grpc:// address;
-                empty for a local TPU VM)
-  """
-  if name == "default":
-    return tf.distribute.get_strategy()
-  if name == "mirrored":
-    return tf.distribute.MirroredStrategy()
-  if name == "multi_worker":
-    if "TF_CONFIG" not in os.environ:
-      raise ValueError("--strategy=multi_worker reads the cluster from the TF_CONFIG "
-                       "environment variable, which is not set.")
-    return tf.distribute.MultiWorkerMirroredStrategy()
-  if name == "tpu":
-    resolver = tf.distribute.cluster_resolver.TPUClusterResolver(tpu=tpu or "")
-    tf.config.experimental_connect_to_cluster(resolver)
-    tf.tpu.experimental.initialize_tpu_system(resolver)
-    return tf.distribute.TPUStrategy(resolver)
-  raise ValueError(f"Unknown strategy {name!r}; choose one of {STRATEGIES}.")
-
-
-def is_chief(strategy: tf.distribute.Strategy) -> bool:
-  """Whether this process writes config, summaries and the real checkpoints."""
-  resolver = getattr(strategy, "cluster_resolver", None)
-  if resolver is None or not resolver.task_type:
-    return True
-  if resolver.task_type == "chief":
-    return True
-  has_chief = "chief" in resolver.cluster_spec().as_dict()
-  return resolver.task_type == "worker" and resolver.task_id == 0 and not has_chief
-
-
-def set_precision(precision: str) -> None:
-  """Global Keras dtype policy; set before building the model."""
-  if precision not in optimization.PRECISIONS:
-    raise ValueError(f"precision={precision!r}: choose one of {optimization.PRECISIONS}.")
-  keras.mixed_precision.set_dtype_policy(precision)
 
 
 def total_steps(config: PretrainConfig, num_examples: int | None) -> int:
@@ -102,20 +56,13 @@ def total_steps(config: PretrainConfig, num_examples: int | None) -> int:
 
 
 def check_config(config: PretrainConfig, num_replicas: int) -> None:
-  """Clear errors for settings that cannot run, before anything is built."""
-  config.model.check()
-  if config.batch_size <= 0 or config.batch_size % num_replicas:
+  """A clear error when the global batch does not split over the replicas."""
+  if config.batch_size % num_replicas:
     raise ValueError(
         f"batch_size={config.batch_size} is the global batch and must be a positive "
         f"multiple of the {num_replicas} replicas in sync (each replica gets "
         f"batch_size / {num_replicas} images). Try batch_size="
         f"{max(num_replicas, config.batch_size // num_replicas * num_replicas)}.")
-  for name in ("checkpoint_every", "keep_checkpoints", "log_every", "steps_per_loop"):
-    if getattr(config, name) <= 0:
-      raise ValueError(f"{name}={getattr(config, name)}: need a positive value.")
-  if config.precision not in optimization.PRECISIONS:
-    raise ValueError(f"precision={config.precision!r}: choose one of "
-                     f"{optimization.PRECISIONS}.")
 
 
 def metric_names(config: PretrainConfig) -> list[str]:
@@ -137,8 +84,7 @@ class Trainer:
     with strategy.scope():
       self.model = build_model(config.model)
       self.averaged_model = build_model(config.model)
-      self.optimizer = optimization.make_optimizer(config.optimizer, num_steps,
-                                                   config.precision)
+      self.optimizer = optimization.make_optimizer(config.optimizer, num_steps)
       # Without this, Adam creates its slots inside the first distributed step
       # and TF 2.21 refuses variable creation in replica context.
       self.optimizer.build(self.model.trainable_variables)
@@ -149,25 +95,23 @@ class Trainer:
     self.average.reset()
     self._loop = tf.function(self._train_loop)
 
-  def replica_gradients(self, patches: tf.Tensor):
-    """Replica context: (metrics, gradients of loss / R) for this replica's batch."""
+  def replica_step(self, patches: tf.Tensor) -> dict[str, tf.Tensor]:
+    """Replica context: one step on this replica's batch; returns its metrics."""
     num_replicas = tf.distribute.get_replica_context().num_replicas_in_sync
     variables = self.model.trainable_variables
+    scale = optimization.loss_scale(self.config.precision)
     with tf.GradientTape() as tape:
       out = self.model(patches, training=True,
                        cross_replica_negatives=self.config.cross_replica_negatives)
       out = {k: tf.cast(v, tf.float32) for k, v in out.items()}  # loss in float32
-      # The optimizer SUMS replica gradients; dividing by R makes the sum the
-      # gradient of the mean loss over the global batch.
-      scaled = self.optimizer.scale_loss(out["loss"] / num_replicas)
+      # Divided by R: the sum over replicas is the gradient of the global-batch mean.
+      scaled = out["loss"] / num_replicas * scale
     grads = tape.gradient(scaled, variables)
-    return out, grads
-
-  def replica_step(self, patches: tf.Tensor) -> dict[str, tf.Tensor]:
-    out, grads = self.replica_gradients(patches)
-    # Sums over replicas, clips to global norm (supp. A), applies Adam.
-    self.optimizer.apply(grads, self.model.trainable_variables)
-    out["gradient_norm"] = tf.identity(optimization.inner(self.optimizer).gradient_norm)
+    if scale != 1.0:
+      grads = [g / scale for g in grads]  # each replica's share, unscaled before the sum
+    grads, norm = gradients.sum_and_clip(grads, self.config.optimizer.clip_norm)  # supp. A
+    gradients.apply(self.optimizer, grads, variables)
+    out["gradient_norm"] = norm  # before the clip: shows how often supp. A's clip bites
     return out
 
   def _train_loop(self, iterator, num_steps, stop_requested):
@@ -203,7 +147,7 @@ class Trainer:
 
   def learning_rate(self) -> float:
     # A keras.Variable wrapping a distributed variable, or a schedule's tensor.
-    return float(tf.convert_to_tensor(optimization.inner(self.optimizer).learning_rate))
+    return float(tf.convert_to_tensor(self.optimizer.learning_rate))
 
 
 class _StopSignal:
@@ -267,21 +211,18 @@ def pretrain(config: PretrainConfig, model_dir: str,
   """
   strategy = strategy or tf.distribute.get_strategy()
   check_config(config, strategy.num_replicas_in_sync)
-  checkpoints.check_resumable(config, model_dir)
   chief = is_chief(strategy)
+  checkpoints.check_resumable(config, model_dir, write=chief)
   if num_examples is None and dataset_fn is None:
     num_examples = _num_examples(config)
   steps = total_steps(config, num_examples)
   dataset_fn = dataset_fn or _default_dataset_fn(config)
-  if chief:
-    checkpoints.write_config(config, model_dir)
   set_precision(config.precision)
 
   trainer = Trainer(config, strategy, steps)
   # Non-chief workers must take part in saving (variables may be distributed)
   # but write to a scratch directory of their own.
-  save_dir = model_dir if chief else os.path.join(
-      model_dir, f".worker-{strategy.cluster_resolver.task_id}")
+  save_dir = worker_dir(model_dir, strategy)
   latest = tf.train.latest_checkpoint(model_dir)
   start = int(latest.rsplit("-", 1)[1]) if latest else 0
 

@@ -14,10 +14,7 @@ from absl import flags
 
 from cpc_tf import configs
 from cpc_tf.configs import PretrainConfig
-from cpc_tf.optimization import PRECISIONS
-from cpc_tf.train import STRATEGIES
-
-DEFAULT_PRESET = "fashion_mnist_small"
+from cpc_tf.configs import DEFAULT_PRESET, PRECISIONS, STRATEGIES
 
 # flag -> (dotted PretrainConfig field, help, allowed values or None).
 PRETRAIN_OVERRIDES = {
@@ -141,9 +138,7 @@ def config_from_flags(flag_values=flags.FLAGS) -> PretrainConfig:
       changes[path] = flag_values[name].value
   if flag_values["dataset"].present:
     changes.update(dataset_override(flag_values.dataset))
-  config = configs.replace(config, **changes)
-  config.model.check()
-  return config
+  return configs.replace(config, **changes)
 
 
 def check_strategy_flags(flag_values=flags.FLAGS) -> None:

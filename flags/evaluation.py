@@ -21,8 +21,6 @@ from flags import common
 
 CONFIG_CLASSES = {"linear": configs.LinearEvalConfig, "efficient": configs.EfficientConfig,
                   "supervised": configs.SupervisedConfig}
-DEFAULT_PRESETS = {"linear": "linear_eval_tiny", "efficient": "efficient_tiny",
-                   "supervised": "supervised_tiny"}
 
 # flag -> (dotted config field, help, allowed values or None), per protocol.
 _DATA = {
@@ -154,7 +152,7 @@ def define_flags(protocol: str, flag_values=flags.FLAGS, exclude: Sequence[str] 
     flags.mark_flag_as_required("output_dir", flag_values=flag_values)
   common.define_strategy_flags(flag_values)
   flags.DEFINE_string(
-      "preset", DEFAULT_PRESETS[protocol],
+      "preset", configs.DEFAULT_EVAL_PRESETS[protocol],
       f"Starting config, one of {sorted(configs.EVAL_PRESETS[protocol])}; the flags below "
       "override it.", flag_values=flag_values)
   flags.DEFINE_string(
@@ -202,12 +200,13 @@ def main_for(protocol: str, run, flag_values=flags.FLAGS):
   """The absl `main` of an evaluation binary.
 
   Builds the protocol's config and strategy from the flags, calls
-  `run(config, strategy)` (a `cpc_tf.classify.train_*` call returning the
+  `run(config, strategy)` (a `cpc_tf.eval.<protocol>.train_*` call returning the
   results document) and prints its table. Bad input exits with one clear line;
   an interruption by --stop_after_steps exits with status EXIT_INTERRUPTED.
   """
-  from cpc_tf import classify, results, train
+  from cpc_tf import distribute
   from cpc_tf.data import DataError
+  from cpc_tf.eval import loop, results
 
   def main(argv):
     if len(argv) > 1:
@@ -215,11 +214,11 @@ def main_for(protocol: str, run, flag_values=flags.FLAGS):
     try:
       config = config_from_flags(protocol, flag_values)
       common.check_strategy_flags(flag_values)
-      strategy = train.make_strategy(flag_values.strategy, flag_values.tpu)
+      strategy = distribute.make_strategy(flag_values.strategy, flag_values.tpu)
       doc = run(config, strategy)
     except (ValueError, FileNotFoundError, DataError) as e:
       sys.exit(f"Error: {e}")
-    except classify.Interrupted as e:
+    except loop.Interrupted as e:
       print(f"Interrupted: {e}. Rerun the same command to continue.", flush=True)
       sys.exit(EXIT_INTERRUPTED)
     print(results.format_table(doc["rows"]), flush=True)

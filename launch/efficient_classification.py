@@ -43,14 +43,14 @@ from __future__ import annotations
 from absl import app
 from absl import flags
 
-from cpc_tf import classify
+from cpc_tf.eval import efficient
 from flags import evaluation
 
 evaluation.define_flags("efficient")
 flags.adopt_module_key_flags(evaluation)
 FLAGS = flags.FLAGS
 
-main = evaluation.main_for("efficient", lambda config, strategy: classify.train_efficient(
+main = evaluation.main_for("efficient", lambda config, strategy: efficient.train_efficient(
     FLAGS.model_dir, config, FLAGS.output_dir, strategy, step=FLAGS.checkpoint_step,
     subset_file=FLAGS.subset_file, stop_after_steps=FLAGS.stop_after_steps))
 

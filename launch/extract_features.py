@@ -27,7 +27,7 @@ import sys
 from absl import app
 from absl import flags
 
-from cpc_tf import encoders, features
+from cpc_tf.eval import encoders, features
 from cpc_tf.configs import DataConfig, EfficientConfig
 from cpc_tf.data import DataError
 from cpc_tf.patches import PRESET_GRIDS

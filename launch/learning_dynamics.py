@@ -43,7 +43,8 @@ import tensorflow as tf
 from absl import app
 from absl import flags
 
-from cpc_tf import configs, dynamics, results, train
+from cpc_tf import configs, distribute
+from cpc_tf.eval import dynamics, results
 from cpc_tf.data import DataError
 from flags import common, evaluation
 
@@ -90,7 +91,7 @@ def main(argv):
   try:
     config = config_from_flags()
     common.check_strategy_flags(FLAGS)
-    strategy = train.make_strategy(FLAGS.strategy, FLAGS.tpu)
+    strategy = distribute.make_strategy(FLAGS.strategy, FLAGS.tpu)
     dynamics.run(FLAGS.model_dir, FLAGS.output_dir, config, strategy)
   except (ValueError, FileNotFoundError, DataError) as e:
     sys.exit(f"Error: {e}")

@@ -27,14 +27,14 @@ from __future__ import annotations
 from absl import app
 from absl import flags
 
-from cpc_tf import classify
+from cpc_tf.eval import linear
 from flags import evaluation
 
 evaluation.define_flags("linear")
 flags.adopt_module_key_flags(evaluation)
 FLAGS = flags.FLAGS
 
-main = evaluation.main_for("linear", lambda config, strategy: classify.train_linear(
+main = evaluation.main_for("linear", lambda config, strategy: linear.train_linear(
     FLAGS.model_dir, config, FLAGS.output_dir, strategy, step=FLAGS.checkpoint_step,
     stop_after_steps=FLAGS.stop_after_steps))
 

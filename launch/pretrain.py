@@ -32,7 +32,7 @@ import sys
 from absl import app
 from absl import flags
 
-from cpc_tf import train
+from cpc_tf import distribute, train
 from flags import common
 
 common.define_pretrain_flags()
@@ -46,7 +46,7 @@ def main(argv):
   try:
     config = common.config_from_flags(FLAGS)
     common.check_strategy_flags(FLAGS)
-    strategy = train.make_strategy(FLAGS.strategy, FLAGS.tpu)
+    strategy = distribute.make_strategy(FLAGS.strategy, FLAGS.tpu)
     train.check_config(config, strategy.num_replicas_in_sync)
   except ValueError as e:
     sys.exit(f"Error: {e}")

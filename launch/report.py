@@ -27,7 +27,7 @@ import sys
 from absl import app
 from absl import flags
 
-from cpc_tf import report
+from cpc_tf.eval import report
 
 flags.DEFINE_multi_string(
     "results", None, "A results.json path, a glob (quoted) or an output directory; "

@@ -28,14 +28,14 @@ from __future__ import annotations
 from absl import app
 from absl import flags
 
-from cpc_tf import classify
+from cpc_tf.eval import supervised
 from flags import evaluation
 
 evaluation.define_flags("supervised")
 flags.adopt_module_key_flags(evaluation)
 FLAGS = flags.FLAGS
 
-main = evaluation.main_for("supervised", lambda config, strategy: classify.train_supervised(
+main = evaluation.main_for("supervised", lambda config, strategy: supervised.train_supervised(
     config, FLAGS.output_dir, strategy, subset_file=FLAGS.subset_file,
     stop_after_steps=FLAGS.stop_after_steps))
 

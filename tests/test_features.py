@@ -11,7 +11,7 @@ import tensorflow as tf
 
 from cpc_tf import checkpoints, classifiers, configs
 from cpc_tf import data as data_lib
-from cpc_tf import features
+from cpc_tf.eval import features
 from cpc_tf.configs import ClassifierConfig, DataConfig, EncoderConfig
 from cpc_tf.model import build_model
 from cpc_tf.resnet import build_encoder

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from cpc_tf import metrics
+from cpc_tf.eval import metrics
 
 
 def test_hand_computed_top1_top5():

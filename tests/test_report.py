@@ -5,7 +5,7 @@ import os
 
 import pytest
 
-from cpc_tf import report
+from cpc_tf.eval import report
 
 
 def _row(method, fraction, top1, top5, **extra):

@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from cpc_tf import results
+from cpc_tf.eval import results
 
 
 def _rows():

@@ -5,7 +5,7 @@ import dataclasses
 import numpy as np
 import pytest
 
-from cpc_tf import subsets
+from cpc_tf.eval import subsets
 from cpc_tf.configs import DataConfig, SubsetConfig
 
 

@@ -21,17 +21,15 @@ from typing import Collection
 import tensorflow as tf
 
 from cpc_tf import augment as augment_lib
-from cpc_tf.configs import AugmentConfig, DataConfig, GridConfig
+from cpc_tf.configs import (DETECTION_IMAGE_SIZE, EFFICIENT_IMAGE_SIZE, AugmentConfig,
+                            DataConfig, GridConfig)
 from cpc_tf.data import sources
 from cpc_tf.data.errors import DataError
 from cpc_tf.patches import extract_patches
 
 log = logging.getLogger(__name__)
 
-PIPELINES = ("v1", "v2")
 CLASSIFICATION_MODES = ("linear_train", "linear_eval", "efficient_train", "efficient_eval")
-EFFICIENT_IMAGE_SIZE = 224  # supp. C: Inception crops, 224 px as in Szegedy et al.
-DETECTION_IMAGE_SIZE = 600  # Faster R-CNN scale (Ren et al. 2015); longer side here
 _V2_STEPS = ("randaugment", "elastic_p", "histogram_p", "inception_color_p", "grayscale_p")
 _V1_STEPS = ("color_drop_p", "flip_p", "jitter_size")
 
@@ -71,7 +69,7 @@ def classification_dataset(
     data: DataConfig, mode: str, batch_size: int, seed: int = 0, *,
     grid: GridConfig | None = None, augment: AugmentConfig | None = None,
     image_size: int = EFFICIENT_IMAGE_SIZE, repeat: bool | None = None,
-    keep_ids: Collection[str | int] | None = None, label_fraction: float | None = None,
+    keep_ids: Collection[str | int] | None = None,
     input_context: tf.distribute.InputContext | None = None,
     on_bad_file: str = "skip") -> tf.data.Dataset:
   """Labelled images -> (images, labels [B] int64) batches.
@@ -89,10 +87,8 @@ def classification_dataset(
   evaluation modes read each example once, in order, keeping the last batch.
 
   Subsets: `keep_ids` keeps only these example ids (TFDS `tfds_id`, folder path
-  relative to the folder, Fashion-MNIST index; see `example_ids`);
-  `label_fraction` in (0, 1] keeps a fixed pseudo-random fraction of examples,
-  chosen by a hash of the id (the same subset every run, independent of `seed`).
-  For the paper's 1% / 10% ImageNet subsets use "imagenet2012_subset/1pct".
+  relative to the folder, Fashion-MNIST index; see `example_ids`); the
+  labelled subsets of supp. C come from `cpc_tf.eval.subsets`.
   """
   if mode not in CLASSIFICATION_MODES:
     raise DataError(f"mode={mode!r}; choose one of {CLASSIFICATION_MODES}.")
@@ -130,7 +126,7 @@ def classification_dataset(
 
   ds = _stream(source, data, shuffle=training, repeat=training if repeat is None else repeat,
                seed=seed, input_context=input_context,
-               keep=_keep_filter(keep_ids, label_fraction), on_bad_file=on_bad_file)
+               keep=_keep_filter(keep_ids), on_bad_file=on_bad_file)
   ds = ds.map(make, num_parallel_calls=tf.data.AUTOTUNE)
   return _finish(ds, batch, drop_remainder=training)
 
@@ -194,23 +190,19 @@ def detection_dataset(
 
 
 def num_examples(data: DataConfig, *, labelled: bool = False,
-                 keep_ids: Collection[str | int] | None = None,
-                 label_fraction: float | None = None) -> int:
+                 keep_ids: Collection[str | int] | None = None) -> int:
   """Examples in the source split (after `max_examples`), for epochs -> steps.
 
-  With `keep_ids` / `label_fraction` the count is exact for folders and
-  Fashion-MNIST; for TFDS it is len(keep_ids) (ids absent from the split are
-  not subtracted; with both, the fraction is ignored) or round(N * label_fraction).
+  With `keep_ids` the count is exact for folders and Fashion-MNIST; for TFDS
+  it is len(keep_ids) (ids absent from the split are not subtracted).
   """
   source = sources.load(data, labelled=labelled)
-  keep = _keep_filter(keep_ids, label_fraction)
+  keep = _keep_filter(keep_ids)
   if keep is None:
     return source.num_examples
   if source.ids is not None:
     return int(tf.reduce_sum(tf.cast(keep(tf.constant(source.ids)), tf.int32)))
-  if keep_ids is not None:
-    return len({str(i) for i in keep_ids})
-  return max(1, round(source.num_examples * label_fraction))
+  return len({str(i) for i in keep_ids})
 
 
 def class_names(data: DataConfig) -> tuple[str, ...]:
@@ -337,8 +329,6 @@ def _any_step(augment: AugmentConfig, names) -> bool:
 
 
 def _check_pipeline(data: DataConfig, augment: AugmentConfig) -> None:
-  if data.pipeline not in PIPELINES:
-    raise DataError(f"DataConfig.pipeline={data.pipeline!r}; choose one of {PIPELINES}.")
   other = _V2_STEPS if data.pipeline == "v1" else ()
   mixed = [n for n in other if _any_step(augment, [n])]
   if mixed:
@@ -346,24 +336,15 @@ def _check_pipeline(data: DataConfig, augment: AugmentConfig) -> None:
                 "They will run; set them to 0 / False for the v1 recipe.", mixed)
 
 
-def _keep_filter(keep_ids, label_fraction):
-  """-> None or a function ids [N] string -> [N] bool; both subsets: their intersection."""
-  if label_fraction is not None and not 0.0 < label_fraction <= 1.0:
-    raise DataError(f"label_fraction={label_fraction}: must lie in (0, 1], e.g. 0.01 "
-                    "for 1% of the labels.")
-  tests = []
-  if keep_ids is not None:
-    if isinstance(keep_ids, (str, bytes)):
-      raise DataError("keep_ids must be a collection of ids, not a single string.")
-    if not len(keep_ids):
-      raise DataError("keep_ids is empty: nothing would be kept.")
-    keys = tf.constant(sorted({str(i) for i in keep_ids}), tf.string)
-    table = tf.lookup.StaticHashTable(
-        tf.lookup.KeyValueTensorInitializer(keys, tf.ones_like(keys, tf.int32)), 0)
-    tests.append(lambda ids: table.lookup(ids) > 0)
-  if label_fraction is not None and label_fraction < 1.0:
-    threshold = int(label_fraction * 2**31)
-    tests.append(lambda ids: tf.strings.to_hash_bucket_fast(ids, 2**31) < threshold)
-  if not tests:
+def _keep_filter(keep_ids):
+  """-> None or a function ids [N] string -> [N] bool keeping `keep_ids`."""
+  if keep_ids is None:
     return None
-  return lambda ids: tf.reduce_all([test(ids) for test in tests], axis=0)
+  if isinstance(keep_ids, (str, bytes)):
+    raise DataError("keep_ids must be a collection of ids, not a single string.")
+  if not len(keep_ids):
+    raise DataError("keep_ids is empty: nothing would be kept.")
+  keys = tf.constant(sorted({str(i) for i in keep_ids}), tf.string)
+  table = tf.lookup.StaticHashTable(
+      tf.lookup.KeyValueTensorInitializer(keys, tf.ones_like(keys, tf.int32)), 0)
+  return lambda ids: table.lookup(ids) > 0

@@ -1,7 +1,7 @@
 """Learning dynamics (arXiv v1 7.3, Figure 5): accuracy over pre-training time.
 
 For each chosen pre-training checkpoint of a model_dir and each label
-fraction, phase 1 of supp. C.2 (`cpc_tf.classify.train_efficient` with
+fraction, phase 1 of supp. C.2 (`cpc_tf.eval.efficient.train_efficient` with
 finetune=False: the encoder frozen, the ResNet classifier trained on the
 labelled subset and selected on the validation split) is run once. The
 resulting accuracies, one curve per checkpoint against the label fraction,
@@ -41,7 +41,9 @@ from typing import Callable, Sequence
 import keras
 import tensorflow as tf
 
-from cpc_tf import checkpoints, classify, configs, report, results, subsets, train
+from cpc_tf import checkpoints, configs
+from cpc_tf.distribute import is_chief, worker_dir
+from cpc_tf.eval import efficient, report, results, subsets
 from cpc_tf.configs import DynamicsConfig, EfficientConfig
 from cpc_tf.model import build_model
 
@@ -54,7 +56,7 @@ CSV_FIELDS = ("checkpoint_step", "method", "label_fraction", "split", "top1", "t
 TITLE = "Learning dynamics (arXiv v1 Figure 5)"
 
 # (encoder model_dir, its step, config of the cell, cell output_dir, subset file or
-# None) -> the cell's results dict. Default: phase 1 of classify.train_efficient.
+# None) -> the cell's results dict. Default: phase 1 of efficient.train_efficient.
 CellFn = Callable[[str, int, EfficientConfig, str, "str | None"], dict]
 
 
@@ -157,8 +159,8 @@ def cell_config(config: EfficientConfig, fraction: float) -> EfficientConfig:
 def train_cell(model_dir: str, step: int, config: EfficientConfig, output_dir: str,
                subset_file: str | None, strategy: tf.distribute.Strategy | None = None,
                verbose: bool = True) -> dict:
-  """One cell with `classify.train_efficient` (phase 1, the frozen encoder)."""
-  return classify.train_efficient(model_dir, config, output_dir, strategy, step=step,
+  """One cell with `efficient.train_efficient` (phase 1, the frozen encoder)."""
+  return efficient.train_efficient(model_dir, config, output_dir, strategy, step=step,
                                   subset_file=subset_file, verbose=verbose)
 
 
@@ -183,12 +185,10 @@ def run(model_dir: str, output_dir: str, config: DynamicsConfig,
   results.json dict.
   """
   strategy = strategy or tf.distribute.get_strategy()
-  chief = train.is_chief(strategy)
-  log = print if verbose and chief else (lambda line: None)
+  log = print if verbose and is_chief(strategy) else (lambda line: None)
   # Other workers of a multi-worker run write their step-0 encoder and tables to
   # a scratch directory of their own (as pre-training does), never the chief's.
-  own_dir = output_dir if chief else os.path.join(
-      output_dir, f".worker-{strategy.cluster_resolver.task_id}")
+  own_dir = worker_dir(output_dir, strategy)
   steps = resolve_steps(model_dir, config.steps)
   fractions = check_fractions(config.label_fractions)
   # What results.json records: the steps and fractions actually run.

@@ -10,8 +10,8 @@
              "checkpoint_step": int >= 0 (optional; "dynamics" rows)}, ...],
    "config": {...}}         # the resolved config (configs.to_dict)
 
-The protocols are written by cpc_tf.classify ("linear", "efficient",
-"supervised") and cpc_tf.dynamics ("dynamics"). This module is the one
+The protocols are written by cpc_tf.eval ("linear", "efficient",
+"supervised") and cpc_tf.eval.dynamics ("dynamics"). This module is the one
 writer, reader and checker of the schema; `check_document` names the first
 field that does not fit.
 

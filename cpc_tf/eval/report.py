@@ -1,7 +1,7 @@
 """Result files -> the paper's tables and figures.
 
 Every evaluation binary writes `<output_dir>/results.json` in the schema of
-`cpc_tf.results` (which reads and checks them, naming the file and the first
+`cpc_tf.eval.results` (which reads and checks them, naming the file and the first
 field that does not fit). This module turns the rows of one split (default
 "test") into
   * Markdown tables shaped like ICLR Table 5 / Table 2: one row per method,
@@ -30,7 +30,7 @@ from typing import Iterable, Sequence
 
 import tensorflow as tf
 
-from cpc_tf import results as results_lib
+from cpc_tf.eval import results as results_lib
 
 
 METRICS = ("top1", "top5")

@@ -163,7 +163,7 @@ class Classifier(keras.Model):
 def last_stack(encoder: keras.Model) -> str:
   """Name of the encoder's last stack output ("stack3" for the CPC encoders).
 
-  An exported encoder (`cpc_tf.encoders.SavedModelEncoder`) calls it "features".
+  An exported encoder (`cpc_tf.eval.encoders.SavedModelEncoder`) calls it "features".
   """
   if "features" in encoder.output:
     return "features"

@@ -28,7 +28,8 @@ import numpy as np
 import tensorflow as tf
 import tensorflow_datasets as tfds
 
-from cpc_tf import configs, results
+from cpc_tf import configs
+from cpc_tf.eval import results
 from cpc_tf.configs import DataConfig, SubsetConfig
 from cpc_tf.data import sources
 
@@ -220,7 +221,7 @@ def read_subsets(path: str) -> Subsets:
     try:
       return Subsets.from_json(json.load(f))
     except (KeyError, ValueError, TypeError) as e:
-      raise ValueError(f"{path} is not a subset file written by cpc_tf.subsets "
+      raise ValueError(f"{path} is not a subset file written by cpc_tf.eval.subsets "
                        f"({type(e).__name__}: {e}).") from e
 
 

@@ -48,7 +48,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from cpc_tf import classifiers
+from cpc_tf.eval import classifiers
 from cpc_tf import data as data_lib
 from cpc_tf.configs import DataConfig, GridConfig
 
@@ -124,7 +124,7 @@ def write_features(features_fn: Callable[[tf.Tensor], tf.Tensor], dataset: tf.da
   """Runs `features_fn` over `dataset` and writes the cache; returns its CacheInfo.
 
   features_fn: inputs -> [B, ...] float features (e.g. a frozen
-    `cpc_tf.classifiers.Classifier.features`, wrapped in tf.function).
+    `cpc_tf.eval.classifiers.Classifier.features`, wrapped in tf.function).
   dataset: (inputs, labels [B], ids [B]) batches, e.g. `labelled_inputs`.
   An existing finished cache in `cache_dir` is overwritten.
   """
@@ -193,7 +193,7 @@ def extract(classifier: classifiers.Classifier, data: DataConfig, cache_dir: str
             source: dict | None = None, verbose: bool = False) -> CacheInfo:
   """Caches `classifier.features` (frozen encoder, inference mode) of a split.
 
-  classifier: a `cpc_tf.classifiers.Classifier`; its head's input is what is
+  classifier: a `cpc_tf.eval.classifiers.Classifier`; its head's input is what is
   stored, so `classifier.head(cached)` equals `classifier(inputs)`.
   `source` is merged into the metadata (e.g. model_dir and checkpoint step).
   """

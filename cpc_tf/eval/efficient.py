@@ -1,0 +1,78 @@
+"""supp. C.2: few-label classification with a pre-trained encoder.
+
+Glossary: S image side, h/w the encoder's last-stack grid, D its depth, K classes.
+
+Phase 1 sweeps the ResNet classifier's hyper-parameters on the frozen encoder
+(SGD, `frozen_steps` each, best validation step kept); phase 2 fine-tunes
+encoder (Adam) and classifier (SGD) from the best point, early-stopped on
+validation. Output directory: `cpc_tf.eval.sweep`.
+"""
+
+from __future__ import annotations
+
+import keras
+import tensorflow as tf
+
+from cpc_tf.configs import EfficientConfig
+from cpc_tf.eval import classifiers, encoders
+from cpc_tf.eval import loop as loop_lib
+from cpc_tf.eval import sweep
+
+
+def train_efficient(model_dir: str, config: EfficientConfig, output_dir: str,
+                    strategy: tf.distribute.Strategy | None = None, *,
+                    step: int | None = None, subset_file: str | None = None,
+                    stop_after_steps: int | None = None, verbose: bool = True) -> dict:
+  """supp. C.2 with the encoder of model_dir (latest checkpoint, or `step`).
+
+  model_dir may also be a SavedModel written by `cpc_tf.export` (no `step`).
+  The best frozen point is tested ("CPC v2 (frozen)"); with config.finetune
+  phase 2 runs and is tested ("CPC v2 (fine-tuned)"). Returns the results.json
+  dict; rows hold the validation and test accuracy of both phases.
+  """
+  strategy = strategy or tf.distribute.get_strategy()
+  with strategy.scope():
+    # Loaded once: phase 1 never changes it; phase 2 fine-tunes it after the sweep.
+    encoder = encoders.load(model_dir, step, config.encoder)
+  run = sweep.few_labels("efficient", config, output_dir, strategy, encoder.source,
+                         subset_file, stop_after_steps, verbose)
+
+  def frozen(point, hp):
+    with strategy.scope():
+      model = classifiers.efficient_classifier(encoder.model, config.classifier,
+                                               run.num_classes, hp.dropout,
+                                               config.image_size)
+      groups = [loop_lib.Group(sweep.sgd(hp, config.momentum),
+                               model.head.trainable_variables)]
+    loop = loop_lib.Loop(model, groups, loop_lib.classification_loss(train_encoder=False),
+                         strategy, count_fn=loop_lib.classification_counts)
+    phase = loop_lib.Phase(run.point_dir(point, "frozen"), "frozen", config.frozen_steps,
+                           config.eval_every, seed=config.seed, point=point)
+    done = loop_lib.run_phase(loop, phase, run.train_fn(hp), validate=run.validate(loop),
+                              track={"head": model.head}, budget=run.budget, log=run.log)
+    return done, loop
+
+  best = sweep.run_sweep(run, sweep.sweep_points(config.sweep, config.hparams),
+                         lambda i, hp: frozen(i, hp)[0])
+  hp = sweep.hparams(best)
+  _, loop = frozen(best["point"], hp)  # restores the best frozen head
+  rows = run.rows("CPC v2 (frozen)", best, run.test(loop))
+  if config.finetune:
+    model = loop.model
+    with strategy.scope():
+      groups = [loop_lib.Group(sweep.sgd(hp, config.momentum),
+                               model.head.trainable_variables),
+                # supp. C.2: the encoder is fine-tuned with Adam, the head with SGD.
+                loop_lib.Group(keras.optimizers.Adam(config.encoder_learning_rate),
+                               model.encoder.trainable_variables)]
+    loop = loop_lib.Loop(model, groups, loop_lib.classification_loss(train_encoder=True),
+                         strategy, count_fn=loop_lib.classification_counts)
+    phase = loop_lib.Phase(run.point_dir(best["point"], "finetune"), "finetune",
+                           config.finetune_steps, config.eval_every,
+                           patience=config.patience, seed=config.seed + 1,
+                           point=best["point"])
+    done = loop_lib.run_phase(loop, phase, run.train_fn(hp), validate=run.validate(loop),
+                              budget=run.budget, log=run.log)
+    rows += run.rows("CPC v2 (fine-tuned)", done, run.test(loop))
+  return sweep.write_results(run.chief, output_dir, "efficient", config.subset.data.source,
+                             encoder.source, rows, config)

@@ -1,0 +1,88 @@
+"""supp. B: linear classification on the frozen encoder's patch grid.
+
+Glossary: B global batch, Gh/Gw patch grid, P patch size, D feature depth, K classes.
+
+Layout of output_dir (rerunning the same command resumes from it):
+  config.json    protocol, encoder and resolved config; a rerun must match
+  linear/        a `cpc_tf.eval.loop` phase directory (head, Adam, step; no validation)
+  results.json   one "CPC v2 linear" row on the test split
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+
+import keras
+import tensorflow as tf
+
+from cpc_tf import data
+from cpc_tf.configs import LinearEvalConfig
+from cpc_tf.distribute import is_chief
+from cpc_tf.eval import classifiers, encoders, results
+from cpc_tf.eval import loop as loop_lib
+from cpc_tf.eval import sweep
+from cpc_tf.patches import PRESET_GRIDS
+
+
+def train_linear(model_dir: str, config: LinearEvalConfig, output_dir: str,
+                 strategy: tf.distribute.Strategy | None = None, *,
+                 step: int | None = None, stop_after_steps: int | None = None,
+                 verbose: bool = True) -> dict:
+  """Linear evaluation of the encoder in model_dir (latest checkpoint, or `step`).
+
+  The frozen encoder sees the pre-training patch grid (or `config.grid`);
+  training patches get the pre-training augmentation, test patches none
+  (single centre crop). Returns the results.json dict (one "CPC v2 linear" row
+  on the test split). Raises loop.Interrupted after `stop_after_steps` steps.
+  """
+  strategy = strategy or tf.distribute.get_strategy()
+  chief = is_chief(strategy)
+  log = sweep.printer(verbose, chief)
+  with strategy.scope():
+    encoder = encoders.load(model_dir, step, config.encoder)
+  pre = encoder.pretrain
+  if pre is None:
+    raise ValueError(
+        f"{model_dir} is an exported SavedModel. Linear evaluation cuts images into the "
+        "pre-training patch grid and applies the pre-training augmentation (supp. B), "
+        "which only a pre-training model_dir records (config.json): pass that --model_dir.")
+  grid = pre.model.grid if config.grid == "pretrain" else preset_grid(config.grid)
+  encoders.check_grid(pre, grid)
+  sweep.check_run(output_dir, "linear", encoder.source, config, write=chief)
+  r = strategy.num_replicas_in_sync
+  if config.batch_size % r:
+    raise ValueError(f"batch_size={config.batch_size} is the global batch; it must be a "
+                     f"multiple of the {r} replicas.")
+  # supp. B: the pre-training pipeline, including its per-patch augmentation.
+  train_data = dataclasses.replace(config.data, pipeline=pre.data.pipeline)
+  test_data = dataclasses.replace(train_data, split=config.test_split)
+  with strategy.scope():
+    model = classifiers.linear_classifier(encoder.model, grid, data.num_classes(train_data))
+    groups = [loop_lib.Group(keras.optimizers.Adam(config.learning_rate),  # supp. B
+                             model.head.trainable_variables)]
+  loop = loop_lib.Loop(model, groups, loop_lib.classification_loss(train_encoder=False),
+                       strategy, count_fn=loop_lib.classification_counts)
+
+  def train_fn(ctx, seed):
+    return data.classification_dataset(
+        train_data, "linear_train", config.batch_size, seed, grid=grid,
+        augment=pre.augment, input_context=ctx)
+
+  phase = loop_lib.Phase(os.path.join(output_dir, "linear"), "linear", config.train_steps,
+                         config.eval_every, seed=config.seed)
+  loop_lib.run_phase(loop, phase, train_fn, track={"head": model.head},
+                     budget=loop_lib.Budget(stop_after_steps), log=log)
+  test = loop_lib.evaluate(loop, sweep.eval_dataset(
+      strategy, test_data, "linear_eval", config.eval_batch_size, grid=grid))
+  log(f"test: top-1 {test['top1']:.4f} top-5 {test['top5']:.4f} on {test['count']} images")
+  rows = [results.row("CPC v2 linear", 1.0, test["top1"], test["top5"], "test",
+                      data.num_examples(train_data, labelled=True))]
+  return sweep.write_results(chief, output_dir, "linear", config.data.source,
+                             encoder.source, rows, config)
+
+
+def preset_grid(name: str):
+  if name not in PRESET_GRIDS:
+    raise ValueError(f"grid={name!r}: use 'pretrain' or one of {sorted(PRESET_GRIDS)}.")
+  return PRESET_GRIDS[name]

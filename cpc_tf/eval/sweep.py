@@ -1,0 +1,208 @@
+"""The supp. C.1 hyper-parameter sweep and the few-label run it belongs to.
+
+Glossary: B/R per-replica batch, S image side, K classes.
+
+Layout of an output_dir (rerunning the same command resumes from it):
+  config.json        protocol, encoder and resolved config; a rerun must match
+  subset.json        labelled subset and validation ids (`cpc_tf.eval.subsets`)
+  sweep.csv          one line per finished sweep point (validation Top-1 / Top-5)
+  point-<i>/<phase>/ sweep point i, phase "frozen", "finetune" or "supervised":
+                     a `cpc_tf.eval.loop` phase directory
+  results.json       the final rows (`cpc_tf.eval.results`)
+Only the best sweep point's directory is kept once a point finishes.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import os
+from typing import Callable
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from cpc_tf import checkpoints, configs, data
+from cpc_tf.configs import HParams, SweepConfig
+from cpc_tf.distribute import is_chief
+from cpc_tf.eval import loop as loop_lib
+from cpc_tf.eval import results, subsets
+
+# Fields that may change between a run and its resumption: budgets and cadence.
+RESUMABLE_CHANGES = ("train_steps", "frozen_steps", "finetune_steps", "eval_every",
+                     "eval_batch_size", "patience", "sweep.size")
+
+
+def sgd(hp: HParams, momentum: float) -> keras.optimizers.Optimizer:
+  """supp. C.1: SGD at the searched rate and weight decay; norms and biases not decayed."""
+  opt = keras.optimizers.SGD(hp.learning_rate, momentum=momentum,
+                             weight_decay=hp.weight_decay or None)
+  if hp.weight_decay:
+    opt.exclude_from_weight_decay(var_names=["bias", "gamma", "beta"])
+  return opt
+
+
+def sweep_points(sweep: SweepConfig, given: HParams) -> list[HParams]:
+  """supp. C.1's grid: size 1 -> [given]; N > 1 -> N seeded grid points; 0 -> all."""
+  if sweep.size == 1:
+    return [given]
+  grid = [HParams(lr, wd, d, b) for lr, wd, d, b in itertools.product(
+      sweep.learning_rates, sweep.weight_decays, sweep.dropouts, sweep.batch_per_replica)]
+  if sweep.size == 0:
+    return grid
+  if sweep.size > len(grid):
+    raise ValueError(f"sweep size {sweep.size} exceeds the {len(grid)} grid points; use 0 "
+                     "for the whole grid.")
+  order = np.random.default_rng(sweep.seed).permutation(len(grid))
+  return [grid[i] for i in order[:sweep.size]]
+
+
+def best_point(rows: list[dict]) -> dict:
+  """The sweep row of highest validation Top-1 (the first one on ties)."""
+  return max(rows, key=lambda r: (r["val_top1"], -r["point"]))
+
+
+def hparams(row: dict) -> HParams:
+  """The HParams of a sweep.csv row."""
+  return HParams(row["learning_rate"], row["weight_decay"], row["dropout"],
+                 int(row["batch_per_replica"]))
+
+
+# ----------------------------------------------------------------------------
+# Output directory and data, shared by every classification protocol
+
+def check_run(output_dir: str, protocol: str, source: str, config, write: bool = True
+              ) -> dict:
+  """Writes config.json (if `write`), or refuses an output_dir holding another run."""
+  doc = {"protocol": protocol, "encoder": source, "config": configs.to_dict(config)}
+  checkpoints.guard_config(
+      output_dir, doc, lambda name: name.removeprefix("config.") in RESUMABLE_CHANGES,
+      write=write, what="another run",
+      hint="Use a new --output_dir, or the saved settings. Step budgets, eval_every, "
+           "patience and the sweep size may change between runs")
+  return doc
+
+
+def printer(verbose: bool, chief: bool) -> Callable[[str], None]:
+  def log(line):
+    if verbose and chief:
+      print(line, flush=True)
+  return log
+
+
+def eval_dataset(strategy, data_config, mode, batch_size, ids=None, **kwargs):
+  """One distributed pass over a split (the global batch rounded to the replicas)."""
+  r = strategy.num_replicas_in_sync
+  global_batch = max(r, batch_size // r * r)
+  return strategy.distribute_datasets_from_function(
+      lambda ctx: data.classification_dataset(
+          data_config, mode, global_batch, keep_ids=ids, repeat=False,
+          input_context=ctx, **kwargs))
+
+
+def write_results(chief: bool, output_dir: str, protocol: str, dataset: str, encoder: str,
+                  rows: list[dict], config) -> dict:
+  """The results.json dict, written by the chief only."""
+  if not chief:
+    return results.document(protocol, dataset, encoder, rows, configs.to_dict(config))
+  return results.write_results(os.path.join(output_dir, results.RESULTS_FILE), protocol,
+                               dataset, encoder, rows, configs.to_dict(config))
+
+
+# ----------------------------------------------------------------------------
+# The few-label run of supp. C (efficient classification, supervised baseline)
+
+@dataclasses.dataclass
+class FewLabels:
+  """A resolved few-label run: its subsets, data settings and output directory."""
+
+  output_dir: str
+  subsets: subsets.Subsets
+  strategy: tf.distribute.Strategy
+  image_size: int
+  augment: configs.AugmentConfig
+  eval_batch_size: int
+  budget: loop_lib.Budget
+  log: Callable[[str], None]
+  chief: bool  # only the chief writes output_dir
+
+  @property
+  def num_classes(self) -> int:
+    return data.num_classes(self.subsets.train)
+
+  def point_dir(self, point: int, phase: str) -> str:
+    return os.path.join(self.output_dir, f"point-{point}", phase)
+
+  def train_fn(self, hp: HParams) -> loop_lib.DatasetFn:
+    def fn(ctx, seed):
+      return data.classification_dataset(
+          self.subsets.train, "efficient_train",
+          hp.batch_per_replica * ctx.num_replicas_in_sync, seed,
+          keep_ids=self.subsets.train_ids, input_context=ctx, augment=self.augment,
+          image_size=self.image_size)
+    return fn
+
+  def validate(self, loop: loop_lib.Loop) -> Callable[[], dict]:
+    dist = eval_dataset(self.strategy, self.subsets.validation, "efficient_eval",
+                        self.eval_batch_size, self.subsets.validation_ids,
+                        image_size=self.image_size)
+    return lambda: loop_lib.evaluate(loop, dist)
+
+  def test(self, loop: loop_lib.Loop) -> dict:
+    m = loop_lib.evaluate(loop, eval_dataset(
+        self.strategy, self.subsets.test, "efficient_eval", self.eval_batch_size,
+        image_size=self.image_size))
+    self.log(f"test: top-1 {m['top1']:.4f} top-5 {m['top5']:.4f} on {m['count']} images")
+    return m
+
+  def rows(self, method: str, val: dict, test: dict) -> list[dict]:
+    n, f = len(self.subsets.train_ids), self.subsets.label_fraction
+    return [results.row(method, f, val["val_top1"], val["val_top5"], "validation", n),
+            results.row(method, f, test["top1"], test["top5"], "test", n)]
+
+
+def few_labels(protocol: str, config, output_dir: str, strategy, source: str,
+               subset_file: str | None, stop_after_steps: int | None,
+               verbose: bool) -> FewLabels:
+  """Checks output_dir and resolves the subsets of an efficient or supervised config."""
+  chief = is_chief(strategy)
+  check_run(output_dir, protocol, source, config, write=chief)
+  subs = subsets.resolve(config.subset, output_dir, subset_file, write=chief)
+  return FewLabels(output_dir=output_dir, subsets=subs, strategy=strategy,
+                   image_size=config.image_size, augment=config.augment,
+                   eval_batch_size=config.eval_batch_size,
+                   budget=loop_lib.Budget(stop_after_steps),
+                   log=printer(verbose, chief), chief=chief)
+
+
+def prune(output_dir: str, keep: int) -> None:
+  """Deletes the checkpoints of every sweep point but `keep` (the best so far)."""
+  for path in tf.io.gfile.glob(os.path.join(output_dir, "point-*")):
+    if os.path.basename(path) != f"point-{keep}":
+      tf.io.gfile.rmtree(path)
+
+
+def run_sweep(run: FewLabels, points: list[HParams],
+              train_point: Callable[[int, HParams], dict]) -> dict:
+  """Trains every unfinished point; returns the best sweep.csv row.
+
+  train_point(point, hp) trains one point and returns its done.json dict.
+  """
+  csv_path = os.path.join(run.output_dir, results.SWEEP_FILE)
+  finished = {r["point"]: r for r in results.read_sweep(csv_path)}
+  for i, hp in enumerate(points):
+    if i in finished:
+      continue
+    run.log(f"sweep point {i + 1}/{len(points)}: {hp}")
+    done = train_point(i, hp)
+    entry = {"point": i, **dataclasses.asdict(hp), "val_top1": done["val_top1"],
+             "val_top5": done["val_top5"], "best_step": done["best_step"],
+             "steps": done["steps"]}
+    finished[i] = entry
+    if run.chief:
+      results.append_sweep(csv_path, entry)
+      prune(run.output_dir, best_point(list(finished.values()))["point"])
+  best = best_point([finished[i] for i in range(len(points))])
+  run.log(f"best sweep point {best['point']}: validation top-1 {best['val_top1']:.4f}")
+  return best
