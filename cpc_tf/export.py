@@ -8,9 +8,11 @@ Signatures (inputs float32 RGB in [0, 1], the range pre-training used):
       -> {"latents": [B, Gh, Gw, D]}   cut into the pre-training patch grid,
                                        one mean-pooled vector per patch
   whole_image(images [B, H, W, 3], any H, W)
-      -> {"features": [B, h, w, D], "pooled": [B, D]}
-                                       the encoder on the whole image (supp. C);
-                                       "features" is its last stack
+      -> {"stem", "stack1".."stackK", "pooled"}
+                                       the encoder's named outputs on the whole
+                                       image (supp. C), as `cpc_tf.resnet`
+                                       returns them; "stackK" [B, h, w, D] is
+                                       the last stack
 Load with `tf.saved_model.load(export_dir).signatures["patched"]` (or call
 `loaded.patched(images)` / `loaded.whole_image(images)`).
 """
@@ -19,7 +21,7 @@ from __future__ import annotations
 
 import tensorflow as tf
 
-from cpc_tf import checkpoints, resnet
+from cpc_tf import checkpoints
 from cpc_tf import patches as patches_lib
 from cpc_tf.configs import PretrainConfig
 from cpc_tf.model import CPCModel, encode_patches
@@ -36,7 +38,6 @@ class EncoderModule(tf.Module):
   def __init__(self, model: CPCModel):
     super().__init__(name="cpc_encoder")
     self.encoder = model.encoder
-    self.last_stack = resnet.last_stack(model.encoder.output)
     grid = model.config.grid
     self.patch_size, self.stride = grid.patch_size, grid.stride
     size = grid.image_size
@@ -54,10 +55,9 @@ class EncoderModule(tf.Module):
     return {"latents": tf.cast(encode_patches(self.encoder, patches), tf.float32)}
 
   def _whole_image(self, images):
-    """images [B, H, W, 3] in [0, 1] -> {"features": [B, h, w, D], "pooled": [B, D]}."""
+    """images [B, H, W, 3] in [0, 1] -> the encoder's named outputs, float32."""
     out = self.encoder(images, training=False)
-    return {"features": tf.cast(out[self.last_stack], tf.float32),
-            "pooled": tf.cast(out["pooled"], tf.float32)}
+    return {name: tf.cast(value, tf.float32) for name, value in out.items()}
 
 
 def export_encoder(model: CPCModel, export_dir: str) -> str:

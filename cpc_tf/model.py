@@ -20,11 +20,10 @@ from cpc_tf.cpc import CPCHead
 
 
 class CPCModel(keras.Model):
-  """Usable from a custom loop (`model(x)` returns the loss dict) and from `fit`."""
+  """`model(x)` returns the loss dict; `cpc_tf.train` is the one loop that trains it."""
 
   def __init__(self, config: ModelConfig, **kwargs):
     super().__init__(**kwargs)
-    config.check()
     self.config = config
     self.encoder = resnet.build_encoder(config.encoder, name="encoder")
     self.head = CPCHead(config.head, name="cpc_head")
@@ -53,18 +52,6 @@ class CPCModel(keras.Model):
     """Returns {"loss", "loss/<dir>", "accuracy/<dir>"}, scalars in float32."""
     z = self.latents(x, training=training)
     return self.head(z, cross_replica_negatives=cross_replica_negatives)
-
-  def train_step(self, data):
-    x = data[0] if isinstance(data, tuple) else data
-    with tf.GradientTape() as tape:
-      out = self(x, training=True)
-    grads = tape.gradient(out["loss"], self.trainable_variables)
-    self.optimizer.apply(grads, self.trainable_variables)
-    return out
-
-  def test_step(self, data):
-    x = data[0] if isinstance(data, tuple) else data
-    return self(x, training=False)
 
 
 def encode_patches(encoder: keras.Model, patches: tf.Tensor, training: bool = False):

@@ -93,12 +93,20 @@ class Pad2D(keras.layers.Layer):
             "symmetric": self.symmetric}
 
 
-class _Builder:
-  """Creates layers for one encoder; every conv pads explicitly then runs VALID."""
+class Builder:
+  """Creates ResNet-v2 layers; every conv pads explicitly, then runs VALID.
 
-  def __init__(self, config: EncoderConfig):
-    self.norm = config.norm
-    self.symmetric = config.symmetric_padding
+  The one bottleneck-block builder of the package: the encoders below and the
+  supp. C.2 classifier head (`cpc_tf.eval.classifiers.ResNetHead`) use it.
+  norm: "layer", "batch" or "none"; symmetric: mirror (True) or zero padding;
+  epsilon: of every normalisation layer. Convolutions carry a bias only
+  without normalisation (a norm's offset makes it redundant).
+  """
+
+  def __init__(self, norm: str, symmetric: bool, epsilon: float):
+    self.norm = norm
+    self.symmetric = symmetric
+    self.epsilon = epsilon
 
   def conv(self, x, filters: int, kernel: int, stride: int, name: str):
     if kernel > 1:
@@ -114,27 +122,30 @@ class _Builder:
       # ICLR 4.1 says layer norm; we normalise over channels at each position
       # (interpretation), so no statistic mixes patches, positions or images and
       # the encoder behaves the same on patches and on whole images.
-      x = keras.layers.LayerNormalization(axis=-1, epsilon=1e-5, name=f"{name}_ln")(x)
+      x = keras.layers.LayerNormalization(axis=-1, epsilon=self.epsilon,
+                                          name=f"{name}_ln")(x)
     elif self.norm == "batch":
-      x = keras.layers.BatchNormalization(epsilon=1e-5, name=f"{name}_bn")(x)
+      x = keras.layers.BatchNormalization(epsilon=self.epsilon, name=f"{name}_bn")(x)
     return keras.layers.ReLU(name=f"{name}_relu")(x)
 
-  def block(self, x, s: StackSpec, stride: int, project: bool, name: str):
+  def block(self, x, out_dim: int, bottleneck: int, stride: int, project: bool, name: str):
+    """Pre-activation bottleneck [N, h, w, C] -> [N, h/stride, w/stride, out_dim]."""
     preact = self.norm_act(x, f"{name}_preact")
-    shortcut = (self.conv(preact, s.out_dim, 1, stride, f"{name}_proj")
+    shortcut = (self.conv(preact, out_dim, 1, stride, f"{name}_proj")
                 if project else x)
-    h = self.conv(preact, s.bottleneck, 1, 1, f"{name}_conv1")
+    h = self.conv(preact, bottleneck, 1, 1, f"{name}_conv1")
     h = self.norm_act(h, f"{name}_1")
-    h = self.conv(h, s.bottleneck, 3, stride, f"{name}_conv2")
+    h = self.conv(h, bottleneck, 3, stride, f"{name}_conv2")
     h = self.norm_act(h, f"{name}_2")
-    h = self.conv(h, s.out_dim, 1, 1, f"{name}_conv3")
+    h = self.conv(h, out_dim, 1, 1, f"{name}_conv3")
     return keras.layers.Add(name=f"{name}_add")([shortcut, h])
 
 
 def build_encoder(config: EncoderConfig, name: str | None = None) -> keras.Model:
   """Functional ResNet-v2: images [N, h, w, 3] in [0, 1] -> dict of named outputs."""
   s = spec(config.name)
-  b = _Builder(config)
+  # Epsilon 1e-5: the encoder's value since its first release (the paper states none).
+  b = Builder(config.norm, config.symmetric_padding, epsilon=1e-5)
   images = keras.Input(shape=(None, None, 3), name="images")
   x = keras.layers.Rescaling(2.0, offset=-1.0, name="to_unit_range")(images)  # [0,1] -> [-1,1]
   x = b.conv(x, s.stem_dim, s.stem_kernel, s.stem_stride, "stem_conv")
@@ -145,8 +156,8 @@ def build_encoder(config: EncoderConfig, name: str | None = None) -> keras.Model
   for k, st in enumerate(s.stacks, start=1):
     for j in range(st.blocks):
       # A projection shortcut in the first block of each stack (width or stride change).
-      x = b.block(x, st, st.stride if j == 0 else 1, project=j == 0,
-                  name=f"stack{k}_block{j + 1}")
+      x = b.block(x, st.out_dim, st.bottleneck, st.stride if j == 0 else 1,
+                  project=j == 0, name=f"stack{k}_block{j + 1}")
     if k == len(s.stacks):
       x = b.norm_act(x, "final")  # v2: the residual stream is normalised once at the end
     outputs[f"stack{k}"] = x

@@ -95,10 +95,9 @@ class Trainer:
     self.average.reset()
     self._loop = tf.function(self._train_loop)
 
-  def replica_step(self, patches: tf.Tensor) -> dict[str, tf.Tensor]:
-    """Replica context: one step on this replica's batch; returns its metrics."""
+  def replica_gradients(self, patches: tf.Tensor):
+    """Replica context: (metrics, this replica's gradients of loss / R, unscaled)."""
     num_replicas = tf.distribute.get_replica_context().num_replicas_in_sync
-    variables = self.model.trainable_variables
     scale = optimization.loss_scale(self.config.precision)
     with tf.GradientTape() as tape:
       out = self.model(patches, training=True,
@@ -106,11 +105,16 @@ class Trainer:
       out = {k: tf.cast(v, tf.float32) for k, v in out.items()}  # loss in float32
       # Divided by R: the sum over replicas is the gradient of the global-batch mean.
       scaled = out["loss"] / num_replicas * scale
-    grads = tape.gradient(scaled, variables)
+    grads = tape.gradient(scaled, self.model.trainable_variables)
     if scale != 1.0:
-      grads = [g / scale for g in grads]  # each replica's share, unscaled before the sum
+      grads = [g / scale for g in grads]
+    return out, grads
+
+  def replica_step(self, patches: tf.Tensor) -> dict[str, tf.Tensor]:
+    """Replica context: one step on this replica's batch; returns its metrics."""
+    out, grads = self.replica_gradients(patches)
     grads, norm = gradients.sum_and_clip(grads, self.config.optimizer.clip_norm)  # supp. A
-    gradients.apply(self.optimizer, grads, variables)
+    gradients.apply(self.optimizer, grads, self.model.trainable_variables)
     out["gradient_norm"] = norm  # before the clip: shows how often supp. A's clip bites
     return out
 

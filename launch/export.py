@@ -22,7 +22,7 @@ from flags import common
 common.define_model_dir(help_text="Pre-training model_dir holding config.json and "
                         "checkpoints.")
 flags.DEFINE_string("export_dir", None, "Where to write the SavedModel.")
-flags.DEFINE_integer("step", None, "Export the checkpoint of this step instead of the "
+flags.DEFINE_integer("checkpoint_step", None, "Pre-training step to export; default the "
                      "latest.")
 flags.mark_flag_as_required("export_dir")
 flags.adopt_module_key_flags(common)
@@ -33,15 +33,16 @@ def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
   try:
-    config = export.export_from_model_dir(FLAGS.model_dir, FLAGS.export_dir, FLAGS.step)
+    config = export.export_from_model_dir(FLAGS.model_dir, FLAGS.export_dir,
+                                           FLAGS.checkpoint_step)
   except (FileNotFoundError, ValueError) as e:
     sys.exit(f"Error: {e}")
   g = config.model.grid
   print(f"Exported the averaged encoder to {FLAGS.export_dir}\n"
         f"  patched:     images [B, {g.image_size}, {g.image_size}, 3] in [0, 1] -> "
         f"latents [B, {g.grid_size}, {g.grid_size}, D]\n"
-        "  whole_image: images [B, H, W, 3] in [0, 1] -> features [B, h, w, D], "
-        "pooled [B, D]", flush=True)
+        "  whole_image: images [B, H, W, 3] in [0, 1] -> the encoder's named outputs "
+        "stem, stack1..K ([B, h, w, D]), pooled [B, D]", flush=True)
 
 
 if __name__ == "__main__":

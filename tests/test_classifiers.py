@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from cpc_tf import classifiers, resnet
+from cpc_tf import resnet
+from cpc_tf.eval import classifiers
 from cpc_tf.configs import ClassifierConfig, EncoderConfig, GridConfig
 
 GRID = GridConfig(image_size=32, patch_size=8, stride=8, resize_to=32)
@@ -60,13 +61,24 @@ def test_frozen_features_pass_no_gradient_and_fine_tuning_does():
   assert model.features(images).shape == (2, 8, 8, 32)  # tiny: total stride 4
 
 
-def test_resnet_head_paper_size():
-  """supp. C.2: 11 blocks, 4096 maps, 1024 bottleneck (structure only: 196M weights)."""
-  head = classifiers.ResNetHead(ClassifierConfig(), 1000, dropout=0.5)
-  assert len(head.blocks) == 11 and head.blocks[0].proj is not None
-  assert all(b.proj is None for b in head.blocks[1:])
-  for b in head.blocks:
-    assert (b.conv1.filters, b.conv2.filters, b.conv3.filters) == (1024, 1024, 4096)
+def test_resnet_head_structure():
+  """supp. C.2: 11 blocks, projection in the first, 4096 / 1024 maps (scaled down here)."""
+  assert (ClassifierConfig().blocks, ClassifierConfig().width,
+          ClassifierConfig().bottleneck) == (11, 4096, 1024)
+  head = classifiers.ResNetHead(ClassifierConfig(blocks=11, width=64, bottleneck=16),
+                                1000, dropout=0.5)
+  head(tf.zeros([1, 3, 3, 8]))
+  convs = {l.name: l for l in head.trunk.layers if isinstance(l, keras.layers.Conv2D)}
+  blocks = sorted({n.split("_")[0] for n in convs})
+  assert len(blocks) == 11
+  assert [n for n in convs if n.endswith("_proj")] == ["block1_proj"]
+  for b in blocks:
+    assert tuple(convs[f"{b}_conv{i}"].filters for i in (1, 2, 3)) == (16, 16, 64)
+  # Zero padding and epsilon 1e-3 (the head's values), batch norm by default.
+  norms = [l for l in head.trunk.layers if "Normalization" in type(l).__name__]
+  assert norms and all(l.epsilon == 1e-3 for l in norms)
+  pads = [l for l in head.trunk.layers if l.name.endswith("_pad")]
+  assert pads and not any(l.symmetric for l in pads)
   assert head.dropout.rate == 0.5 and head.dense.units == 1000
 
 

@@ -10,7 +10,7 @@ from cpc_tf import configs
 @pytest.mark.parametrize("name", sorted(configs.PRESETS))
 def test_presets_are_consistent(name):
   config = configs.preset(name)
-  config.model.check()
+  configs.ModelConfig(**vars(config.model))  # validated in __post_init__
   assert configs.from_dict(configs.PretrainConfig,
                            json.loads(json.dumps(configs.to_dict(config)))) == config
 
@@ -68,3 +68,39 @@ def test_unknown_preset_and_norm():
 def test_from_dict_rejects_unknown_fields():
   with pytest.raises(ValueError, match="Unknown field 'colour'"):
     configs.from_dict(configs.AugmentConfig, {"colour": 1})
+
+
+@pytest.mark.parametrize("protocol, name", [
+    (p, n) for p, presets in configs.EVAL_PRESETS.items() for n in presets])
+def test_eval_presets_round_trip(protocol, name):
+  config = configs.eval_preset(protocol, name)
+  assert configs.from_dict(type(config), json.loads(json.dumps(configs.to_dict(config)))) \
+      == config
+
+
+def test_paper_values_of_the_evaluation_configs():
+  linear = configs.linear_eval_paper()
+  assert (linear.learning_rate, linear.batch_size) == (5e-4, 512)  # supp. B
+  efficient = configs.efficient_paper()
+  assert (efficient.classifier.blocks, efficient.classifier.width,
+          efficient.classifier.bottleneck) == (11, 4096, 1024)  # supp. C.2
+  assert efficient.image_size == 224 and efficient.subset.validation_size == 10_000
+  assert efficient.sweep.size == 0 and efficient.momentum == 0.9
+  assert configs.supervised_paper().architecture == "resnet50_v2"
+  with pytest.raises(ValueError, match="Unknown efficient preset 'nope'"):
+    configs.eval_preset("efficient", "nope")
+  with pytest.raises(ValueError, match="dropout=1.0"):
+    configs.HParams(dropout=1.0)
+
+
+def test_configs_validate_themselves_when_built():
+  with pytest.raises(ValueError, match="too small for steps_to_predict"):
+    configs.ModelConfig(grid=configs.GridConfig(image_size=32, patch_size=16, stride=16))
+  with pytest.raises(ValueError, match="precision='float8'"):
+    configs.PretrainConfig(precision="float8")
+  with pytest.raises(ValueError, match="checkpoint_every=0"):
+    configs.PretrainConfig(checkpoint_every=0)
+  with pytest.raises(ValueError, match="clip_norm=0"):
+    configs.OptimizerConfig(clip_norm=0.0)
+  with pytest.raises(ValueError, match="pipeline='v3'"):
+    configs.DataConfig(pipeline="v3")

@@ -13,7 +13,8 @@ import os
 import pytest
 import tensorflow as tf
 
-from cpc_tf import checkpoints, configs, dynamics, results, subsets
+from cpc_tf import checkpoints, configs
+from cpc_tf.eval import dynamics, results, subsets
 from cpc_tf.model import build_model
 
 

@@ -7,7 +7,7 @@ import os
 import pytest
 from absl import flags
 
-from cpc_tf import classify, configs
+from cpc_tf import configs
 from flags import evaluation
 from test_encoders import pretrained_model_dir
 from test_linear_eval_binary import run_binary

@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from cpc_tf import checkpoints, configs, encoders, train
+from cpc_tf import checkpoints, configs, train
+from cpc_tf.eval import encoders
 
 
 def _random_patches(config):

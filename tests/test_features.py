@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from cpc_tf import checkpoints, classifiers, configs
+from cpc_tf import checkpoints, configs
+from cpc_tf.eval import classifiers
 from cpc_tf import data as data_lib
 from cpc_tf.eval import features
 from cpc_tf.configs import ClassifierConfig, DataConfig, EncoderConfig

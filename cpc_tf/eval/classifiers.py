@@ -37,65 +37,37 @@ class LinearHead(keras.layers.Layer):
     return tf.reduce_mean(logits, axis=[1, 2])  # supp. B: mean-pool the logits
 
 
-def _norm(kind: str, name: str):
-  if kind == "batch":
-    return keras.layers.BatchNormalization(name=name)
-  if kind == "layer":
-    return keras.layers.LayerNormalization(axis=-1, name=name)
-  return keras.layers.Identity(name=name)
-
-
-class _Bottleneck(keras.layers.Layer):
-  """Pre-activation bottleneck block (ResNet-v2) of `width` maps; projects when asked."""
-
-  def __init__(self, width: int, bottleneck: int, norm: str, project: bool, **kwargs):
-    super().__init__(**kwargs)
-    self.preact = _norm(norm, "preact_norm")
-    self.proj = keras.layers.Conv2D(width, 1, use_bias=False, name="proj") if project else None
-    self.conv1 = keras.layers.Conv2D(bottleneck, 1, use_bias=False, name="conv1")
-    self.norm1 = _norm(norm, "norm1")
-    self.conv2 = keras.layers.Conv2D(bottleneck, 3, padding="same", use_bias=False,
-                                     name="conv2")
-    self.norm2 = _norm(norm, "norm2")
-    self.conv3 = keras.layers.Conv2D(width, 1, use_bias=False, name="conv3")
-
-  def call(self, x, training=False):
-    pre = tf.nn.relu(self.preact(x, training=training))
-    shortcut = self.proj(pre) if self.proj is not None else x
-    h = tf.nn.relu(self.norm1(self.conv1(pre), training=training))
-    h = tf.nn.relu(self.norm2(self.conv2(h), training=training))
-    return shortcut + self.conv3(h)
-
-
 class ResNetHead(keras.layers.Layer):
-  """supp. C.2: an 11-block ResNet (4096 maps, 1024 bottleneck), mean pool, dropout, linear."""
+  """supp. C.2: an 11-block ResNet (4096 maps, 1024 bottleneck), mean pool, dropout, linear.
+
+  The blocks come from the encoder's builder (`cpc_tf.resnet.Builder`) with
+  zero padding and epsilon 1e-3 (Keras' default): the head's values before
+  the builders were merged, kept so results stay the same; supp. C.2 states
+  neither. The trunk is built on the first call, when D is known.
+  """
 
   def __init__(self, config: ClassifierConfig, num_classes: int, dropout: float, **kwargs):
     super().__init__(**kwargs)
     if config.blocks < 1:
       raise ValueError(f"ClassifierConfig.blocks={config.blocks}: need at least 1 block.")
-    # One attribute per block: tf.train.Checkpoint does not follow Keras 3 lists.
-    self.num_blocks = config.blocks
-    for i in range(config.blocks):
-      setattr(self, f"block{i + 1}", _Bottleneck(
-          config.width, config.bottleneck, config.norm, project=i == 0, name=f"block{i + 1}"))
-    self.final_norm = _norm(config.norm, "final_norm")
+    self.config = config
     self.dropout = keras.layers.Dropout(dropout, name="dropout")
     self.dense = keras.layers.Dense(num_classes, name="logits")
 
-  @property
-  def blocks(self) -> list:
-    return [getattr(self, f"block{i + 1}") for i in range(self.num_blocks)]
+  def build(self, input_shape):
+    c = self.config
+    b = resnet.Builder(c.norm, symmetric=False, epsilon=1e-3)
+    x = grid = keras.Input(shape=(None, None, input_shape[-1]), name="grid")
+    for i in range(c.blocks):
+      # A projection shortcut in the first block: D -> width.
+      x = b.block(x, c.width, c.bottleneck, 1, project=i == 0, name=f"block{i + 1}")
+    self.trunk = keras.Model(grid, b.norm_act(x, "final"), name="trunk")
 
   def call(self, grid, training=False):
     """[B, h, w, D] -> [B, K]."""
     if grid.shape.rank != 4:
       raise ValueError(f"ResNetHead expects a feature grid [B, h, w, D], got {grid.shape}.")
-    x = grid
-    for block in self.blocks:
-      x = block(x, training=training)
-    x = tf.nn.relu(self.final_norm(x, training=training))
-    x = tf.reduce_mean(x, axis=[1, 2])
+    x = tf.reduce_mean(self.trunk(grid, training=training), axis=[1, 2])
     # supp. C.2: dropout after the final mean pooling, before the linear classifier.
     return self.dense(self.dropout(x, training=training))
 
@@ -160,16 +132,6 @@ class Classifier(keras.Model):
     return self.head(self.features(x, training, train_encoder), training=training)
 
 
-def last_stack(encoder: keras.Model) -> str:
-  """Name of the encoder's last stack output ("stack3" for the CPC encoders).
-
-  An exported encoder (`cpc_tf.eval.encoders.SavedModelEncoder`) calls it "features".
-  """
-  if "features" in encoder.output:
-    return "features"
-  return resnet.last_stack(encoder.output)
-
-
 def build(model: Classifier, input_shape) -> Classifier:
   """Creates every variable by calling the model on zeros of `input_shape` (batch 2)."""
   model(tf.zeros([2, *input_shape]), training=False)
@@ -187,7 +149,7 @@ def efficient_classifier(encoder: keras.Model, config: ClassifierConfig, num_cla
                          dropout: float, image_size: int) -> Classifier:
   """supp. C.2: encoder on the whole image -> last stack grid -> ResNetHead."""
   head = ResNetHead(config, num_classes, dropout, name="resnet_head")
-  model = Classifier(encoder, head, last_stack(encoder), name="efficient_classifier")
+  model = Classifier(encoder, head, resnet.last_stack(encoder.output), name="efficient_classifier")
   return build(model, (image_size, image_size, 3))
 
 

@@ -9,8 +9,7 @@ An encoder comes from
     ones evaluated. The model is the encoder of `cpc_tf.resnet` (images
     [N, h, w, 3] in [0, 1] -> dict of named outputs);
   * or a SavedModel written by `cpc_tf.export`: its `whole_image` signature
-    becomes an encoder with the outputs "features" (the last stack) and
-    "pooled". It has no config, so only the whole-image protocols (supp. C.2)
+    becomes an encoder with the same named outputs. It has no config, so only the whole-image protocols (supp. C.2)
     can use it.
 Both are trainable, so the same object serves the frozen and the fine-tuned phase.
 """
@@ -40,13 +39,11 @@ class Encoder:
 class SavedModelEncoder(tf.Module):
   """The `whole_image` signature of an exported encoder, called like a resnet encoder.
 
-  images [N, h, w, 3] in [0, 1] -> {"features": [N, h/16, w/16, D] (the last
-  stack for the CPC encoders), "pooled": [N, D]}. `trainable_variables` are
+  images [N, h, w, 3] in [0, 1] -> the encoder's named outputs (`stem`,
+  `stack1..K`, `pooled`; see `cpc_tf.resnet`). `trainable_variables` are
   the export's weights, so fine-tuning updates them; a tf.train.Checkpoint of
   this module saves and restores them.
   """
-
-  output = {"features": None, "pooled": None}  # output names, as keras.Model.output
 
   def __init__(self, path: str):
     super().__init__(name="encoder")
@@ -56,6 +53,8 @@ class SavedModelEncoder(tf.Module):
                        "it with launch/export.py (cpc_tf.export).")
     function = self.loaded.whole_image.concrete_functions[0]
     self.weights = list(function.variables)  # tracked by tf.Module
+    # Output names, as keras.Model.output.
+    self.output = dict.fromkeys(function.structured_outputs)
 
   def __call__(self, images, training=False):
     del training  # the export runs the encoder in inference mode (layer norm: no state)

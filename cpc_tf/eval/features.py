@@ -26,10 +26,10 @@ Examples go to shards round-robin in source order, so reading the shards
 interleaved one by one gives back that order. features.json is written last:
 a directory without it is an unfinished extraction and is refused.
 
-Training from a cache with the classifier loop of `cpc_tf.classify`: extract
-once per split with `extract(classifier, ...)`, then give the loop
-`cached_classifier(classifier, info)` (same head, cached features as input)
-and `dataset_fn(cache_dir, ...)` in place of the image pipeline.
+Reading a cache back: `feature_dataset(cache_dir, ...)` gives (features,
+labels) batches, so that `classifier.head(features)` equals `classifier(inputs)`.
+(No binary trains from a cache: the protocols train with per-step
+augmentation, which a cache cannot hold.)
 
 Size: one example stores prod(shape) float32 values; the supp. C.2 grid of a
 ResNet-161 at 224 px (14x14x4096) is 3.2 MB, i.e. 41 GB for ImageNet's 1%
@@ -50,6 +50,7 @@ import tensorflow as tf
 
 from cpc_tf.eval import classifiers
 from cpc_tf import data as data_lib
+from cpc_tf import resnet
 from cpc_tf.configs import DataConfig, GridConfig
 
 INFO_FILE = "features.json"
@@ -182,7 +183,7 @@ def extractor(encoder: keras.Model, grid: GridConfig | None = None) -> classifie
   C.2). With a grid: patches -> the pooled vector per patch [B, Gh, Gw, D]
   (supp. B).
   """
-  feature = "pooled" if grid is not None else classifiers.last_stack(encoder)
+  feature = "pooled" if grid is not None else resnet.last_stack(encoder.output)
   return classifiers.Classifier(encoder, keras.layers.Identity(name="no_head"), feature,
                                 grid, name="feature_extractor")
 
@@ -206,7 +207,7 @@ def extract(classifier: classifiers.Classifier, data: DataConfig, cache_dir: str
 
 
 # ----------------------------------------------------------------------------
-# Reading and training
+# Reading
 
 def feature_dataset(cache_dir: str, batch_size: int, *, training: bool = False,
                     seed: int = 0, repeat: bool | None = None, shuffle_buffer: int = 1_000,
@@ -260,36 +261,3 @@ def feature_dataset(cache_dir: str, batch_size: int, *, training: bool = False,
   if not with_ids:
     ds = ds.map(lambda f, l, i: (f, l))
   return ds.batch(batch_size, drop_remainder=training).prefetch(tf.data.AUTOTUNE)
-
-
-def dataset_fn(cache_dir: str, keep_ids: Collection[str | int] | None,
-               batch_per_replica: int, *, shuffle_buffer: int = 1_000):
-  """(input context, seed) -> per-replica training batches of cached features.
-
-  The drop-in for an image pipeline in a distributed training loop
-  (`distribute_datasets_from_function`): shuffled with `seed`, repeated,
-  `batch_per_replica` examples per replica.
-  """
-  def fn(ctx: tf.distribute.InputContext, seed: int) -> tf.data.Dataset:
-    return feature_dataset(cache_dir, batch_per_replica * ctx.num_replicas_in_sync,
-                           training=True, seed=seed, shuffle_buffer=shuffle_buffer,
-                           keep_ids=keep_ids, input_context=ctx)
-  return fn
-
-
-def cached_classifier(classifier: classifiers.Classifier,
-                      info: CacheInfo) -> classifiers.Classifier:
-  """A Classifier sharing `classifier.head` whose inputs are cached features.
-
-  Its "encoder" passes the input through under the original feature name, so
-  `cached_classifier(c, info)(features)` == `c.head(features)` ==
-  `c(inputs)` for the inputs the features were extracted from. Training it
-  updates the head of `classifier`.
-  """
-  inputs = keras.Input(shape=info.shape, name="cached_features")
-  passthrough = keras.Model(
-      inputs, {classifier.feature: keras.layers.Identity(name="features")(inputs)},
-      name="cached_features")
-  model = classifiers.Classifier(passthrough, classifier.head, classifier.feature,
-                                 name=f"cached_{classifier.name}")
-  return classifiers.build(model, info.shape)

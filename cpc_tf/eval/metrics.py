@@ -32,7 +32,3 @@ def top_k_counts(logits: tf.Tensor, labels: tf.Tensor, ks=(1, 5)) -> dict[str, t
   out["count"] = tf.cast(tf.shape(logits)[0], tf.float32)
   return out
 
-
-def top_k_accuracy(logits, labels, k: int) -> float:
-  """Fraction of the batch whose label is in the top k (eager helper)."""
-  return float(tf.reduce_mean(top_k_correct(logits, labels, k)))
