@@ -66,11 +66,14 @@ def test_each_step_alone_changes_patches_and_switches_off(step):
   out = augment.augment_patches(images, on, SEED).numpy()
   assert out.shape == (N, P, P, 3) and 0.0 <= out.min() and out.max() <= 1.0
   assert np.abs(out - images.numpy()).max() > 1e-3, step
-  # With the paper's v2 defaults and this step switched off, the other steps
-  # still run and the output is a valid patch batch.
+  # Switched off again, the step leaves the patches exactly as they were.
   off = {k: (False if isinstance(v, bool) else 0) for k, v in ONE_STEP[step].items()}
+  np.testing.assert_array_equal(
+      augment.augment_patches(images, dataclasses.replace(on, **off), SEED).numpy(),
+      images.numpy())
+  # With the paper's v2 defaults and this step off, the others still change the patches.
   rest = augment.augment_patches(images, dataclasses.replace(AugmentConfig(), **off), SEED)
-  assert rest.shape == (N, P, P, 3)
+  assert rest.shape == (N, P, P, 3) and np.abs(rest.numpy() - images.numpy()).max() > 1e-3
 
 
 def test_step_probabilities_are_per_patch():

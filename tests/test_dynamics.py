@@ -1,6 +1,6 @@
 """Learning dynamics library (cpc_tf/dynamics.py) with a stand-in classifier run.
 
-The real classifier (classify.train_efficient) runs in
+The real classifier (efficient.train_efficient) runs in
 tests/test_learning_dynamics_binary.py; here a fake cell writes a results.json
 so that step resolution, step 0, resuming and the outputs are checked in
 seconds.

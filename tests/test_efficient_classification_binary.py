@@ -8,6 +8,7 @@ import pytest
 from absl import flags
 
 from cpc_tf import configs
+from cpc_tf.eval import efficient
 from flags import evaluation
 from test_encoders import pretrained_model_dir
 from test_linear_eval_binary import run_binary
@@ -80,9 +81,9 @@ def test_bad_model_dir_is_reported(tmp_path):
   config = configs.efficient_tiny()
   with pytest.raises(FileNotFoundError, match=f"{empty}/config.json not found.*"
                      "launch/pretrain.py"):
-    classify.train_efficient(str(empty), config, str(tmp_path / "out"))
+    efficient.train_efficient(str(empty), config, str(tmp_path / "out"))
   with pytest.raises(FileNotFoundError, match="does not exist"):
-    classify.train_efficient(str(tmp_path / "typo"), config, str(tmp_path / "out"))
+    efficient.train_efficient(str(tmp_path / "typo"), config, str(tmp_path / "out"))
 
 
 @pytest.mark.parametrize("fraction", ["0", "1.5"])

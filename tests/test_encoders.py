@@ -94,18 +94,21 @@ def export_dir(model_dir, tmp_path_factory):
 
 def test_exported_savedmodel_acts_as_the_encoder(model_dir, export_dir, tmp_path):
   import keras
-  from cpc_tf import classifiers, configs as c
+  from cpc_tf import configs as c
+  from cpc_tf.eval import classifiers
   exported = encoders.load(export_dir)
   assert exported.pretrain is None and exported.source == export_dir
   reference = encoders.load(model_dir).model
   images = tf.random.uniform([2, 16, 16, 3])
   out = exported.model(images)
-  np.testing.assert_allclose(out["features"], reference(images)["stack3"], atol=1e-5)
-  np.testing.assert_allclose(out["pooled"], reference(images)["pooled"], atol=1e-5)
+  want = reference(images)
+  assert set(out) == set(want) == {"stem", "stack1", "stack2", "stack3", "pooled"}
+  for name in want:
+    np.testing.assert_allclose(out[name], want[name], atol=1e-5, err_msg=name)
 
   model = classifiers.efficient_classifier(
       exported.model, c.ClassifierConfig(blocks=1, width=8, bottleneck=4), 3, 0.0, 16)
-  assert model.feature == "features"
+  assert model.feature == "stack3"
   variables = model.encoder.trainable_variables
   before = [v.numpy().copy() for v in variables]
   with tf.GradientTape() as tape:
@@ -124,10 +127,10 @@ def test_exported_savedmodel_acts_as_the_encoder(model_dir, export_dir, tmp_path
 
 
 def test_savedmodel_refusals(export_dir, tmp_path):
-  from cpc_tf import classify
+  from cpc_tf.eval import linear
   with pytest.raises(ValueError, match="one set of weights, so checkpoint step 2"):
     encoders.load(export_dir, step=2)
   with pytest.raises(ValueError, match="does not record its architecture.*--encoder="):
     encoders.load(export_dir, expect="resnet161")
   with pytest.raises(ValueError, match="exported SavedModel. Linear evaluation.*--model_dir"):
-    classify.train_linear(export_dir, configs.linear_eval_tiny(), str(tmp_path))
+    linear.train_linear(export_dir, configs.linear_eval_tiny(), str(tmp_path))

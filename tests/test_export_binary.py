@@ -34,3 +34,14 @@ def test_export_binary_refuses_a_directory_without_a_run(tmp_path):
   proc = run(f"--model_dir={tmp_path}", f"--export_dir={tmp_path / 'export'}")
   assert proc.returncode != 0
   assert "config.json not found" in proc.stderr
+
+
+def test_export_binary_takes_checkpoint_step_like_every_binary(tmp_path):
+  model_dir = str(tmp_path / "run")
+  fake_run(model_dir)  # ckpt-7
+  proc = run(f"--model_dir={model_dir}", f"--export_dir={tmp_path / 'e7'}",
+             "--checkpoint_step=7")
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  proc = run(f"--model_dir={model_dir}", f"--export_dir={tmp_path / 'e9'}",
+             "--checkpoint_step=999")
+  assert proc.returncode != 0 and "checkpoint at step 999" in proc.stderr, proc.stderr[-2000:]

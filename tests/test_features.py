@@ -107,40 +107,6 @@ def test_cached_features_give_the_logits_and_losses_of_the_frozen_encoder(
     np.testing.assert_allclose(loss_fn(y, from_cache), loss_fn(y, direct), rtol=1e-5)
 
 
-def test_the_classifier_loop_trains_the_same_head_from_the_cache(classifier, cache):
-  """classify.Loop, same init and same batches: images vs cached features."""
-  from cpc_tf import classify
-  from cpc_tf.configs import HParams
-
-  path, info = cache
-  cached = features.cached_classifier(classifier, info)
-  strategy = tf.distribute.get_strategy()
-  head_vars = classifier.head.variables
-  start = [v.numpy() for v in head_vars]
-
-  def train(model, make_dataset):
-    for v, s in zip(head_vars, start):
-      v.assign(s)
-    group = classify.Group(classify.sgd(HParams(learning_rate=0.1, dropout=0.0), 0.9),
-                           model.head.trainable_variables)
-    loop = classify.Loop(model, [group], train_encoder=False, strategy=strategy)
-    # Unshuffled, repeated: both runs see the same 3 batches of 8.
-    iterator = iter(strategy.distribute_datasets_from_function(
-        lambda ctx: make_dataset().repeat()))
-    loss = loop.train(iterator, 3)
-    return loss, [v.numpy() for v in head_vars]
-
-  loss_images, through_encoder = train(classifier, lambda: data_lib.classification_dataset(
-      DATA, "efficient_eval", 8, repeat=False, image_size=IMAGE_SIZE))
-  loss_cache, from_cache = train(cached, lambda: features.feature_dataset(path, 8))
-  np.testing.assert_allclose(loss_cache, loss_images, rtol=1e-5)
-  for a, b in zip(through_encoder, from_cache):
-    np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
-  fn = features.dataset_fn(path, data_lib.example_ids(DATA)[:10], 4)
-  f, y = next(iter(fn(tf.distribute.InputContext(), 0)))
-  assert f.shape == (4, *info.shape) and y.shape == (4,)
-
-
 def test_extract_features_binary(tmp_path):
   """launch/extract_features.py on a model_dir holding a random tiny encoder."""
   model_dir = str(tmp_path / "pretrain")

@@ -40,9 +40,8 @@ def make_model(model_dir):
 
 
 def make_loop(model, groups, train_encoder, strategy=None):
-  return loop_lib.Loop(model, groups, loop_lib.classification_loss(train_encoder),
-                       strategy or tf.distribute.get_strategy(),
-                       count_fn=loop_lib.classification_counts)
+  return loop_lib.classification_loop(model, groups, train_encoder,
+                                      strategy or tf.distribute.get_strategy())
 
 
 def phase(run_dir, steps, eval_every, name="frozen", patience=0):

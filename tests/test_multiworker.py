@@ -16,10 +16,10 @@ WORKER = """
 import json, sys
 import numpy as np, tensorflow as tf
 sys.path.insert(0, {tests!r})
-from cpc_tf import configs, train
+from cpc_tf import configs, distribute, train
 from test_train import small_config, synthetic_fn
 
-strategy = train.make_strategy("multi_worker")
+strategy = distribute.make_strategy("multi_worker")
 config = small_config(train_steps=3, checkpoint_every=2)
 result = train.pretrain(config, {model_dir!r}, strategy, dataset_fn=synthetic_fn(config),
                         verbose=False)

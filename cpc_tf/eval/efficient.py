@@ -44,8 +44,8 @@ def train_efficient(model_dir: str, config: EfficientConfig, output_dir: str,
                                                config.image_size)
       groups = [loop_lib.Group(sweep.sgd(hp, config.momentum),
                                model.head.trainable_variables)]
-    loop = loop_lib.Loop(model, groups, loop_lib.classification_loss(train_encoder=False),
-                         strategy, count_fn=loop_lib.classification_counts)
+    loop = loop_lib.classification_loop(model, groups, train_encoder=False,
+                                        strategy=strategy)
     phase = loop_lib.Phase(run.point_dir(point, "frozen"), "frozen", config.frozen_steps,
                            config.eval_every, seed=config.seed, point=point)
     done = loop_lib.run_phase(loop, phase, run.train_fn(hp), validate=run.validate(loop),
@@ -65,8 +65,8 @@ def train_efficient(model_dir: str, config: EfficientConfig, output_dir: str,
                 # supp. C.2: the encoder is fine-tuned with Adam, the head with SGD.
                 loop_lib.Group(keras.optimizers.Adam(config.encoder_learning_rate),
                                model.encoder.trainable_variables)]
-    loop = loop_lib.Loop(model, groups, loop_lib.classification_loss(train_encoder=True),
-                         strategy, count_fn=loop_lib.classification_counts)
+    loop = loop_lib.classification_loop(model, groups, train_encoder=True,
+                                        strategy=strategy)
     phase = loop_lib.Phase(run.point_dir(best["point"], "finetune"), "finetune",
                            config.finetune_steps, config.eval_every,
                            patience=config.patience, seed=config.seed + 1,

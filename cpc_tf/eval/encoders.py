@@ -21,7 +21,7 @@ import dataclasses
 import keras
 import tensorflow as tf
 
-from cpc_tf import checkpoints
+from cpc_tf import checkpoints, resnet
 from cpc_tf.configs import GridConfig, PretrainConfig
 
 
@@ -97,10 +97,14 @@ def load_encoder(model_dir: str, step: int | None = None, expect: str = "") -> E
         f"{checkpoints.config_path(model_dir)} not found: {model_dir} is not a "
         "pre-training model_dir. Pass the --model_dir of a launch/pretrain.py run.")
   check_encoder(config, expect)
-  checkpoints.checkpoint_path(model_dir, step)  # a clear error when there is none
-  _, model = checkpoints.load_averaged_model(model_dir, step)
+  encoder = resnet.build_encoder(config.model.encoder, name="encoder")
+  # Only the encoder of the checkpoint's Polyak-averaged model (supp. A): the
+  # CPC head is never built. The nesting mirrors CPCModel's attribute names.
+  status = tf.train.Checkpoint(averaged_model=tf.train.Checkpoint(encoder=encoder)).read(
+      checkpoints.checkpoint_path(model_dir, step))
+  status.expect_partial().assert_existing_objects_matched()
   source = model_dir if step is None else f"{model_dir}@{step}"
-  return Encoder(model.encoder, config, source)
+  return Encoder(encoder, config, source)
 
 
 def check_encoder(config: PretrainConfig, expect: str) -> None:

@@ -61,8 +61,8 @@ def train_linear(model_dir: str, config: LinearEvalConfig, output_dir: str,
     model = classifiers.linear_classifier(encoder.model, grid, data.num_classes(train_data))
     groups = [loop_lib.Group(keras.optimizers.Adam(config.learning_rate),  # supp. B
                              model.head.trainable_variables)]
-  loop = loop_lib.Loop(model, groups, loop_lib.classification_loss(train_encoder=False),
-                       strategy, count_fn=loop_lib.classification_counts)
+  loop = loop_lib.classification_loop(model, groups, train_encoder=False,
+                                      strategy=strategy)
 
   def train_fn(ctx, seed):
     return data.classification_dataset(

@@ -18,9 +18,9 @@ of losses, trained frozen then fine-tuned, plugs in the same way):
               for a detector). The loop divides it by R, sums the gradients
               over replicas and clips their global norm (`cpc_tf.gradients`,
               the same helper as pre-training), then applies each group.
-  count_fn    (model, batch) -> {name: float32 scalar SUM over the batch},
-              always with "count" (the examples seen), in replica context;
-              `Loop.totals` adds them over replicas and batches.
+  count_fn    (model, batch) -> {name: float32 scalar SUM over the batch} for
+  count_names every name of `count_names` (with "count", the examples seen), in
+              replica context; `Loop.totals` adds them over replicas and batches.
   validate    () -> {name: float}, called by `run_phase` every eval_every
               steps; `Phase.metrics[0]` is the one maximised (best weights
               kept, early stopping), every name of `Phase.metrics` is saved.
@@ -33,9 +33,12 @@ strategy scope (slots cannot be created inside a distributed step).
 
 Public API:
   Group(optimizer, variables)
-  Loop(model, groups, loss_fn, strategy, *, count_fn=None, clip_norm=None)
+  Loop(model, groups, loss_fn, strategy, *, count_fn=None, count_names=(),
+       clip_norm=None)
     .train(iterator, num_steps) -> mean loss      .totals(dist_dataset) -> sums
-  classification_loss(train_encoder) -> loss_fn   classification_counts(model, batch)
+  classification_loss(train_encoder) -> loss_fn
+  classification_counts(model, batch), CLASSIFICATION_COUNTS (its names)
+  classification_loop(model, groups, train_encoder, strategy) -> Loop of both
   evaluate(loop, dist_dataset) -> {"top1", "top5", "loss", "count"}
   Phase(run_dir, name, steps, eval_every, ...)    Budget(steps), Interrupted
   run_phase(loop, phase, train_fn, *, validate=None, track=None, budget=None,
@@ -110,9 +113,10 @@ class Loop:
 
   def __init__(self, model, groups: list[Group], loss_fn: LossFn,
                strategy: tf.distribute.Strategy, *, count_fn: CountFn | None = None,
-               clip_norm: float | None = None):
+               count_names: tuple[str, ...] = (), clip_norm: float | None = None):
     self.model, self.groups, self.strategy = model, groups, strategy
-    self.loss_fn, self.count_fn, self.clip_norm = loss_fn, count_fn, clip_norm
+    self.loss_fn, self.clip_norm = loss_fn, clip_norm
+    self.count_fn, self.count_names = count_fn, tuple(count_names)
     with strategy.scope():
       for g in groups:
         # Slots created lazily inside a distributed step would be refused.
@@ -145,35 +149,33 @@ class Loop:
     """Runs `num_steps` steps; returns the mean training loss."""
     return float(self._train(iterator, tf.constant(num_steps, tf.int64)))
 
-  def _replica_counts(self, batch):
-    names = []
+  def _zeros(self):
+    return {k: tf.constant(0.0) for k in self.count_names}
 
+  def _replica_counts(self, batch):
     def counts():
       out = self.count_fn(self.model, batch)
-      names.extend(out)
-      return out
-
-    def nothing():  # traced after `counts` (tf.cond traces the true branch first)
-      return {k: tf.constant(0.0) for k in names}
+      return {k: tf.cast(out[k], tf.float32) for k in self.count_names}
 
     # The last evaluation batch can leave a replica with no example; some kernels
     # (layer norm under oneDNN) fail on an empty batch, so skip it.
-    return tf.cond(tf.shape(tf.nest.flatten(batch)[0])[0] > 0, counts, nothing)
+    return tf.cond(tf.shape(tf.nest.flatten(batch)[0])[0] > 0, counts, self._zeros)
 
   def _totals_loop(self, dist):
-    totals = None
+    totals = self._zeros()
     # Iterating inside tf.function keeps workers in step on uneven last batches.
     for batch in dist:
       out = self.strategy.run(self._replica_counts, args=(batch,))
       summed = {k: self.strategy.reduce(tf.distribute.ReduceOp.SUM, v, axis=None)
                 for k, v in out.items()}
-      totals = summed if totals is None else {k: totals[k] + summed[k] for k in totals}
+      totals = {k: totals[k] + summed[k] for k in totals}
     return totals
 
   def totals(self, dist_dataset) -> dict[str, float]:
     """count_fn's sums over one pass of a distributed dataset."""
-    if self.count_fn is None:
-      raise ValueError("This Loop has no count_fn: pass one to evaluate.")
+    if self.count_fn is None or "count" not in self.count_names:
+      raise ValueError("Evaluation needs a Loop with count_fn and count_names "
+                       "(including 'count').")
     return {k: float(v) for k, v in self._totals(dist_dataset).items()}
 
 
@@ -190,6 +192,9 @@ def classification_loss(train_encoder: bool) -> LossFn:
   return loss_fn
 
 
+CLASSIFICATION_COUNTS = ("top1", "top5", "count", "loss")
+
+
 def classification_counts(model, batch) -> dict:
   """(model, (inputs, labels)) -> summed top-1 / top-5 hits, loss and count."""
   inputs, labels = batch
@@ -198,6 +203,13 @@ def classification_counts(model, batch) -> dict:
   out["loss"] = tf.reduce_sum(keras.losses.sparse_categorical_crossentropy(
       labels, logits, from_logits=True))
   return out
+
+
+def classification_loop(model, groups: list[Group], train_encoder: bool,
+                        strategy: tf.distribute.Strategy) -> Loop:
+  """A Loop training a Classifier with cross-entropy and counting top-k hits."""
+  return Loop(model, groups, classification_loss(train_encoder), strategy,
+              count_fn=classification_counts, count_names=CLASSIFICATION_COUNTS)
 
 
 def evaluate(loop: Loop, dist_dataset) -> dict:

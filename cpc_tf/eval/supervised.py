@@ -38,8 +38,8 @@ def train_supervised(config: SupervisedConfig, output_dir: str,
       model = classifiers.supervised_classifier(encoder, run.num_classes, hp.dropout,
                                                 config.image_size)
       groups = [loop_lib.Group(sweep.sgd(hp, config.momentum), model.trainable_variables)]
-    loop = loop_lib.Loop(model, groups, loop_lib.classification_loss(train_encoder=True),
-                         strategy, count_fn=loop_lib.classification_counts)
+    loop = loop_lib.classification_loop(model, groups, train_encoder=True,
+                                        strategy=strategy)
     phase = loop_lib.Phase(run.point_dir(point, "supervised"), "supervised",
                            config.train_steps, config.eval_every, seed=config.seed,
                            point=point)
