@@ -8,12 +8,13 @@ A model_dir contains:
                                       evaluation and export use; its head's
                                       keys name the layers
                                       (averaged_model/head/up/context/...)
-                       optimizer      ClippedAdam slots and iteration count
+                       optimizer      Adam slots and iteration count
                        step           int64 global step
                        (no data-iterator state: see cpc_tf.train.pretrain)
   events.out.tfevents.*  TensorBoard scalars
 
-Evaluation binaries call `load_averaged_model(model_dir)`.
+Evaluation reads the averaged encoder (`cpc_tf.eval.encoders.load_encoder`);
+`load_averaged_model(model_dir)` gives the whole averaged CPCModel.
 
 Every run directory (a pre-training model_dir, an evaluation output_dir)
 starts with CONFIG_FILE; `guard_config` is the one routine that writes it, or

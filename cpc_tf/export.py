@@ -21,24 +21,26 @@ from __future__ import annotations
 
 import tensorflow as tf
 
-from cpc_tf import checkpoints
+import keras
+
 from cpc_tf import patches as patches_lib
-from cpc_tf.configs import PretrainConfig
-from cpc_tf.model import CPCModel, encode_patches
+from cpc_tf.configs import GridConfig
+from cpc_tf.model import encode_patches
 
 SIGNATURES = ("patched", "whole_image")
 
 
 class EncoderModule(tf.Module):
-  """The encoder of a CPCModel behind two explicit-signature tf.functions.
+  """A pre-trained encoder behind two explicit-signature tf.functions.
 
-  Only the encoder is tracked, so the SavedModel holds no CPC-head weights.
+  encoder: `cpc_tf.resnet` encoder (e.g. `cpc_tf.eval.encoders.load_encoder(
+  model_dir).model`, the Polyak-averaged one); grid: its pre-training patch
+  grid. Only the encoder is tracked, so the SavedModel holds no CPC-head weights.
   """
 
-  def __init__(self, model: CPCModel):
+  def __init__(self, encoder: keras.Model, grid: GridConfig):
     super().__init__(name="cpc_encoder")
-    self.encoder = model.encoder
-    grid = model.config.grid
+    self.encoder = encoder
     self.patch_size, self.stride = grid.patch_size, grid.stride
     size = grid.image_size
     self.image_size = tf.constant(size, tf.int32)
@@ -60,17 +62,9 @@ class EncoderModule(tf.Module):
     return {name: tf.cast(value, tf.float32) for name, value in out.items()}
 
 
-def export_encoder(model: CPCModel, export_dir: str) -> str:
-  """Writes `model`'s encoder as a SavedModel with the SIGNATURES; returns export_dir."""
-  module = EncoderModule(model)
+def export_encoder(encoder: keras.Model, grid: GridConfig, export_dir: str) -> str:
+  """Writes `encoder` as a SavedModel with the SIGNATURES; returns export_dir."""
+  module = EncoderModule(encoder, grid)
   tf.saved_model.save(module, export_dir, signatures={
       "patched": module.patched, "whole_image": module.whole_image})
   return export_dir
-
-
-def export_from_model_dir(model_dir: str, export_dir: str,
-                          step: int | None = None) -> PretrainConfig:
-  """Exports the averaged encoder of a pre-training run; returns the run's config."""
-  config, model = checkpoints.load_averaged_model(model_dir, step)
-  export_encoder(model, export_dir)
-  return config

@@ -17,6 +17,7 @@ from absl import app
 from absl import flags
 
 from cpc_tf import export
+from cpc_tf.eval import encoders
 from flags import common
 
 common.define_model_dir(help_text="Pre-training model_dir holding config.json and "
@@ -33,11 +34,11 @@ def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
   try:
-    config = export.export_from_model_dir(FLAGS.model_dir, FLAGS.export_dir,
-                                           FLAGS.checkpoint_step)
+    encoder = encoders.load_encoder(FLAGS.model_dir, FLAGS.checkpoint_step)
+    g = encoder.pretrain.model.grid
+    export.export_encoder(encoder.model, g, FLAGS.export_dir)
   except (FileNotFoundError, ValueError) as e:
     sys.exit(f"Error: {e}")
-  g = config.model.grid
   print(f"Exported the averaged encoder to {FLAGS.export_dir}\n"
         f"  patched:     images [B, {g.image_size}, {g.image_size}, 3] in [0, 1] -> "
         f"latents [B, {g.grid_size}, {g.grid_size}, D]\n"

@@ -12,7 +12,7 @@ pooled vector per patch [Gh, Gw, D] (the input of the supp. B linear head).
 The Polyak-averaged weights of --checkpoint_step (default the latest) are used.
 
 The cache holds evaluation-style inputs only: a classifier trained from it
-sees no random crops and no per-step augmentation (see cpc_tf/features.py).
+sees no random crops and no per-step augmentation (see cpc_tf/eval/features.py).
 
 Prints the encoder, the split and the feature name, a progress line per
 batch, then "Wrote N examples of [shape] float32 features in S shards to

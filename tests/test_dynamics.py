@@ -1,4 +1,4 @@
-"""Learning dynamics library (cpc_tf/dynamics.py) with a stand-in classifier run.
+"""Learning dynamics library (cpc_tf/eval/dynamics.py) with a stand-in classifier run.
 
 The real classifier (efficient.train_efficient) runs in
 tests/test_learning_dynamics_binary.py; here a fake cell writes a results.json

@@ -113,9 +113,9 @@ def test_flags_build_the_config():
 
 @pytest.mark.slow
 def test_exported_savedmodel_end_to_end(model_dir, tmp_path):
-  from cpc_tf import export
+  from test_export import export_run
   export_dir = str(tmp_path / "export")
-  export.export_from_model_dir(model_dir, export_dir)
+  export_run(model_dir, export_dir)
   out = str(tmp_path / "efficient")
   log = run_binary(BINARY, *SMALL, f"--model_dir={export_dir}", f"--output_dir={out}")
   assert "CPC v2 (fine-tuned)" in log

@@ -86,9 +86,9 @@ def test_an_encoder_that_does_not_match_is_refused(model_dir):
 
 @pytest.fixture(scope="module")
 def export_dir(model_dir, tmp_path_factory):
-  from cpc_tf import export
+  from test_export import export_run
   path = str(tmp_path_factory.mktemp("export"))
-  export.export_from_model_dir(model_dir, path)
+  export_run(model_dir, path)
   return path
 
 

@@ -1,4 +1,4 @@
-"""Feature cache (cpc_tf/features.py, launch/extract_features.py): round trip,
+"""Feature cache (cpc_tf/eval/features.py, launch/extract_features.py): round trip,
 order, subsets, equivalence with training through the frozen encoder."""
 
 import os

@@ -1,4 +1,4 @@
-"""Result files -> Markdown tables and PNG plots (cpc_tf/report.py)."""
+"""Result files -> Markdown tables and PNG plots (cpc_tf/eval/report.py)."""
 
 import json
 import os

@@ -9,6 +9,7 @@ from cpc_tf.data.pipelines import (
     detection_dataset,
     example_ids,
     grid_patches,
+    id_filter,
     num_classes,
     num_examples,
     pretrain_dataset,
@@ -18,6 +19,6 @@ from cpc_tf.data.sources import Source, load as load_source
 __all__ = [
     "CLASSIFICATION_MODES", "DataError", "FolderScan", "Source",
     "class_names", "classification_dataset", "detection_dataset", "example_ids",
-    "grid_patches", "load_source", "num_classes", "num_examples", "pretrain_dataset",
+    "grid_patches", "id_filter", "load_source", "num_classes", "num_examples", "pretrain_dataset",
     "scan_folder",
 ]

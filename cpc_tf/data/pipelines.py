@@ -126,7 +126,7 @@ def classification_dataset(
 
   ds = _stream(source, data, shuffle=training, repeat=training if repeat is None else repeat,
                seed=seed, input_context=input_context,
-               keep=_keep_filter(keep_ids), on_bad_file=on_bad_file)
+               keep=id_filter(keep_ids), on_bad_file=on_bad_file)
   ds = ds.map(make, num_parallel_calls=tf.data.AUTOTUNE)
   return _finish(ds, batch, drop_remainder=training)
 
@@ -197,7 +197,7 @@ def num_examples(data: DataConfig, *, labelled: bool = False,
   it is len(keep_ids) (ids absent from the split are not subtracted).
   """
   source = sources.load(data, labelled=labelled)
-  keep = _keep_filter(keep_ids)
+  keep = id_filter(keep_ids)
   if keep is None:
     return source.num_examples
   if source.ids is not None:
@@ -336,8 +336,8 @@ def _check_pipeline(data: DataConfig, augment: AugmentConfig) -> None:
                 "They will run; set them to 0 / False for the v1 recipe.", mixed)
 
 
-def _keep_filter(keep_ids):
-  """-> None or a function ids [N] string -> [N] bool keeping `keep_ids`."""
+def id_filter(keep_ids: Collection[str | int] | None):
+  """-> None (keep all) or a function ids [...] string -> [...] bool keeping `keep_ids`."""
   if keep_ids is None:
     return None
   if isinstance(keep_ids, (str, bytes)):

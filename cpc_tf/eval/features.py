@@ -242,13 +242,9 @@ def feature_dataset(cache_dir: str, batch_size: int, *, training: bool = False,
     return feature, e["label"], e["id"]
 
   ds = ds.map(parse, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-  if keep_ids is not None:
-    if isinstance(keep_ids, (str, bytes)) or not len(keep_ids):
-      raise CacheError("keep_ids must be a non-empty collection of example ids.")
-    keys = tf.constant(sorted({str(i) for i in keep_ids}), tf.string)
-    table = tf.lookup.StaticHashTable(
-        tf.lookup.KeyValueTensorInitializer(keys, tf.ones_like(keys, tf.int32)), 0)
-    ds = ds.filter(lambda f, l, i: table.lookup(i) > 0)
+  keep = data_lib.id_filter(keep_ids)
+  if keep is not None:
+    ds = ds.filter(lambda f, l, i: keep(i))
   if input_context is not None:
     ds = ds.shard(input_context.num_input_pipelines, input_context.input_pipeline_id)
     batch_size = input_context.get_per_replica_batch_size(batch_size)

@@ -11,8 +11,9 @@ of losses, trained frozen then fine-tuned, plugs in the same way):
   groups      [Group(optimizer, variables)]: each optimizer updates its own
               variables, e.g. [SGD on the head] when the backbone is frozen,
               [SGD on the head, Adam at a smaller rate on the backbone] when
-              fine-tuning. Build the Loop inside nothing: it builds every
-              optimizer in the strategy scope before the first step.
+              fine-tuning. Create model and optimizers in the strategy
+              scope; the Loop builds each optimizer on its variables there,
+              before the first step.
   loss_fn     (model, batch) -> scalar loss, the MEAN over this replica's
               batch, in replica context (e.g. `sum(model(images)["loss/*"])`
               for a detector). The loop divides it by R, sums the gradients
@@ -21,6 +22,11 @@ of losses, trained frozen then fine-tuned, plugs in the same way):
   count_fn    (model, batch) -> {name: float32 scalar SUM over the batch} for
   count_names every name of `count_names` (with "count", the examples seen), in
               replica context; `Loop.totals` adds them over replicas and batches.
+  clip_norm   global-norm clip of the summed gradient; None (no clip) for the
+              classification protocols, which state none (supp. B, C).
+  Phase       run_dir, name (a key of PHASES: the code each checkpoint stores so
+              that a hand-edited directory is refused; a new protocol adds its
+              phase names there), steps, eval_every, patience, seed, point.
   validate    () -> {name: float}, called by `run_phase` every eval_every
               steps; `Phase.metrics[0]` is the one maximised (best weights
               kept, early stopping), every name of `Phase.metrics` is saved.
