@@ -44,7 +44,7 @@ from absl import app
 from absl import flags
 
 from cpc_tf import configs, distribute
-from cpc_tf.eval import dynamics, results
+from cpc_tf.eval import dynamics, efficient, results
 from cpc_tf.data import DataError
 from flags import common, evaluation
 
@@ -92,7 +92,12 @@ def main(argv):
     config = config_from_flags()
     common.check_strategy_flags(FLAGS)
     strategy = distribute.make_strategy(FLAGS.strategy, FLAGS.tpu)
-    dynamics.run(FLAGS.model_dir, FLAGS.output_dir, config, strategy)
+
+    def cell(enc_dir, enc_step, cell_config, out, subset_file):
+      return efficient.train_efficient(enc_dir, cell_config, out, strategy, step=enc_step,
+                                       subset_file=subset_file)
+
+    dynamics.run(FLAGS.model_dir, FLAGS.output_dir, config, strategy, cell_fn=cell)
   except (ValueError, FileNotFoundError, DataError) as e:
     sys.exit(f"Error: {e}")
   with tf.io.gfile.GFile(os.path.join(FLAGS.output_dir, dynamics.MARKDOWN_FILE)) as f:

@@ -43,7 +43,7 @@ import tensorflow as tf
 
 from cpc_tf import checkpoints, configs
 from cpc_tf.distribute import is_chief, worker_dir
-from cpc_tf.eval import efficient, report, results, subsets
+from cpc_tf.eval import report, results, subsets
 from cpc_tf.configs import DynamicsConfig, EfficientConfig
 from cpc_tf.model import build_model
 
@@ -56,7 +56,9 @@ CSV_FIELDS = ("checkpoint_step", "method", "label_fraction", "split", "top1", "t
 TITLE = "Learning dynamics (arXiv v1 Figure 5)"
 
 # (encoder model_dir, its step, config of the cell, cell output_dir, subset file or
-# None) -> the cell's results dict. Default: phase 1 of efficient.train_efficient.
+# None) -> the cell's results dict: phase 1 of `cpc_tf.eval.efficient.train_efficient`
+# (launch/learning_dynamics.py), or a stand-in in tests. Passed in, so that this
+# module schedules cells and writes tables without building any model itself.
 CellFn = Callable[[str, int, EfficientConfig, str, "str | None"], dict]
 
 
@@ -156,14 +158,6 @@ def cell_config(config: EfficientConfig, fraction: float) -> EfficientConfig:
   return configs.replace(config, finetune=False, **{"subset.label_fraction": fraction})
 
 
-def train_cell(model_dir: str, step: int, config: EfficientConfig, output_dir: str,
-               subset_file: str | None, strategy: tf.distribute.Strategy | None = None,
-               verbose: bool = True) -> dict:
-  """One cell with `efficient.train_efficient` (phase 1, the frozen encoder)."""
-  return efficient.train_efficient(model_dir, config, output_dir, strategy, step=step,
-                                  subset_file=subset_file, verbose=verbose)
-
-
 def check_fractions(fractions: Sequence[float]) -> list[float]:
   """Ascending unique fractions, each in (0, 1]."""
   if not fractions:
@@ -174,7 +168,7 @@ def check_fractions(fractions: Sequence[float]) -> list[float]:
 
 
 def run(model_dir: str, output_dir: str, config: DynamicsConfig,
-        strategy: tf.distribute.Strategy | None = None, *, cell_fn: CellFn | None = None,
+        strategy: tf.distribute.Strategy | None = None, *, cell_fn: CellFn,
         verbose: bool = True) -> dict:
   """Runs every unfinished (step, fraction) cell of `config`, then writes the outputs.
 
@@ -193,9 +187,6 @@ def run(model_dir: str, output_dir: str, config: DynamicsConfig,
   fractions = check_fractions(config.label_fractions)
   # What results.json records: the steps and fractions actually run.
   config = configs.replace(config, steps=tuple(steps), label_fractions=tuple(fractions))
-  if cell_fn is None:
-    def cell_fn(enc_dir, enc_step, cfg, out, subset_file):
-      return train_cell(enc_dir, enc_step, cfg, out, subset_file, strategy, verbose)
   for step in steps:
     for fraction in fractions:
       out = cell_dir(output_dir, step, fraction)
