@@ -249,7 +249,8 @@ class PretrainConfig:
 
   def __post_init__(self):
     if self.batch_size <= 0:
-      raise ValueError(f"batch_size={self.batch_size}: need a positive global batch.")
+      raise ValueError(f"batch_size={self.batch_size}: the global batch must be a positive "
+                       "multiple of the replicas in sync.")
     for name in ("checkpoint_every", "keep_checkpoints", "log_every", "steps_per_loop"):
       if getattr(self, name) <= 0:
         raise ValueError(f"{name}={getattr(self, name)}: need a positive value.")
