@@ -11,7 +11,7 @@ from cpc_tf import configs
 from cpc_tf.eval import efficient
 from flags import evaluation
 from test_encoders import pretrained_model_dir
-from test_linear_eval_binary import run_binary
+from test_linear_eval_binary import run_binary, saved_step
 
 BINARY = "launch.efficient_classification"
 # 64 training images, 16 px inputs (a 4x4 grid from the tiny encoder).
@@ -60,11 +60,19 @@ def test_resumes_after_an_interruption_and_reuses_the_subset(model_dir, tmp_path
   args = [*SMALL, f"--model_dir={model_dir}", f"--output_dir={out}"]
   log = run_binary(BINARY, *args, "--stop_after_steps=3", expect=75)
   assert "Interrupted: stopped at step 1 of finetune (point 0)" in log
+  # The budget of 3 steps: phase 1 (2 steps) finished, phase 2 saved at step 1.
+  point = os.path.join(out, "point-0")
+  assert os.path.exists(os.path.join(point, "frozen", "done.json"))
+  assert saved_step(os.path.join(point, "finetune")) == 1
+  assert not os.path.exists(os.path.join(point, "finetune", "done.json"))
   with open(os.path.join(out, "subset.json")) as f:
     subset = f.read()
+  frozen = os.path.getmtime(os.path.join(point, "frozen", "done.json"))
   log = run_binary(BINARY, *args)
   assert "frozen (point 0)" not in log  # phase 1 finished: not retrained
+  assert os.path.getmtime(os.path.join(point, "frozen", "done.json")) == frozen
   assert "finetune (point 0): resuming at step 1 of 2" in log
+  assert saved_step(os.path.join(point, "finetune")) == 2
   check_outputs(out, model_dir, 1)
   # The subset file repeats the run exactly elsewhere.
   other = str(tmp_path / "again")

@@ -6,6 +6,7 @@ import subprocess
 import sys
 
 import pytest
+import tensorflow as tf
 from absl import flags
 
 from cpc_tf import configs
@@ -21,6 +22,16 @@ def run_binary(module, *args, expect=0):
                         capture_output=True, text=True, timeout=600)
   assert proc.returncode == expect, proc.stdout[-3000:] + proc.stderr[-5000:]
   return proc.stdout + proc.stderr
+
+
+def saved_step(run_dir):
+  """The `step` of the latest checkpoint of a phase directory, read back.
+
+  Interruption tests check the state a run left (--stop_after_steps is a step
+  budget: the run ends by itself at a known step, no signal, no timing).
+  """
+  reader = tf.train.load_checkpoint(run_dir)
+  return int(reader.get_tensor("step/.ATTRIBUTES/VARIABLE_VALUE"))
 
 
 @pytest.fixture(scope="module")
@@ -58,9 +69,14 @@ def test_linear_eval_resumes_after_an_interruption(model_dir, tmp_path):
   args = [*ARGS, f"--model_dir={model_dir}", f"--output_dir={out}"]
   log = run_binary("launch.linear_eval", *args, "--stop_after_steps=1", expect=75)
   assert "Interrupted: stopped at step 1 of linear" in log
+  assert saved_step(os.path.join(out, "linear")) == 1
+  assert not os.path.exists(os.path.join(out, "linear", "done.json"))
   assert not os.path.exists(os.path.join(out, "results.json"))
   log = run_binary("launch.linear_eval", *args)
   assert "linear (point 0): resuming at step 1 of 3" in log
+  assert saved_step(os.path.join(out, "linear")) == 3
+  with open(os.path.join(out, "linear", "done.json")) as f:
+    assert json.load(f)["steps"] == 3
   check_results(out, model_dir)
 
 

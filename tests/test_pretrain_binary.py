@@ -29,7 +29,10 @@ def run(args, timeout=600):
 
 
 class Background:
-  """A binary run in the background, its stdout collected by a thread."""
+  """A binary run in the background, its stdout collected by a thread.
+
+  Use as a context manager: a run still going when the test fails is killed.
+  """
 
   def __init__(self, args):
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
@@ -39,6 +42,15 @@ class Background:
     self._thread = threading.Thread(target=self._read, daemon=True)
     self._thread.start()
 
+  def __enter__(self):
+    return self
+
+  def __exit__(self, *exc):
+    if self.proc.poll() is None:
+      self.proc.kill()
+      self.proc.wait()
+    return False
+
   def _read(self):
     for chunk in iter(lambda: self.proc.stdout.read(1), ""):
       self.output.append(chunk)
@@ -47,20 +59,57 @@ class Background:
     return "".join(self.output)
 
   def wait_for(self, predicate, timeout=600):
+    """Polls predicate (state the run writes, never its printed text) until it
+    holds; the timeout only guards against a hung run."""
     deadline = time.time() + timeout
     while time.time() < deadline:
       if predicate():
         return
       if self.proc.poll() is not None:
         raise AssertionError(f"exited with {self.proc.returncode}:\n{self.text()[-3000:]}")
-      time.sleep(0.5)
+      time.sleep(0.2)
     self.proc.kill()
     raise AssertionError(f"timed out:\n{self.text()[-3000:]}")
 
-  def finish(self, timeout=300):
-    self.proc.wait(timeout)
+  def finish(self, timeout=600):
+    try:
+      self.proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+      self.proc.kill()
+      raise
     self._thread.join(10)
     return self.proc.returncode
+
+
+def catches(pid, signum):
+  """Whether process pid has a handler installed for signum (Linux: the SigCgt
+  mask of /proc/<pid>/status, bit signum - 1)."""
+  with open(f"/proc/{pid}/status") as f:
+    for line in f:
+      if line.startswith("SigCgt:"):
+        return bool(int(line.split()[1], 16) >> (signum - 1) & 1)
+  raise AssertionError(f"no SigCgt line in /proc/{pid}/status")
+
+
+def checkpoint_step(model_dir):
+  """The step of the latest complete checkpoint in model_dir (None: none yet).
+
+  tf.train.latest_checkpoint reads the `checkpoint` state file, which the
+  CheckpointManager rewrites atomically after the ckpt-N files are complete.
+  """
+  latest = tf.train.latest_checkpoint(model_dir)
+  return None if latest is None else int(latest.rsplit("-", 1)[1])
+
+
+def saved_step(model_dir):
+  """The `step` variable stored in the latest checkpoint, read back."""
+  reader = tf.train.load_checkpoint(model_dir)
+  return int(reader.get_tensor("step/.ATTRIBUTES/VARIABLE_VALUE"))
+
+
+# Runs that a test interrupts get far more steps than any machine can run
+# before the signal; they end by the signal, never by the step count.
+LONG = "--train_steps=10000"
 
 
 def test_tiny_run_writes_everything_and_a_second_invocation_resumes(tmp_path):
@@ -81,37 +130,55 @@ def test_tiny_run_writes_everything_and_a_second_invocation_resumes(tmp_path):
   assert tf.train.latest_checkpoint(model_dir).endswith("ckpt-6")
 
 
+@pytest.mark.skipif(not os.path.exists("/proc/self/status"), reason="reads /proc")
 def test_sigterm_saves_a_checkpoint_before_exit(tmp_path):
+  """SIGTERM once the loop runs: a checkpoint at the step reached, status 143.
+
+  The test waits until the process has installed its SIGTERM handler (the
+  training loop installs it on entry; before that SIGTERM kills the process
+  as usual). --checkpoint_every=10000 means no scheduled save can happen, so
+  the one checkpoint found afterwards is the preemption save.
+  """
   model_dir = str(tmp_path)
-  job = Background(command(model_dir, "--train_steps=100000", "--checkpoint_every=100000"))
-  job.wait_for(lambda: "step: 2" in job.text())
-  job.proc.send_signal(signal.SIGTERM)
-  assert job.finish() == 128 + signal.SIGTERM, job.text()[-3000:]
-  assert "Preempted at step" in job.text()
-  step = int(job.text().split("Preempted at step ")[1].split(":")[0])
-  assert step >= 2
-  assert tf.train.latest_checkpoint(model_dir).endswith(f"ckpt-{step}")
+  with Background(command(model_dir, LONG, "--checkpoint_every=10000")) as job:
+    job.wait_for(lambda: catches(job.proc.pid, signal.SIGTERM))
+    assert checkpoint_step(model_dir) is None
+    job.proc.send_signal(signal.SIGTERM)
+    assert job.finish() == 128 + signal.SIGTERM, job.text()[-3000:]
+  step = checkpoint_step(model_dir)
+  assert step is not None and 1 <= step < 10000, job.text()[-3000:]
+  assert saved_step(model_dir) == step
+  assert f"Preempted at step {step}: checkpoint saved." in job.text()
+  names = os.listdir(model_dir)
+  assert sorted(n for n in names if n.startswith("ckpt-") and n.endswith(".index")) == [
+      f"ckpt-{step}.index"]
 
 
 @pytest.mark.slow
 def test_sigkill_then_restart_continues_from_the_last_checkpoint(tmp_path):
-  model_dir = str(tmp_path)
-  args = command(model_dir, "--train_steps=40", "--checkpoint_every=4")
-  job = Background(args)
-  job.wait_for(lambda: tf.train.latest_checkpoint(model_dir) is not None
-               and "step: 6" in job.text())
-  job.proc.kill()
-  job.finish()
-  saved = int(tf.train.latest_checkpoint(model_dir).rsplit("-", 1)[1])
-  assert 4 <= saved < 40
+  """SIGKILL after the first checkpoint; the same command resumes from the last one.
 
-  proc = run(args)  # the same command, no flag changes
-  assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
-  resumed = int(proc.stdout.split("Resuming at step ")[1].split(" ")[0])
-  assert resumed % 4 == 0 and resumed >= saved
-  assert "Done: step 40" in proc.stdout
-  reader = tf.train.load_checkpoint(model_dir)
-  assert reader.get_tensor("step/.ATTRIBUTES/VARIABLE_VALUE") == 40
+  Synchronises on checkpoints appearing in model_dir (every 4 steps), and
+  stops the resumed run by SIGTERM once it has saved past the resume point.
+  """
+  model_dir = str(tmp_path)
+  args = command(model_dir, LONG, "--checkpoint_every=4")
+  with Background(args) as job:
+    job.wait_for(lambda: checkpoint_step(model_dir) is not None)
+    job.proc.kill()
+    assert job.finish() == -signal.SIGKILL
+  saved = checkpoint_step(model_dir)  # read after the kill: nothing writes any more
+  assert saved % 4 == 0 and 4 <= saved < 10000
+  assert saved_step(model_dir) == saved
+
+  with Background(args) as job:  # the same command, no flag changes
+    job.wait_for(lambda: checkpoint_step(model_dir) > saved)
+    job.proc.send_signal(signal.SIGTERM)
+    assert job.finish() == 128 + signal.SIGTERM, job.text()[-3000:]
+  assert f"Resuming at step {saved} of 10000" in job.text(), job.text()[-3000:]
+  step = checkpoint_step(model_dir)
+  assert saved + 4 <= step < 10000 and saved_step(model_dir) == step
+  assert f"Preempted at step {step}: checkpoint saved." in job.text()
 
 
 @pytest.mark.parametrize("args, message", [

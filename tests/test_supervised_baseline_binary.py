@@ -1,5 +1,6 @@
 """launch/supervised_baseline.py end to end on mocked TFDS and Fashion-MNIST; resume."""
 
+import csv
 import json
 import os
 import subprocess
@@ -10,7 +11,7 @@ import pytest
 from absl import flags
 
 from flags import evaluation
-from test_linear_eval_binary import ROOT, run_binary
+from test_linear_eval_binary import ROOT, run_binary, saved_step
 
 BINARY = "launch.supervised_baseline"
 SMALL = ["--preset=supervised_tiny", "--image_size=16", "--batch_per_replica=4",
@@ -57,9 +58,16 @@ def test_fashion_mnist_resumes_after_an_interruption(tmp_path):
           f"--output_dir={out}"]
   log = run_binary(BINARY, *args, "--stop_after_steps=3", expect=75)
   assert "Interrupted: stopped at step 1 of supervised (point 1)" in log
+  # The budget of 3 steps: point 0 (2 steps) is in sweep.csv, point 1 saved at step 1.
+  with open(os.path.join(out, "sweep.csv")) as f:
+    assert [int(r["point"]) for r in csv.DictReader(f)] == [0]
+  assert saved_step(os.path.join(out, "point-1", "supervised")) == 1
   log = run_binary(BINARY, *args)
   assert "sweep point 1/2" not in log  # finished point skipped via sweep.csv
   assert "supervised (point 1): resuming at step 1 of 2" in log
+  with open(os.path.join(out, "sweep.csv")) as f:
+    rows = list(csv.DictReader(f))
+  assert [int(r["point"]) for r in rows] == [0, 1] and rows[1]["steps"] == "2"
   with open(os.path.join(out, "results.json")) as f:
     doc = json.load(f)
   assert doc["config"]["architecture"] == "tiny" and len(doc["rows"]) == 2
