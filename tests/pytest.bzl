@@ -9,16 +9,20 @@ slow (from the @pytest.mark.slow markers; scripts/build_files.py writes it):
   "all"   NAME runs the slow tests.
 Slow targets carry the tag "slow"; .bazelrc filters them out of `bazel test //...`, and
 `bazel test --test_tag_filters=slow //...` runs only them.
+
+reads_source_tree: the test reads the checkout through its resolved __file__ (e.g. it checks
+every module); those inputs are invisible to bazel, so the result is never cached ("external").
 """
 
 _RUNNER = "//tests:pytest_main.py"
 
-def pytest_test(name, srcs, deps = [], data = [], slow = "none", **kwargs):
+def pytest_test(name, srcs, deps = [], data = [], slow = "none", reads_source_tree = False, **kwargs):
     if len(srcs) != 1:
         fail("pytest_test %s: srcs must be the one test file, got %s" % (name, srcs))
     if slow not in ("none", "some", "all"):
         fail("pytest_test %s: slow must be none, some or all, got %r" % (name, slow))
     path = "%s/%s" % (native.package_name(), srcs[0])
+    tags = ["external"] if reads_source_tree else []
     common = dict(
         main = "pytest_main.py",
         # The main repository's tests/ directory has no __init__.py; pytest's rootdir
@@ -33,7 +37,7 @@ def pytest_test(name, srcs, deps = [], data = [], slow = "none", **kwargs):
         deps = deps + ["//tests:conftest"],
         data = data + ["//:setup.cfg"],
         args = slow_args if slow == "all" else [path],
-        tags = ["slow"] if slow == "all" else [],
+        tags = tags + (["slow"] if slow == "all" else []),
         # pytest-timeout allows 900 s per test (setup.cfg); a file may hold several.
         timeout = "eternal" if slow == "all" else "long",
         **common
@@ -45,7 +49,7 @@ def pytest_test(name, srcs, deps = [], data = [], slow = "none", **kwargs):
             srcs = [_RUNNER],
             deps = [":" + name],
             args = slow_args,
-            tags = ["slow"],
+            tags = tags + ["slow"],
             timeout = "eternal",
             **common
         )
