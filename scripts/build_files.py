@@ -203,7 +203,38 @@ def targets(root: pathlib.Path) -> list[Target]:
   clash = {l for l in labels if labels.count(l) > 1}
   if clash:
     sys.exit(f"two files map to the same target {sorted(clash)}: rename one")
+  cycle = find_cycle({t.label: t.deps | t.data for t in by_file.values()})
+  if cycle:
+    sys.exit(f"import cycle {' -> '.join(cycle)}: bazel refuses cyclic deps; import the "
+             "submodule itself (cpc_tf.pkg.mod), not a name re-exported by a package __init__")
   return list(by_file.values())
+
+
+def find_cycle(graph: dict[str, set[str]]) -> list[str]:
+  """One dependency cycle as a label path (first label repeated at the end), or []."""
+  state = {}  # label -> 1 while on the DFS stack, 2 when done
+  stack = []
+
+  def visit(node):
+    state[node] = 1
+    stack.append(node)
+    for nxt in sorted(graph.get(node, ())):
+      if state.get(nxt) == 1:
+        return stack[stack.index(nxt):] + [nxt]
+      if nxt not in state:
+        found = visit(nxt)
+        if found:
+          return found
+    stack.pop()
+    state[node] = 2
+    return []
+
+  for node in sorted(graph):
+    if node not in state:
+      found = visit(node)
+      if found:
+        return found
+  return []
 
 
 def _has_main_guard(tree: ast.Module) -> bool:

@@ -119,8 +119,8 @@ def project_imports(path, tree, modules):
 def slow_kind(tree):
   def marked(node):
     return "slow" in {n.attr for n in ast.walk(node) if isinstance(n, ast.Attribute)}
-  whole = any(isinstance(s, ast.Assign) and "pytestmark" in [getattr(t, "id", "") for t in s.targets]
-              and marked(s.value) for s in tree.body)
+  whole = any(isinstance(s, ast.Assign) and marked(s.value)
+              and "pytestmark" in [getattr(t, "id", "") for t in s.targets] for s in tree.body)
   tests = [whole or any(marked(d) for d in f.decorator_list) for f in ast.walk(tree)
            if isinstance(f, (ast.FunctionDef, ast.AsyncFunctionDef)) and f.name.startswith("test")]
   return "all" if tests and all(tests) else "some" if any(tests) else "none"
@@ -158,11 +158,12 @@ def problems(root):
       if t["kind"] == "pytest_test":
         named = {m for s in code_strings(tree)
                  for m in re.findall(r"(?<![\w.])[A-Za-z_]\w*(?:\.\w+)+", s)}
-        want_data |= {label_of[modules[m]] for m in named if m in modules
-                      and modules[m] in label_of and targets[label_of[modules[m]]]["kind"] == "py_binary"}
-        got = t["attrs"].get("slow", "none")
-        if slow_kind(tree) != got:
-          out.append(f"{label}: slow = {got!r}, but the file's slow tests make it {slow_kind(tree)!r}")
+        binaries = {label_of[modules[m]] for m in named
+                    if m in modules and modules[m] in label_of}
+        want_data |= {b for b in binaries if targets[b]["kind"] == "py_binary"}
+        got, want = t["attrs"].get("slow", "none"), slow_kind(tree)
+        if want != got:
+          out.append(f"{label}: slow = {got!r}, but the file's slow tests make it {want!r}")
         reads = bool(re.search(r"realpath\(__file__\)|Path\(__file__\)\.resolve\(\)",
                                (root / f).read_text()))
         if reads != t["attrs"].get("reads_source_tree", False):
@@ -173,7 +174,26 @@ def problems(root):
         out.append(f"{label}: {kind} misses {sorted(want - got)}")
       if got - want:
         out.append(f"{label}: {kind} has extra {sorted(got - want)}")
+  out += cycles({label: t["deps"] | t["data"] for label, t in targets.items()})
   return out
+
+
+def cycles(graph):
+  """Bazel refuses a dependency cycle even where Python would cope with it."""
+  done, on_path = set(), []
+
+  def visit(node):
+    if node in on_path:
+      return [" -> ".join(on_path[on_path.index(node):] + [node])]
+    if node in done:
+      return []
+    on_path.append(node)
+    found = [c for nxt in sorted(graph.get(node, ())) for c in visit(nxt)]
+    on_path.pop()
+    done.add(node)
+    return found
+
+  return [f"dependency cycle {c}" for node in sorted(graph) for c in visit(node)][:1]
 
 
 FIX = "\nrun `python scripts/build_files.py` to rewrite the BUILD files"
@@ -236,11 +256,25 @@ def test_a_missing_or_extra_dep_fails(tmp_path):
   assert "//cpc_tf:averaging: deps has extra ['//cpc_tf:resnet']" in found, found
 
 
+def test_an_import_cycle_fails(tmp_path):
+  repo = copy_tree(tmp_path)
+  configs = repo / "cpc_tf/configs.py"
+  late = "\n\ndef _late():\n  from cpc_tf import {}\n".format("patches")
+  configs.write_text(configs.read_text() + late)
+  build = repo / "cpc_tf/BUILD"
+  srcs = '    srcs = ["configs.py"],\n'
+  build.write_text(build.read_text().replace(srcs, srcs + '    deps = [":patches"],\n'))
+  found = problems(repo)
+  assert any(p.startswith("dependency cycle") and "//cpc_tf:configs" in p
+             and "//cpc_tf:patches" in p for p in found), found
+
+
 def test_a_file_in_two_targets_or_a_wrong_slow_tag_fails(tmp_path):
   repo = copy_tree(tmp_path)
   build = repo / "tests/BUILD"
   text = build.read_text()
-  text = text.replace('    srcs = ["test_metrics.py"],', '    srcs = ["test_metrics.py", "test_configs.py"],')
+  text = text.replace('    srcs = ["test_metrics.py"],',
+                      '    srcs = ["test_metrics.py", "test_configs.py"],')
   text = text.replace('    slow = "all",\n', "")
   build.write_text(text)
   found = "\n".join(problems(repo))
