@@ -45,6 +45,7 @@ def test_losses_finite_and_every_variable_gets_gradient(head):
   grads = tape.gradient(total, model.trainable_variables)
   missing = [v.path for v, g in zip(model.trainable_variables, grads) if g is None]
   assert not missing
+  assert model.losses == []  # keras.Model's regularisation-loss property is not shadowed
 
 
 def test_detect_padded_outputs_in_tf_function():

@@ -26,7 +26,7 @@ _PROBE_SIDE = 64  # px; small enough for a ResNet-161, a multiple of 16
 
 
 class FasterRCNN(keras.Model):
-  """Backbone -> RPN -> RoIAlign 14x14 -> box head; `losses` for training, `detect` after.
+  """Backbone -> RPN -> RoIAlign 14x14 -> box head; `loss_terms` to train, `detect` after.
 
   backbone: a keras.Model mapping images [B, H, W, 3] to a [B, H/16, W/16, D] grid,
   or to a dict holding it under `feature` (e.g. the CPC encoder's last stack,
@@ -83,8 +83,9 @@ class FasterRCNN(keras.Model):
     crops = roi_align_lib.roi_align(feature_map, rois, self.config.feature_stride, size)
     return tf.reshape(crops, [-1, size, size, feature_map.shape[-1]])
 
-  def losses(self, images, boxes, classes, valid_mask, training: bool = True) -> dict:
-    """Training losses for one batch.
+  def loss_terms(self, images, boxes, classes, valid_mask, training: bool = True) -> dict:
+    """Training losses for one batch (not named `losses`: that is keras.Model's property
+    of regularisation losses, which a generic loop may sum).
 
     images [B, H, W, 3], boxes [B, M, 4] fractions, classes [B, M] int (0-based),
     valid_mask [B, M] bool -> {"rpn_objectness", "rpn_box", "roi_class", "roi_box"}.
@@ -92,7 +93,7 @@ class FasterRCNN(keras.Model):
     images = tf.convert_to_tensor(images, tf.float32)
     boxes = tf.convert_to_tensor(boxes, tf.float32)
     if images.shape.rank != 4 or boxes.shape.rank != 3 or boxes.shape[-1] != 4:
-      raise ValueError(f"losses wants images [B, H, W, 3] and boxes [B, M, 4]; got "
+      raise ValueError(f"loss_terms wants images [B, H, W, 3] and boxes [B, M, 4]; got "
                        f"{images.shape} and {boxes.shape}.")
     c = self.config
     hw = tf.shape(images)[1:3]
@@ -155,12 +156,14 @@ def batch_losses(model: FasterRCNN, batch: dict, use_difficult: bool = False):
 
   `batch` is a `cpc_tf.data.detection_dataset` element (image, boxes, labels with
   -1 pads, difficult). py-faster-rcnn trains without "difficult" objects by
-  default; use_difficult=True keeps them.
+  default; use_difficult=True keeps them. Every loss is a mean over this batch's
+  sampled anchors / RoIs, so a loop over several replicas divides the total by
+  the number of replicas before summing gradients.
   """
   valid = batch["labels"] >= 0
   if not use_difficult:
     valid = valid & tf.logical_not(tf.cast(batch["difficult"], tf.bool))
-  parts = model.losses(batch["image"], batch["boxes"], batch["labels"], valid, training=True)
+  parts = model.loss_terms(batch["image"], batch["boxes"], batch["labels"], valid, training=True)
   total = tf.add_n(list(parts.values()))
   return parts, total
 
