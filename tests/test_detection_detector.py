@@ -48,6 +48,14 @@ def test_losses_finite_and_every_variable_gets_gradient(head):
   assert model.losses == []  # keras.Model's regularisation-loss property is not shadowed
 
 
+def test_batch_without_boxes_trains_on_background():
+  model = det_lib.FasterRCNN(_tiny_backbone(), 3, CONFIG)
+  parts = model.loss_terms(tf.zeros([2, 64, 64, 3]), tf.zeros([2, 0, 4]),
+                           tf.zeros([2, 0], tf.int64), tf.zeros([2, 0], tf.bool))
+  assert all(np.isfinite(float(v)) for v in parts.values())
+  assert float(parts["rpn_box"]) == 0.0 and float(parts["roi_box"]) == 0.0
+
+
 def test_detect_padded_outputs_in_tf_function():
   model = det_lib.FasterRCNN(_tiny_backbone(), 3, CONFIG)
   batch = _batch()

@@ -101,6 +101,12 @@ class FasterRCNN(keras.Model):
     gt = boxes * scale
     valid_mask = tf.cast(valid_mask, tf.bool)
     classes = tf.where(valid_mask, tf.cast(classes, tf.int32), 0)
+    # One always-invalid box, so a batch padded to M = 0 (no image with a box
+    # left after augmentation) still has something to gather from.
+    batch = tf.shape(gt)[0]
+    gt = tf.concat([gt, tf.zeros([batch, 1, 4])], axis=1)
+    valid_mask = tf.concat([valid_mask, tf.zeros([batch, 1], tf.bool)], axis=1)
+    classes = tf.concat([classes, tf.zeros([batch, 1], tf.int32)], axis=1)
     fmap = self.features(images, training=training)
     anchors = self._anchors(fmap)
     logits, deltas = self.rpn_head(fmap)
