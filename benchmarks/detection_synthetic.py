@@ -1,16 +1,18 @@
 """Faster R-CNN learns: train on the synthetic shapes set on the CPU, report mAP@0.5.
 
 Run from the repository root:
-  .venv/bin/python -m benchmarks.detection_synthetic --minutes 8
+  .venv/bin/python -m benchmarks.detection_synthetic --max_steps 1000 --minutes 30 --eval_every 250
 Trains the "detection_small" ResNet-v2 (stride 16) from scratch with the
 `synthetic_small` detector config and plain Adam, then evaluates VOC07 11-point
-mAP@0.5 on a held-out synthetic split. Prints steps, losses, wall time and mAP.
+mAP@0.5 on a held-out synthetic split. Prints steps, losses, wall time (with
+the load average: the machine may be shared) and mAP.
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import os
 import time
 
 import keras
@@ -36,6 +38,8 @@ def main():
   parser.add_argument("--image_size", type=int, default=128)
   parser.add_argument("--head", default="fc", choices=det_config.HEADS)
   parser.add_argument("--seed", type=int, default=0)
+  parser.add_argument("--eval_every", type=int, default=0,
+                      help="steps between mAP checks on 100 test images (0: only at the end)")
   args = parser.parse_args()
 
   keras.utils.set_random_seed(args.seed)
@@ -55,6 +59,18 @@ def main():
     optimizer.apply_gradients(zip(grads, model.trainable_variables))
     return parts, total
 
+  detect = tf.function(model.detect)
+
+  def evaluate(num_images):
+    evaluator = VOCEvaluator(len(synthetic.CLASS_NAMES))
+    test = synthetic.synthetic_detection_dataset(
+        num_images, args.batch, args.seed, split="test", training=False,
+        image_size=args.image_size)
+    for batch in test:
+      out = detect(batch["image"], batch["image_size"])
+      evaluator.add_batch(batch["boxes"], batch["labels"], batch["difficult"], out)
+    return evaluator.result()
+
   train = synthetic.synthetic_detection_dataset(
       args.train_images, args.batch, args.seed, split="train", image_size=args.image_size)
   start = time.time()
@@ -69,21 +85,19 @@ def main():
       print(f"step {step} {time.time() - start:.0f}s " +
             " ".join(f"{n}={v:.3f}" for n, v in zip(names, mean)), flush=True)
       running = []
+    if args.eval_every and step % args.eval_every == 0:
+      t0 = time.time()
+      print(f"step {step}: mAP@0.5 on 100 test images {evaluate(100)['map']:.3f} "
+            f"(eval {time.time() - t0:.0f} s, not counted as training time)", flush=True)
+      start += time.time() - t0
     if step >= args.max_steps or time.time() - start > 60 * args.minutes:
       break
   train_time = time.time() - start
-
-  detect = tf.function(model.detect)
-  evaluator = VOCEvaluator(len(synthetic.CLASS_NAMES))
-  test = synthetic.synthetic_detection_dataset(
-      args.test_images, args.batch, args.seed, split="test", training=False,
-      image_size=args.image_size)
   t0 = time.time()
-  for batch in test:
-    out = detect(batch["image"], batch["image_size"])
-    evaluator.add_batch(batch["boxes"], batch["labels"], batch["difficult"], out)
-  result = evaluator.result()
-  print(f"steps {step}, batch {args.batch}, train wall time {train_time:.0f} s, "
+  result = evaluate(args.test_images)
+
+  print(f"steps {step}, batch {args.batch}, train wall time {train_time:.0f} s "
+        f"(load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores), "
         f"eval {time.time() - t0:.0f} s on {args.test_images} held-out images")
   print("AP per class: " + ", ".join(
       f"{n}={a:.3f}" for n, a in zip(synthetic.CLASS_NAMES, result["ap"])))

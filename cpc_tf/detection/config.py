@@ -102,5 +102,5 @@ def synthetic_small() -> DetectorConfig:
       anchor_scales=(16.0, 32.0, 64.0), rpn_channels=64, rpn_ignore_cross_boundary=False,
       rpn_pre_nms_top_k_train=600, rpn_post_nms_top_k_train=128,
       rpn_pre_nms_top_k_test=300, rpn_post_nms_top_k_test=64,
-      roi_batch_per_image=64, head="fc", fc_width=256, head_width=256, head_bottleneck=64,
+      roi_batch_per_image=32, head="fc", fc_width=256, head_width=256, head_bottleneck=64,
       head_blocks=1, test_nms_iou=0.4)
