@@ -70,3 +70,21 @@ def test_bad_arguments():
     synthetic.synthetic_detection_dataset(4, 2, image_size=32, min_side=8, max_side=40)
   with pytest.raises(DataError, match="positive"):
     synthetic.synthetic_detection_dataset(0, 2)
+
+
+def test_training_flips_vary_across_epochs():
+  ex = synthetic.make_example(0, image_size=32, min_side=8, max_side=14)
+  ds = synthetic.synthetic_detection_dataset(1, 1, image_size=32, min_side=8, max_side=14)
+  flipped = []
+  for batch in ds.take(12):
+    image, boxes = batch["image"][0].numpy(), batch["boxes"][0].numpy()
+    if np.array_equal(image, ex["image"]):
+      np.testing.assert_allclose(boxes, ex["boxes"], atol=1e-6)
+      flipped.append(False)
+    else:
+      np.testing.assert_array_equal(image, ex["image"][:, ::-1])
+      mirrored = np.stack([ex["boxes"][:, 0], 1 - ex["boxes"][:, 3], ex["boxes"][:, 2],
+                           1 - ex["boxes"][:, 1]], -1)
+      np.testing.assert_allclose(boxes, mirrored, atol=1e-6)
+      flipped.append(True)
+  assert any(flipped) and not all(flipped)

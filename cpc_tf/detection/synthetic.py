@@ -84,7 +84,8 @@ def synthetic_detection_dataset(
   """The synthetic set as padded batches with the keys of `detection_dataset`:
   "image" [B, S, S, 3], "image_size" [B, 2] int32, "boxes" [B, M, 4] fractions of S,
   "labels" [B, M] int64 (-1 pads), "difficult" [B, M] bool, "num_boxes" [B] int32,
-  "id" [B] string. Training shuffles, repeats, and flips left-right (boxes follow).
+  "id" [B] string. Training shuffles, repeats, and flips left-right (boxes follow), seeded by
+  the element's position in the stream.
   """
   if num_images <= 0 or batch_size <= 0:
     raise DataError(f"num_images={num_images}, batch_size={batch_size}: both must be positive.")
@@ -94,7 +95,7 @@ def synthetic_detection_dataset(
     ex = make_example(int(index), seed, split, image_size, max_objects, min_side, max_side)
     return ex["image"], ex["boxes"], ex["labels"]
 
-  def make(index):
+  def make(position, index):
     image, boxes, labels = tf.numpy_function(
         generate, [index], (tf.float32, tf.float32, tf.int64), stateful=False)
     image.set_shape([image_size, image_size, 3])
@@ -102,7 +103,7 @@ def synthetic_detection_dataset(
     labels.set_shape([None])
     if training:
       flip_seed = tf.random.experimental.stateless_fold_in(
-          tf.constant([seed, SPLITS[split]], tf.int64), index)
+          tf.constant([seed, SPLITS[split]], tf.int64), position)
       image, boxes = augment_lib.flip_with_boxes(image, boxes, flip_seed)
     return {"image": image, "image_size": tf.constant([image_size, image_size], tf.int32),
             "boxes": boxes, "labels": labels,
@@ -115,7 +116,8 @@ def synthetic_detection_dataset(
     ds = ds.shuffle(num_images, seed=seed, reshuffle_each_iteration=True)
   if training if repeat is None else repeat:
     ds = ds.repeat()
-  ds = ds.map(make, num_parallel_calls=tf.data.AUTOTUNE)
+  # The flip is seeded by the position in the repeated stream, so epochs differ.
+  ds = ds.enumerate().map(make, num_parallel_calls=tf.data.AUTOTUNE)
   ds = ds.padded_batch(
       batch_size, drop_remainder=training,
       padding_values={"image": 0.0, "image_size": 0, "boxes": 0.0,
