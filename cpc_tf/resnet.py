@@ -64,6 +64,10 @@ SPECS: dict[str, ResNetSpec] = {
         StackSpec(2, 64, 16, 1), StackSpec(2, 128, 32, 2), StackSpec(2, 256, 64, 2))),
     "tiny": ResNetSpec(8, 3, 1, False, (
         StackSpec(1, 16, 4, 1), StackSpec(1, 16, 4, 2), StackSpec(1, 32, 8, 2))),
+    # CPU-sized detection backbone: the ImageNet layout (stem /4, stacks /1, /2, /2),
+    # so its last stack is at stride 16 like the CPC encoders on whole images (ICLR 4.3).
+    "detection_small": ResNetSpec(32, 3, 2, True, (
+        StackSpec(1, 64, 16, 1), StackSpec(1, 128, 32, 2), StackSpec(2, 256, 64, 2))),
 }
 
 
