@@ -848,10 +848,12 @@ _FASHION_MNIST_OVERRIDES = (
 
 
 def ablation_fashion_mnist() -> AblationConfig:
-  """Figure 3 on the embedded Fashion-MNIST with small encoders (not yet measured).
+  """Figure 3 on the embedded Fashion-MNIST with small encoders, 300 steps per rung.
 
   Command: python -m launch.ablation --preset=ablation_fashion_mnist
     --output_dir=runs/ablation
+  Expected: not measured yet (every rung was checked to build and take a step,
+  2026-11-22; the whole run was deferred while the machine was shared).
   """
   return AblationConfig(
       data=DataConfig(source="fashion_mnist", shuffle_buffer=5000),
