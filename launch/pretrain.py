@@ -40,10 +40,11 @@ from absl import app
 from absl import flags
 
 from cpc_tf import train
-from flags import common
+from flags import axes, common
 
 common.define_pretrain_flags()
 flags.adopt_module_key_flags(common)
+flags.adopt_module_key_flags(axes)  # --prediction_lengths
 FLAGS = flags.FLAGS
 
 
