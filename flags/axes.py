@@ -27,8 +27,8 @@ AXIS_FLAGS = {
                 "4096 maps).", tuple(sorted(SPECS))),
     "norm": ("model.encoder.norm",
              "Encoder normalisation (ICLR 4.1 'Layer normalization': batch norm lets "
-             "patches communicate). layer = per position over C; layer_example = per "
-             "example over (H, W, C), tf.contrib's 2019 default (SPEC 7).",
+             "patches communicate). Layer-norm readings (SPEC 7): " + "; ".join(
+                 f"{k} = {v}" for k, v in configs.LAYER_NORM_READINGS.items()) + ".",
              configs.ENCODER_NORMS),
     "symmetric_padding": ("model.encoder.symmetric_padding",
                           "Mirror padding in every convolution, zeros when false "
