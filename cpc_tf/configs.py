@@ -19,7 +19,9 @@ import dataclasses
 from dataclasses import dataclass, field
 
 DIRECTIONS = ("down", "up", "right", "left")
-NORMS = ("layer", "batch", "none")
+# "layer" normalises over C at each position; "layer_example" over (H, W, C) per
+# example (the other reading, SPEC 7; see LAYER_NORM_READINGS in the ladder block).
+NORMS = ("layer", "layer_example", "batch", "none")
 PIPELINES = ("v1", "v2")  # per-patch recipes: arXiv v1 4.1, supp. A
 PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")  # Keras dtype policies
 STRATEGIES = ("default", "mirrored", "multi_worker", "tpu")  # cpc_tf.distribute
@@ -244,6 +246,9 @@ class PretrainConfig:
   # Loss, gradients and weights stay float32 under the mixed policies.
   precision: str = "float32"  # "float32", "mixed_bfloat16" or "mixed_float16"
   # ICLR A.2: negatives are every patch of every image in the (global) batch.
+  # At paper scale (supp. A: 512 images over 32 workers, 6x6 grid) global means
+  # 512 x 36 = 18,432 candidates per prediction, per replica 16 x 36 = 576: the
+  # global reading is the harder task but gathers targets across replicas.
   cross_replica_negatives: bool = True
   steps_per_loop: int = 1  # training steps per tf.function call (host overhead on TPU)
 
@@ -303,22 +308,6 @@ def cpc_v2_paper() -> PretrainConfig:
     --data_dir=... --model_dir=... --strategy=tpu
   """
   return PretrainConfig()
-
-
-def cpc_v1_paper() -> PretrainConfig:
-  """The arXiv v1 era: 256 px / 64 / 32 (7x7), ResNet-101 stacks 1-3, 1 direction.
-
-  Augmentation: colour dropping, horizontal flip, spatial jitter (arXiv v1 4.1).
-  """
-  return PretrainConfig(
-      model=ModelConfig(
-          grid=GridConfig(image_size=256, patch_size=64, stride=32, resize_to=256),
-          encoder=EncoderConfig(name="resnet101_cpc_v1"),
-          head=HeadConfig(directions=("down",))),
-      augment=AugmentConfig(randaugment=False, elastic_p=0.0, histogram_p=0.0,
-                            inception_color_p=0.0, grayscale_p=0.0,
-                            color_drop_p=1.0, flip_p=0.5, jitter_size=56),
-      data=DataConfig(pipeline="v1"))
 
 
 def fashion_mnist_small() -> PretrainConfig:
@@ -382,13 +371,20 @@ def tiny() -> PretrainConfig:
 DEFAULT_PRESET = "fashion_mnist_small"  # what launch/pretrain.py runs without --preset
 PRESETS = {
     "cpc_v2_paper": cpc_v2_paper,
-    "cpc_v1_paper": cpc_v1_paper,
     "fashion_mnist_small": fashion_mnist_small,
     "tiny": tiny,
 }
 
+# Former preset names -> what to use instead (preset() refuses them by name).
+REMOVED_PRESETS = {
+    "cpc_v1_paper": "it matched neither model it was named after; use 'cpc_v1' (the "
+                    "original CPC, ICLR 4.1) or 'cpc_v2_arxiv_v1' (arXiv v1 4.1-4.2)",
+}
+
 
 def preset(name: str) -> PretrainConfig:
+  if name in REMOVED_PRESETS:
+    raise ValueError(f"Preset {name!r} was removed: {REMOVED_PRESETS[name]}.")
   if name not in PRESETS:
     raise ValueError(f"Unknown preset {name!r}; choose one of {sorted(PRESETS)}.")
   return PRESETS[name]()
@@ -646,3 +642,285 @@ class DynamicsConfig:
   # or the steps themselves.
   steps: str | tuple[int, ...] = "all"
   label_fractions: tuple[float, ...] = (0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0)  # supp. C
+
+
+# ============================================================================
+# BEGIN LADDER: the v1 -> v2 study of ICLR 4.1 / Figure 3, and the open readings.
+#
+# Figure 3 adds one modification at a time to the original CPC. The caption's
+# labels, in its order: BU (bottom-up predictions), HF (horizontal patch
+# flips), LN (layer norm), RC (random colour dropping), TL (tuned prediction
+# lengths), HP (horizontal predictions); then model capacity (ResNet-161),
+# larger patches and further patch augmentation (named MC, LP, PA in the
+# review of the published version) lead to `cpc_v2_paper`. Each rung is a
+# preset that holds every rung before it; `LADDER_LABEL_FIELDS` lists the
+# fields each label may change and tests/test_configs.py walks the ladder.
+
+# Prediction-length readings (SPEC 7). Offset i in range(steps_to_ignore,
+# steps_to_predict) predicts i + 1 rows ahead (the pseudocode's labels).
+PREDICTION_LENGTHS = {
+    "pseudocode": (2, 3),  # ICLR A.2 / supp. A defaults: i = 2 only, 3 rows ahead
+    "text": (1, 3),  # ICLR 4.1 "k in {2,3}": 2 and 3 rows ahead
+    "original": (1, 5),  # ICLR 4.1 "{2,...,5} as was used originally"
+}
+
+# Layer-norm readings (SPEC 7): EncoderConfig.norm values, cpc_tf.resnet builds both.
+LAYER_NORM_READINGS = {
+    "layer": "per position, over C (the package's reading: no statistic crosses positions)",
+    "layer_example": "per example, over (H, W, C) (tf.contrib.layers.layer_norm's 2019 default)",
+}
+
+
+def prediction_lengths(reading: str) -> dict:
+  """{"model.head.steps_to_ignore": ..., "model.head.steps_to_predict": ...} of a reading."""
+  if reading not in PREDICTION_LENGTHS:
+    raise ValueError(f"Unknown prediction-length reading {reading!r}; choose one of "
+                     f"{sorted(PREDICTION_LENGTHS)}.")
+  ignore, predict = PREDICTION_LENGTHS[reading]
+  return {"model.head.steps_to_ignore": ignore, "model.head.steps_to_predict": predict}
+
+
+@dataclass(frozen=True)
+class Rung:
+  """One bar of Figure 3: a preset made from the previous rung by `changes`."""
+
+  name: str  # preset name
+  label: str  # the paper's label
+  changes: dict  # dotted PretrainConfig field -> value, applied to the previous rung
+  paper: str  # what the texts report for this step
+
+
+_GRID_FIELDS = ("model.grid.image_size", "model.grid.patch_size", "model.grid.stride",
+                "model.grid.resize_to")
+_SUPP_A_STEPS = ("augment.randaugment", "augment.elastic_p", "augment.histogram_p",
+                 "augment.inception_color_p", "augment.grayscale_p")
+
+# The fields each label names. A rung must change exactly these (a test checks).
+LADDER_LABEL_FIELDS = {
+    "+BU": ("model.head.directions",),
+    "+HF": ("augment.flip_p",),
+    "+LN": ("model.encoder.norm",),
+    "+RC": ("augment.color_drop_p",),
+    "+TL": ("model.head.steps_to_predict",),
+    "+HP": ("model.head.directions",),
+    "+MC": ("model.encoder.name",),
+    "+LP": _GRID_FIELDS + ("augment.jitter_size",),
+    "+PA": _SUPP_A_STEPS + ("data.pipeline",),
+    "CPC v2": ("augment.color_drop_p", "augment.flip_p", "augment.jitter_size",
+               "model.head.steps_to_ignore", "model.encoder.symmetric_padding"),
+}
+
+_CPC_V1_CHANGES = {
+    "model.encoder.name": "resnet101_cpc_v1",  # ICLR 4.1: first 3 stacks of ResNet-101
+    # Seeds silent; ICLR 4.1 measures LN against "architectures that use neither normalization".
+    "model.encoder.norm": "none",
+    # Seeds silent; arXiv v1 4.2 introduces symmetric padding as a change (zeros before).
+    "model.encoder.symmetric_padding": False,
+    "model.head.directions": ("down",),  # ICLR 4.1: context from above only
+    **prediction_lengths("original"),  # ICLR 4.1: {2,...,5} originally
+    # arXiv v1 3.1: 256 px image, 64 px patches, 32 px overlap: 7x7 grid, no crop.
+    "model.grid.image_size": 256, "model.grid.patch_size": 64, "model.grid.stride": 32,
+    "model.grid.resize_to": 256,
+    # ICLR 4.1: the original jitters each patch; the size is arXiv v1 4.1's 56 of 64 px.
+    "augment.jitter_size": 56,
+    "augment.randaugment": False, "augment.elastic_p": 0.0, "augment.histogram_p": 0.0,
+    "augment.inception_color_p": 0.0, "augment.grayscale_p": 0.0,
+    "data.pipeline": "v1",
+    # Seeds silent on v1's head and optimiser: supp. A's values, so no rung varies them.
+}
+
+LADDER = (
+    Rung("cpc_v1", "CPC v1", _CPC_V1_CHANGES, "48.7% Top-1 (ICLR Table 1, Fig. 3)"),
+    Rung("ladder_bu", "+BU", {"model.head.directions": ("down", "up")},
+         "+2% for both models (ICLR 4.1)"),
+    # p not stated ("randomly flip"): a fair coin.
+    Rung("ladder_hf", "+HF", {"augment.flip_p": 0.5},
+         "+1% small model only (ICLR 4.1)"),
+    # Per position over C; --norm=layer_example for the per-example reading.
+    Rung("ladder_ln", "+LN", {"model.encoder.norm": "layer"},
+         "+1% small, +2.5% large model (ICLR 4.1)"),
+    # "randomly drops two of the three colour channels in each patch": every patch.
+    Rung("ladder_rc", "+RC", {"augment.color_drop_p": 1.0},
+         "+1% small, +3% large model (ICLR 4.1)"),
+    # The text's {2,3} (steps_to_ignore stays 1); CPC v2's last rung takes the pseudocode's.
+    Rung("ladder_tl", "+TL", {"model.head.steps_to_predict": 3},
+         "+1% large model (ICLR 4.1)"),
+    Rung("ladder_hp", "+HP", {"model.head.directions": DIRECTIONS},
+         "+1.5% large, -1% small model (ICLR 4.1)"),
+    Rung("ladder_mc", "+MC", {"model.encoder.name": "resnet161"},
+         "+5% with the original training, +10% with the new one (ICLR 4.1)"),
+    # 80 px patches arrive with supp. A's geometry (300 -> 260 crop, stride 36, 6x6);
+    # the jitter keeps arXiv v1's 56/64 fraction of the patch (70 of 80 px).
+    Rung("ladder_lp", "+LP", {"model.grid.image_size": 260, "model.grid.patch_size": 80,
+                              "model.grid.stride": 36, "model.grid.resize_to": 300,
+                              "augment.jitter_size": 70},
+         "+2% (review of the published version)"),
+    Rung("ladder_pa", "+PA", {"augment.randaugment": True, "augment.elastic_p": 0.2,
+                              "augment.histogram_p": 0.2, "augment.inception_color_p": 0.8,
+                              "augment.grayscale_p": 0.25, "data.pipeline": "v2"},
+         "+4.5% in all (review of the published version)"),
+    # supp. A's final list has no colour dropping, flips or jitter; the pseudocode's
+    # lengths; symmetric padding from arXiv v1 4.2 (SPEC 7: v2 = supp. A only).
+    Rung("cpc_v2_paper", "CPC v2", {"augment.color_drop_p": 0.0, "augment.flip_p": 0.0,
+                                    "augment.jitter_size": 0,
+                                    "model.head.steps_to_ignore": 2,
+                                    "model.encoder.symmetric_padding": True},
+         "65.9% Top-1 (ICLR Table 1); 71.5% (review, published version)"),
+)
+
+LADDER_NAMES = tuple(r.name for r in LADDER)
+
+
+def ladder_preset(name: str) -> PretrainConfig:
+  """The config of rung `name`: PretrainConfig() with the changes of every rung up to it."""
+  if name not in LADDER_NAMES:
+    raise ValueError(f"{name!r} is not a rung of the ladder; choose one of {LADDER_NAMES}.")
+  config = PretrainConfig()
+  for rung in LADDER[:LADDER_NAMES.index(name) + 1]:
+    config = replace(config, **rung.changes)
+  return config
+
+
+def cpc_v2_arxiv_v1() -> PretrainConfig:
+  """The arXiv v1 model (4.1-4.2): ResNet-170 (= ResNet-161), layer norm, up + down.
+
+  7x7 grid of 64 px patches (arXiv v1 3.1), colour dropping, horizontal flips
+  and 56 px jitter, symmetric padding. Prediction lengths are not stated in
+  arXiv v1; it predates TL, so the original {2,...,5}.
+  """
+  return replace(
+      ladder_preset("cpc_v1"),
+      **{"model.encoder.name": "resnet161", "model.encoder.norm": "layer",
+         "model.encoder.symmetric_padding": True,  # arXiv v1 4.2
+         "model.head.directions": ("down", "up"),  # separate context networks (arXiv v1 4.1)
+         "augment.color_drop_p": 1.0, "augment.flip_p": 0.5})
+
+
+def _ladder_function(name: str):
+  fn = lambda: ladder_preset(name)
+  rung = LADDER[LADDER_NAMES.index(name)]
+  fn.__name__ = name
+  fn.__doc__ = f"Ladder rung {rung.label}: {rung.paper}."
+  return fn
+
+
+# cpc_v2_paper keeps its own function above; the ladder test checks they agree.
+PRESETS.update({name: _ladder_function(name) for name in LADDER_NAMES
+                if name != "cpc_v2_paper"})
+PRESETS["cpc_v2_arxiv_v1"] = cpc_v2_arxiv_v1
+
+
+def ablation_axes() -> tuple[str, ...]:
+  """Every dotted PretrainConfig field that is an ablation axis (SPEC 6).
+
+  All leaves of `model` and `augment`, the pipeline and the negatives; a field
+  added to those dataclasses becomes an axis, and tests/test_flags.py then
+  requires a flag for it.
+  """
+  def leaves(value, prefix):
+    for f in dataclasses.fields(value):
+      child = getattr(value, f.name)
+      if dataclasses.is_dataclass(child):
+        yield from leaves(child, f"{prefix}{f.name}.")
+      else:
+        yield f"{prefix}{f.name}"
+
+  base = PretrainConfig()
+  return (*leaves(base.model, "model."), *leaves(base.augment, "augment."),
+          "data.pipeline", "cross_replica_negatives")
+
+
+@dataclass(frozen=True)
+class AblationConfig:
+  """A small-scale Figure 3: each preset pre-trained for one budget, then linear eval.
+
+  Every run is the preset, with `data` (pipeline kept from the preset), the
+  budget and `overrides` replaced, then `substitutions` mapped: (field, paper
+  value, small value) swaps a value wherever a rung holds it, so a rung that
+  changes the encoder or the grid still changes something at small scale.
+  """
+
+  presets: tuple[str, ...] = LADDER_NAMES
+  data: DataConfig = field(default_factory=DataConfig)
+  batch_size: int = 512
+  train_steps: int = 10_000  # the same budget for every rung; not a paper figure
+  overrides: tuple[tuple[str, object], ...] = ()
+  substitutions: tuple[tuple[str, object, object], ...] = ()
+  linear: LinearEvalConfig = field(default_factory=LinearEvalConfig)
+  seed: int = 0
+
+  def __post_init__(self):
+    unknown = [p for p in self.presets if p not in PRESETS]
+    if not self.presets or unknown:
+      raise ValueError(f"presets={self.presets!r}: give a non-empty list of "
+                       f"{sorted(PRESETS)} (unknown: {unknown}).")
+    if self.train_steps <= 0 or self.batch_size <= 0:
+      raise ValueError(f"train_steps={self.train_steps}, batch_size={self.batch_size}: "
+                       "both must be > 0 (the budget every rung gets).")
+
+
+# Small stand-ins for the paper's encoders, grids and jitters (same ratios:
+# patch = 2 x stride and 7x7 for v1; about 80/36 and 6x6 for the larger patches).
+_FASHION_MNIST_SUBSTITUTIONS = (
+    ("model.encoder.name", "resnet101_cpc_v1", "tiny"),
+    ("model.encoder.name", "resnet161", "small"),
+    ("model.grid.image_size", 256, 32), ("model.grid.patch_size", 64, 8),
+    ("model.grid.stride", 32, 4), ("model.grid.resize_to", 256, 32),
+    ("model.grid.image_size", 260, 30), ("model.grid.patch_size", 80, 10),
+    ("model.grid.stride", 36, 4), ("model.grid.resize_to", 300, 34),
+    ("augment.jitter_size", 56, 7), ("augment.jitter_size", 70, 9),
+)
+# A short run: fashion_mnist_small's optimiser and head (see its docstring).
+_FASHION_MNIST_OVERRIDES = (
+    ("optimizer.learning_rate", 1e-3), ("optimizer.clip_norm", 1.0),
+    ("optimizer.polyak_decay", 0.99), ("model.head.target_dim", 32),
+    ("model.head.context.num_blocks", 2), ("model.head.context.hidden_dim", 64),
+    ("checkpoint_every", 100), ("log_every", 10),
+)
+
+
+def ablation_fashion_mnist() -> AblationConfig:
+  """Figure 3 on the embedded Fashion-MNIST with small encoders, 300 steps per rung.
+
+  Command: python -m launch.ablation --preset=ablation_fashion_mnist
+    --output_dir=runs/ablation
+  Expected: not measured yet (every rung was checked to build and take a step,
+  2026-11-22; the whole run was deferred while the machine was shared).
+  """
+  return AblationConfig(
+      data=DataConfig(source="fashion_mnist", shuffle_buffer=5000),
+      batch_size=16, train_steps=300, overrides=_FASHION_MNIST_OVERRIDES,
+      substitutions=_FASHION_MNIST_SUBSTITUTIONS,
+      linear=LinearEvalConfig(
+          data=DataConfig(source="fashion_mnist", max_examples=10_000, shuffle_buffer=5000),
+          test_split="test", batch_size=64, train_steps=500, eval_every=250,
+          eval_batch_size=256))
+
+
+def ablation_tiny() -> AblationConfig:
+  """Seconds per rung (tests): two rungs, tiny encoders, a few steps."""
+  return dataclasses.replace(
+      ablation_fashion_mnist(), presets=("cpc_v1", "ladder_bu"),
+      data=DataConfig(source="fashion_mnist", max_examples=64, shuffle_buffer=64),
+      batch_size=4, train_steps=2,
+      overrides=_FASHION_MNIST_OVERRIDES + (
+          ("model.head.target_dim", 8), ("model.head.context.num_blocks", 1),
+          ("model.head.context.hidden_dim", 8), ("checkpoint_every", 2),
+          ("log_every", 1)),
+      substitutions=_FASHION_MNIST_SUBSTITUTIONS[:1] + (
+          ("model.encoder.name", "resnet161", "tiny"),) + _FASHION_MNIST_SUBSTITUTIONS[2:],
+      linear=linear_eval_tiny())
+
+
+ABLATION_PRESETS = {"ablation_fashion_mnist": ablation_fashion_mnist,
+                    "ablation_tiny": ablation_tiny}
+
+
+def ablation_preset(name: str) -> AblationConfig:
+  if name not in ABLATION_PRESETS:
+    raise ValueError(f"Unknown ablation preset {name!r}; choose one of "
+                     f"{sorted(ABLATION_PRESETS)}.")
+  return ABLATION_PRESETS[name]()
+
+# END LADDER
+# ============================================================================

@@ -97,12 +97,41 @@ class Pad2D(keras.layers.Layer):
             "symmetric": self.symmetric}
 
 
+class ExampleLayerNorm(keras.layers.Layer):
+  """Layer norm per example over (H, W, C), scale and offset per channel.
+
+  The reading of "layer normalization" that tf.contrib.layers.layer_norm's
+  2019 defaults give (begin_norm_axis=1, begin_params_axis=-1). Each patch is
+  its own example in the encoder, so statistics still never cross patches.
+  """
+
+  def __init__(self, epsilon: float = 1e-5, **kwargs):
+    super().__init__(**kwargs)
+    self.epsilon = epsilon
+
+  def build(self, input_shape):
+    c = input_shape[-1]
+    self.gamma = self.add_weight(name="gamma", shape=(c,), initializer="ones")
+    self.beta = self.add_weight(name="beta", shape=(c,), initializer="zeros")
+
+  def call(self, x):
+    # Statistics in float32 under the mixed policies, as Keras' LayerNormalization.
+    x32 = tf.cast(x, tf.float32)
+    mean, variance = tf.nn.moments(x32, axes=[1, 2, 3], keepdims=True)
+    y = (x32 - mean) * tf.math.rsqrt(variance + self.epsilon)
+    y = y * tf.cast(self.gamma, tf.float32) + tf.cast(self.beta, tf.float32)
+    return tf.cast(y, x.dtype)
+
+  def get_config(self):
+    return {**super().get_config(), "epsilon": self.epsilon}
+
+
 class Builder:
   """Creates ResNet-v2 layers; every conv pads explicitly, then runs VALID.
 
   The one bottleneck-block builder of the package: the encoders below and the
   supp. C.2 classifier head (`cpc_tf.eval.classifiers.ResNetHead`) use it.
-  norm: "layer", "batch" or "none"; symmetric: mirror (True) or zero padding;
+  norm: "layer", "layer_example", "batch" or "none"; symmetric: mirror (True) or zero padding;
   epsilon: of every normalisation layer. Convolutions carry a bias only
   without normalisation (a norm's offset makes it redundant).
   """
@@ -128,6 +157,8 @@ class Builder:
       # the encoder behaves the same on patches and on whole images.
       x = keras.layers.LayerNormalization(axis=-1, epsilon=self.epsilon,
                                           name=f"{name}_ln")(x)
+    elif self.norm == "layer_example":  # the other reading (SPEC 7): over (H, W, C)
+      x = ExampleLayerNorm(epsilon=self.epsilon, name=f"{name}_ln")(x)
     elif self.norm == "batch":
       x = keras.layers.BatchNormalization(epsilon=self.epsilon, name=f"{name}_bn")(x)
     return keras.layers.ReLU(name=f"{name}_relu")(x)

@@ -9,6 +9,13 @@ Paper-size run on a TPU:
     --data_dir=gs://... --model_dir=gs://... --strategy=tpu --tpu=NAME \
     --precision=mixed_bfloat16 --steps_per_loop=100
 
+The v1 -> v2 ladder of ICLR Figure 3 is a list of presets (cpc_v1, ladder_bu,
+ladder_hf, ladder_ln, ladder_rc, ladder_tl, ladder_hp, ladder_mc, ladder_lp,
+ladder_pa, cpc_v2_paper; plus cpc_v2_arxiv_v1), and every ablation axis is a
+flag (flags/axes.py), e.g. one rung with the other layer-norm reading:
+  python -m launch.pretrain --preset=ladder_ln --norm=layer_example ...
+--prediction_lengths=pseudocode|text|original picks the offsets by reading.
+
 Prints a start line (step, total steps, global and per-replica batch), a
 progress bar with ETA, loss, mean InfoNCE accuracy over directions and the
 gradient norm before clipping, then "Done: step N ..." with the final metrics.
@@ -33,10 +40,11 @@ from absl import app
 from absl import flags
 
 from cpc_tf import distribute, train
-from flags import common
+from flags import axes, common
 
 common.define_pretrain_flags()
 flags.adopt_module_key_flags(common)
+flags.adopt_module_key_flags(axes)  # --prediction_lengths
 FLAGS = flags.FLAGS
 
 

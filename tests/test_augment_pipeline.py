@@ -7,7 +7,7 @@ import pytest
 import tensorflow as tf
 
 from cpc_tf import augment
-from cpc_tf.configs import AugmentConfig, cpc_v1_paper, cpc_v2_paper
+from cpc_tf.configs import AugmentConfig, cpc_v2_arxiv_v1, cpc_v2_paper
 
 N, P = 12, 16
 SEED = tf.constant([21, 8])
@@ -35,7 +35,7 @@ def _tiled():
 
 @pytest.mark.parametrize("config", [
     cpc_v2_paper().augment,
-    dataclasses.replace(cpc_v1_paper().augment, jitter_size=12),  # 16 px test patches
+    dataclasses.replace(cpc_v2_arxiv_v1().augment, jitter_size=12),  # 16 px test patches
 ], ids=["v2", "v1"])
 def test_paper_pipelines_eager_and_tf_data(config):
   images = _tiled()

@@ -1,5 +1,6 @@
 """Configs: presets, validation, dotted replace, JSON round trip."""
 
+import dataclasses
 import json
 
 import pytest
@@ -34,11 +35,84 @@ def test_paper_preset_values():
           a.grayscale_p) == (2, 0.2, 0.2, 0.8, 0.25)
 
 
-def test_v1_preset():
-  c = configs.cpc_v1_paper()
+def _leaves(value, prefix=""):
+  """{dotted field: value} of every leaf of a config dataclass."""
+  out = {}
+  for f in dataclasses.fields(value):
+    child = getattr(value, f.name)
+    if dataclasses.is_dataclass(child):
+      out.update(_leaves(child, f"{prefix}{f.name}."))
+    else:
+      out[f"{prefix}{f.name}"] = child
+  return out
+
+
+def test_ladder_rungs_change_exactly_the_fields_their_labels_name():
+  """ICLR Fig. 3: each rung adds one modification to the one before it."""
+  names = [r.name for r in configs.LADDER]
+  assert names[0] == "cpc_v1" and names[-1] == "cpc_v2_paper"
+  assert [r.label for r in configs.LADDER[1:]] == [
+      "+BU", "+HF", "+LN", "+RC", "+TL", "+HP", "+MC", "+LP", "+PA", "CPC v2"]
+  previous = _leaves(configs.preset("cpc_v1"))
+  for rung in configs.LADDER[1:]:
+    current = _leaves(configs.preset(rung.name))
+    changed = {k for k in current if current[k] != previous[k]}
+    assert changed == set(configs.LADDER_LABEL_FIELDS[rung.label]), rung.name
+    previous = current
+  assert configs.ladder_preset("cpc_v2_paper") == configs.cpc_v2_paper()
+
+
+def test_ladder_directions_and_lengths():
+  d = {r.name: configs.preset(r.name).model.head for r in configs.LADDER}
+  assert [len(d[n].directions) for n in configs.LADDER_NAMES] == [1, 2, 2, 2, 2, 2, 4, 4, 4,
+                                                                  4, 4]
+  # Rows ahead = offset + 1: original {2..5}, text {2,3}, pseudocode {3}.
+  ahead = lambda h: [i + 1 for i in range(h.steps_to_ignore, h.steps_to_predict)]
+  assert ahead(d["cpc_v1"]) == [2, 3, 4, 5]
+  assert ahead(d["ladder_tl"]) == [2, 3]
+  assert ahead(d["cpc_v2_paper"]) == [3]
+
+
+def test_cpc_v1_is_the_original_cpc():
+  c = configs.preset("cpc_v1")
   assert c.model.grid.grid_size == 7 and c.model.grid.patch_size == 64
-  assert c.model.encoder.name == "resnet101_cpc_v1"
+  assert (c.model.encoder.name, c.model.encoder.norm) == ("resnet101_cpc_v1", "none")
   assert c.model.head.directions == ("down",)
+  assert c.augment.jitter_size == 56 and c.augment.color_drop_p == c.augment.flip_p == 0
+  assert not c.augment.randaugment and c.data.pipeline == "v1"
+
+
+def test_arxiv_v1_preset():
+  c = configs.preset("cpc_v2_arxiv_v1")
+  assert (c.model.encoder.name, c.model.encoder.norm, c.model.encoder.symmetric_padding) == (
+      "resnet161", "layer", True)
+  assert c.model.head.directions == ("down", "up") and c.model.grid.grid_size == 7
+  assert (c.augment.color_drop_p, c.augment.flip_p, c.augment.jitter_size) == (1.0, 0.5, 56)
+
+
+def test_removed_v1_preset_names_its_replacements():
+  with pytest.raises(ValueError, match="'cpc_v1_paper' was removed.*'cpc_v1'.*"
+                     "'cpc_v2_arxiv_v1'"):
+    configs.preset("cpc_v1_paper")
+
+
+def test_prediction_length_readings():
+  assert configs.prediction_lengths("pseudocode") == {
+      "model.head.steps_to_ignore": 2, "model.head.steps_to_predict": 3}
+  assert configs.prediction_lengths("text") == {
+      "model.head.steps_to_ignore": 1, "model.head.steps_to_predict": 3}
+  with pytest.raises(ValueError, match="Unknown prediction-length reading 'paper'"):
+    configs.prediction_lengths("paper")
+
+
+def test_ablation_presets_and_checks():
+  for name in configs.ABLATION_PRESETS:
+    config = configs.ablation_preset(name)
+    assert all(p in configs.PRESETS for p in config.presets)
+  with pytest.raises(ValueError, match="unknown: \\['nope'\\]"):
+    configs.AblationConfig(presets=("cpc_v1", "nope"))
+  with pytest.raises(ValueError, match="train_steps=0"):
+    configs.AblationConfig(train_steps=0)
 
 
 def test_dotted_replace():
@@ -63,6 +137,7 @@ def test_unknown_preset_and_norm():
     configs.preset("cpc_v3")
   with pytest.raises(ValueError, match="Unknown norm"):
     configs.EncoderConfig(norm="group")
+  assert configs.EncoderConfig(norm="layer_example").norm == "layer_example"
 
 
 def test_from_dict_rejects_unknown_fields():

@@ -5,7 +5,7 @@ from absl import flags as absl_flags
 
 from cpc_tf import configs
 from cpc_tf.configs import PretrainConfig
-from flags import common
+from flags import axes, common
 
 
 def parse(*args):
@@ -19,7 +19,9 @@ def test_flag_defaults_come_from_the_dataclass_fields():
   values = parse()
   defaults = PretrainConfig()
   for name, (path, _, _) in common.PRETRAIN_OVERRIDES.items():
-    assert values[name].default == common.field_default(path, defaults), name
+    default = values[name].default
+    default = tuple(default) if isinstance(default, list) else default  # list flags
+    assert default == common.field_default(path, defaults), name
   assert values.preset == "fashion_mnist_small"
 
 
@@ -64,3 +66,64 @@ def test_required_model_dir():
   with pytest.raises(absl_flags.IllegalFlagValueError):
     values(["prog"])
     values.validate_all_flags()
+
+
+def test_every_ablation_axis_has_a_flag():
+  """SPEC 6: every axis of the v1 -> v2 study is a flag of launch/pretrain.py."""
+  flagged = {path for path, _, _ in common.PRETRAIN_OVERRIDES.values()}
+  missing = set(configs.ablation_axes()) - flagged
+  assert not missing, f"ablation-axis fields without a flag: {sorted(missing)}"
+
+
+def test_axis_comparison_sees_a_new_field(monkeypatch):
+  """The check above fails when a config field is added without a flag."""
+  import dataclasses
+  extended = dataclasses.make_dataclass(
+      "AugmentConfig", [("new_axis_p", float, dataclasses.field(default=0.0))],
+      bases=(configs.AugmentConfig,), frozen=True)
+  original = configs.PretrainConfig
+  patched = dataclasses.make_dataclass(
+      "PretrainConfig", [("augment", extended, dataclasses.field(default_factory=extended))],
+      bases=(original,), frozen=True)
+  monkeypatch.setattr(configs, "PretrainConfig", patched)
+  flagged = {path for path, _, _ in common.PRETRAIN_OVERRIDES.values()}
+  assert set(configs.ablation_axes()) - flagged == {"augment.new_axis_p"}
+
+
+def test_axis_help_cites_a_source():
+  for name, (_, help_text, _) in axes.AXIS_FLAGS.items():
+    assert any(s in help_text for s in ("ICLR", "supp.", "arXiv", "review")), name
+
+
+def test_axis_flags_override_their_fields():
+  config = common.config_from_flags(parse(
+      "--preset=cpc_v1", "--directions=down,up", "--norm=layer_example", "--nosymmetric_padding",
+      "--patch_size=80", "--stride=36", "--image_size=260", "--resize_to=300",
+      "--color_drop_p=1", "--pipeline=v2", "--encoder=resnet161", "--context_blocks=2"))
+  want = configs.replace(configs.preset("cpc_v1"), **{
+      "model.head.directions": ("down", "up"), "model.encoder.norm": "layer_example",
+      "model.encoder.symmetric_padding": False, "model.grid.patch_size": 80,
+      "model.grid.stride": 36, "model.grid.image_size": 260, "model.grid.resize_to": 300,
+      "augment.color_drop_p": 1.0, "data.pipeline": "v2", "model.encoder.name": "resnet161",
+      "model.head.context.num_blocks": 2})
+  assert config == want
+
+
+@pytest.mark.parametrize("reading, ignore, predict", [
+    ("pseudocode", 2, 3), ("text", 1, 3), ("original", 1, 5)])
+def test_prediction_lengths_flag(reading, ignore, predict):
+  head = common.config_from_flags(parse(
+      "--preset=cpc_v2_paper", f"--prediction_lengths={reading}")).model.head
+  assert (head.steps_to_ignore, head.steps_to_predict) == (ignore, predict)
+
+
+def test_prediction_lengths_flag_refuses_the_step_flags_beside_it():
+  with pytest.raises(ValueError, match="--prediction_lengths and --steps_to_ignore"):
+    common.config_from_flags(parse("--prediction_lengths=text", "--steps_to_ignore=0"))
+
+
+def test_bad_axis_values_are_clear_errors():
+  with pytest.raises(ValueError, match="directions"):
+    common.config_from_flags(parse("--directions=down,sideways"))
+  with pytest.raises(absl_flags.IllegalFlagValueError):
+    parse("--norm=group")

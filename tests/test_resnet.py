@@ -85,11 +85,44 @@ def test_layer_norm_keeps_patches_independent():
   """ICLR 4.1: no statistic may mix patches; batch norm (training) does."""
   x = tf.random.stateless_uniform([4, 16, 16, 3], seed=[0, 1])
   y = tf.concat([x[:1], tf.random.stateless_uniform([3, 16, 16, 3], seed=[2, 3])], 0)
-  for norm, independent in [("layer", True), ("batch", False)]:
+  for norm, independent in [("layer", True), ("layer_example", True), ("batch", False)]:
     encoder = resnet.build_encoder(EncoderConfig(name="tiny", norm=norm))
     a = encoder(x, training=True)["pooled"][0]
     b = encoder(y, training=True)["pooled"][0]
     assert np.allclose(a, b, atol=1e-5) == independent, norm
+
+
+def _layer_norm_input():
+  # 8 channels (the tiny stem); per-channel offsets and scales, so the two readings differ.
+  x = np.random.default_rng(0).normal(size=(3, 4, 5, 8)).astype(np.float32)
+  return x * np.arange(1, 9, dtype=np.float32) + np.arange(8, dtype=np.float32)
+
+
+def test_example_layer_norm_uses_statistics_over_h_w_c():
+  """SPEC 7, tf.contrib.layers.layer_norm's reading: one mean / variance per example."""
+  x = _layer_norm_input()
+  layer = resnet.ExampleLayerNorm(epsilon=1e-5)
+  layer.build(x.shape)
+  layer.gamma.assign(np.linspace(0.5, 2.0, 8))
+  layer.beta.assign(np.linspace(-1.0, 1.0, 8))
+  mean = x.mean(axis=(1, 2, 3), keepdims=True)
+  var = x.var(axis=(1, 2, 3), keepdims=True)
+  want = (x - mean) / np.sqrt(var + 1e-5) * np.linspace(0.5, 2.0, 8) + np.linspace(-1, 1, 8)
+  # float32 moments of ~10-scale values: a few ulps of the unit-scale output.
+  np.testing.assert_allclose(layer(x).numpy(), want, rtol=1e-5, atol=1e-5)
+  assert [tuple(w.shape) for w in layer.weights] == [(8,), (8,)]  # params per channel
+
+
+@pytest.mark.parametrize("norm,axes", [("layer", (3,)), ("layer_example", (1, 2, 3))])
+def test_layer_norm_readings_in_the_encoder(norm, axes):
+  """The encoder's first norm normalises over C per position, or over (H, W, C)."""
+  encoder = resnet.build_encoder(EncoderConfig(name="tiny", norm=norm))
+  layer = encoder.get_layer("stack1_block1_preact_ln")
+  x = _layer_norm_input()
+  y = layer(x).numpy()  # fresh layers: scale 1, offset 0
+  want = (x - x.mean(axis=axes, keepdims=True)) / np.sqrt(x.var(axis=axes, keepdims=True)
+                                                           + 1e-5)
+  np.testing.assert_allclose(y, want, rtol=1e-4, atol=1e-4)
 
 
 def test_symmetric_padding_is_on_by_default_and_mirrors():
