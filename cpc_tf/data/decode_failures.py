@@ -6,9 +6,12 @@ the input pipeline. Folder images are therefore decoded in `tf.py_function`
 by `FolderDecoder`, which catches the failure, names the file once per process
 (not once per epoch: a file that failed is not decoded again), counts it, and
 lets the pipeline drop it. A source that yields no decodable image stops with
-a DataError instead of looping over its files forever: when every file of the
-source has failed, or after MAX_FAILED_ATTEMPTS failures in a row (the bound
-for sources whose files are spread over several input pipelines).
+a DataError instead of looping over its files forever: `probe` decodes files
+in order before the pipeline is built until one works (one decode for a
+healthy folder), so an all-bad folder raises in the caller's thread; inside
+the pipeline a source stops when every one of its files has failed, or after
+MAX_FAILED_ATTEMPTS failures in a row (the bound for sources whose files are
+spread over several input pipelines).
 """
 
 from __future__ import annotations
@@ -54,21 +57,40 @@ class FolderDecoder:
     return image, ok
 
   def _decode(self, path, example_id):
-    key = example_id.numpy().decode()
+    image = self.try_decode(path.numpy().decode(), example_id.numpy().decode())
+    if image is None:
+      return tf.zeros([1, 1, 3], tf.float32), tf.constant(False)
+    return image, tf.constant(True)
+
+  def try_decode(self, path: str, key: str) -> tf.Tensor | None:
+    """Eager: the image, or None after recording the failure (raises to stop)."""
     with _LOCK:
       reason = _FAILED.get(self.root, {}).get(key)
     if reason is None:
       try:
-        with open(path.numpy().decode(), "rb") as f:
+        with open(path, "rb") as f:
           image = images.decode_file(f.read())
         with _LOCK:
           self._in_a_row = 0
-        return image, tf.constant(True)
+        return image
       except Exception as e:  # TF, PIL and OS errors alike: this file is unusable
         reason = f"{type(e).__name__}: {_first_line(e)}"
     # A file that failed before is not decoded again: no new log line, no retry.
     self._record(key, reason)
-    return tf.zeros([1, 1, 3], tf.float32), tf.constant(False)
+    return None
+
+  def probe(self, paths: list[str], keys: list[str]) -> None:
+    """Decodes files in order until one works; raises DataError if none does.
+
+    Run before the pipeline is built, so a folder with nothing decodable fails
+    here, in the caller's thread, with a plain DataError; the in-pipeline stop
+    remains for shards that hold only bad files. Costs one decode when the
+    first file is fine.
+    """
+    with tf.init_scope():  # eager even if called while a graph is being built
+      for path, key in zip(paths, keys):
+        if self.try_decode(path, key) is not None:
+          return
 
   def _record(self, key: str, reason: str) -> None:
     where = os.path.join(self.root, key)

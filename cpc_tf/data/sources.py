@@ -103,6 +103,7 @@ def _folder(data: DataConfig, labelled: bool, on_bad_file: str, min_size: int) -
   # The file is read when decoded, after shuffling: a full shuffle of paths is
   # cheap, one of file contents would hold the whole folder in memory.
   decoder = decode_failures.FolderDecoder(scan.root, len(files), on_bad_file)
+  decoder.probe(paths, files)
   return Source(dataset, lambda path: images.decode(tf.io.read_file(path)), len(files),
                 scan.class_names, files, False, checked_decode=decoder)
 
