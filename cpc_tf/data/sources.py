@@ -31,7 +31,7 @@ import tensorflow as tf
 import tensorflow_datasets as tfds
 
 from cpc_tf.configs import DataConfig
-from cpc_tf.data import decode_failures, fashion_mnist, folders, images, splits
+from cpc_tf.data import decode_failures, fashion_mnist, folders, images, network, splits
 from cpc_tf.data.errors import DataError
 
 log = logging.getLogger(__name__)
@@ -130,9 +130,25 @@ def builder(name: str, data_dir: str | None = None) -> tfds.core.DatasetBuilder:
                     f"configs: {', '.join(configs) or '(none)'}.") from e
 
 
+# The paper's datasets, offered first when the name is a prefix or a near miss
+# of one: "imagenet" means imagenet2012, not imagenette.
+PAPER_DATASETS = ("imagenet2012", "imagenet2012_subset", "stl10", "cifar10", "voc")
+
+
+def close_names(base: str, known: list[str]) -> list[str]:
+  """Up to 5 TFDS names close to `base`, the paper's datasets first."""
+  key = base.replace("-", "_").lower()
+  stem = re.sub(r"[^a-z].*", "", key)  # "imagenet_1k" -> "imagenet"
+  paper = [n for n in PAPER_DATASETS if n in known and (
+      n.startswith(key) or key.startswith(n) or stem == re.sub(r"[^a-z].*", "", n)
+      or difflib.SequenceMatcher(None, key, n).ratio() >= 0.8)]
+  close = difflib.get_close_matches(key, sorted(set(known)), n=5, cutoff=0.6)
+  return list(dict.fromkeys(paper + close))[:5]
+
+
 def _unknown_name(name: str, base: str) -> str:
   known = tfds.list_builders(with_community_datasets=False)
-  close = difflib.get_close_matches(base.replace("-", "_").lower(), known, n=5, cutoff=0.6)
+  close = close_names(base, known)
   hints = []
   for match in close:
     configs = [c.name for c in getattr(tfds.builder_cls(match), "BUILDER_CONFIGS", [])]
@@ -185,7 +201,7 @@ def _tfds(data: DataConfig, shuffle_files: bool, seed: int,
     split = "+".join(f"{s}[:{data.max_examples}]" if "[" not in s else s
                      for s in split.split("+"))
   try:
-    b.download_and_prepare()
+    network.prepare(b)
   except Exception as e:  # manual-download datasets, no network, bad data_dir
     raise DataError(
         f"TFDS dataset {data.source!r} is not prepared in data_dir={data.data_dir!r} "
