@@ -52,9 +52,9 @@ class FolderDecoder:
   def __call__(self, path: tf.Tensor, example_id: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
     """Graph-side: [] string path, [] string id -> ([H, W, 3] float32, [] bool)."""
     image, ok = tf.py_function(self._decode, [path, example_id], [tf.float32, tf.bool])
-    image.set_shape([None, None, 3])
+    image.set_shape([None, None, None])
     ok.set_shape([])
-    return image, ok
+    return images.to_rgb(image), ok
 
   def _decode(self, path, example_id):
     image = self.try_decode(path.numpy().decode(), example_id.numpy().decode())
@@ -63,7 +63,8 @@ class FolderDecoder:
     return image, tf.constant(True)
 
   def try_decode(self, path: str, key: str) -> tf.Tensor | None:
-    """Eager: the image, or None after recording the failure (raises to stop)."""
+    """Eager: `images.decode_file` of the file, or None after recording the failure
+    (raises to stop)."""
     with _LOCK:
       reason = _FAILED.get(self.root, {}).get(key)
     if reason is None:
