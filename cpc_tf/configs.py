@@ -222,6 +222,11 @@ class DataConfig:
   pipeline: str = "v2"  # "v2" (supp. A) or "v1" (arXiv v1 4.1)
   max_examples: int = 0  # 0 = all; >0 takes the first N (small CPU runs)
   shuffle_buffer: int = 10_000
+  # Folders (cpc_tf.data.splits): a test folder beside `path`; without one (and
+  # without path/test/) a seeded class-stratified share is held out as "test".
+  test_path: str | None = None
+  test_fraction: float = 0.1  # our choice (the paper uses ImageNet's own splits)
+  split_seed: int = 0
 
   def __post_init__(self):
     if self.pipeline not in PIPELINES:

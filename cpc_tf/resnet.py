@@ -77,6 +77,7 @@ def spec(name: str) -> ResNetSpec:
   return SPECS[name]
 
 
+@keras.saving.register_keras_serializable(package="cpc_tf")  # export's encoder.keras
 class Pad2D(keras.layers.Layer):
   """Pads H and W by `before`/`after` pixels, mirroring (SYMMETRIC) or with zeros."""
 
@@ -97,6 +98,7 @@ class Pad2D(keras.layers.Layer):
             "symmetric": self.symmetric}
 
 
+@keras.saving.register_keras_serializable(package="cpc_tf")  # export's encoder.keras
 class ExampleLayerNorm(keras.layers.Layer):
   """Layer norm per example over (H, W, C), scale and offset per channel.
 

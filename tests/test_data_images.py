@@ -73,3 +73,31 @@ def test_to_rgb_on_uint8_arrays_and_inside_tf_data():
   graph = next(iter(tf.data.Dataset.from_tensors(grey).map(images.to_rgb))).numpy()
   np.testing.assert_array_equal(eager, graph)
   np.testing.assert_allclose(eager, np.repeat(RGB[..., :1], 3, -1) / 255, atol=1e-6)
+
+
+# Palette and 1-bit images: TF's reading against PIL's (issue 9). TF's BMP
+# decoder returns 8-bit palette indices as grey and rejects 1-bit files, so
+# image files go through `decode_file`, which hands BMPs to PIL.
+PALETTE = Image.fromarray(RGB).convert("P", palette=Image.Palette.ADAPTIVE, colors=16)
+
+
+@pytest.mark.parametrize("mode, fmt", [("P", "BMP"), ("1", "BMP"), ("P", "PNG"), ("1", "PNG"),
+                                       ("P", "GIF"), ("RGB", "BMP"), ("RGB", "PNG")])
+def test_palette_and_one_bit_files_decode_to_pil_rgb(mode, fmt):
+  image = PALETTE if mode == "P" else Image.fromarray(RGB).convert(mode)
+  data = _encode(image, fmt)
+  expected = np.asarray(image.convert("RGB")) / 255
+  assert len(np.unique(expected.reshape(-1, 3), axis=0)) > 1  # colours, not one grey
+  out = images.to_rgb(images.decode_file(data)).numpy()
+  assert out.dtype == np.float32 and out.shape == (20, 12, 3)
+  np.testing.assert_allclose(out, expected, atol=1e-6)
+
+
+@pytest.mark.parametrize("mode, fmt", [("P", "PNG"), ("1", "PNG"), ("P", "GIF")])
+def test_tf_graph_decode_agrees_with_pil_on_palette_png_and_gif(mode, fmt):
+  """TFDS bytes use the graph `decode` (no PIL): it must agree where it is used."""
+  image = PALETTE if mode == "P" else Image.fromarray(RGB).convert(mode)
+  data = _encode(image, fmt)
+  np.testing.assert_allclose(_decode(data), np.asarray(image.convert("RGB")) / 255, atol=1e-6)
+  np.testing.assert_allclose(_decode(data), images.to_rgb(images.decode_file(data)).numpy(),
+                             atol=1e-6)

@@ -168,7 +168,8 @@ def _folder(root, corrupt=True):
   if corrupt:
     with open(f"{root}/dog/f.jpg", "w") as f:
       f.write("text, not a JPEG")
-  return DataConfig(source="folder", path=str(root), shuffle_buffer=8)
+  # test_fraction=0: the whole folder is the "train" split (splits: test_data_splits.py).
+  return DataConfig(source="folder", path=str(root), shuffle_buffer=8, test_fraction=0.0)
 
 
 def test_folder_pretrain_skips_bad_files_with_a_count(tmp_path, caplog):

@@ -1,5 +1,10 @@
 """cpc_tf.data.sources: TFDS by name (mocked and a real tiny builder) and its errors."""
 
+import os
+import subprocess
+import sys
+import textwrap
+
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -7,6 +12,8 @@ import tensorflow_datasets as tfds
 
 from cpc_tf.configs import DataConfig
 from cpc_tf.data import DataError, fashion_mnist, sources
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 class CpcTinyImages(tfds.core.GeneratorBasedBuilder):
@@ -123,3 +130,43 @@ def test_detection_needs_objects():
   with tfds.testing.mock_data(num_examples=2):
     with pytest.raises(DataError, match="no 'objects' feature.*voc/2007"):
       sources.load(DataConfig(source="cifar10"), with_objects=True)
+
+
+def test_dataset_mistakes_suggest_the_papers_name_first():
+  """Issue 9: --dataset=imagenet suggested imagenette and four others, not imagenet2012."""
+  for wrong in ("imagenet", "ImageNet-1k", "imagenet2021"):
+    with pytest.raises(DataError, match=r"Close names: imagenet2012[;.]"):
+      sources.load(DataConfig(source=wrong))
+
+
+OFFLINE = """
+  import time
+  from cpc_tf.configs import DataConfig
+  from cpc_tf.data import DataError, sources
+  start = time.time()
+  try:
+    sources.load(DataConfig(source="cifar100", data_dir={data_dir!r}))
+  except DataError as e:
+    print(f"after {{time.time() - start:.1f}} s: {{e}}")
+"""
+
+
+def test_unprepared_dataset_without_network_fails_before_downloading(tmp_path):
+  """Issue 9: offline, an unprepared TFDS name retried for 3.5 min before its message.
+
+  The network is cut for the subprocess by a proxy on a closed local port, so
+  the check is the same on a machine that is online.
+  """
+  env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PYTHONPATH=ROOT,
+             HTTPS_PROXY="http://127.0.0.1:9", https_proxy="http://127.0.0.1:9",
+             HTTP_PROXY="http://127.0.0.1:9", http_proxy="http://127.0.0.1:9", NO_PROXY="")
+  script = textwrap.dedent(OFFLINE.format(data_dir=str(tmp_path)))
+  try:
+    proc = subprocess.run([sys.executable, "-c", script], env=env, cwd=ROOT,
+                          capture_output=True, text=True, timeout=120)
+  except subprocess.TimeoutExpired:
+    pytest.fail("no error within 120 s: the download was retried")
+  assert "no network is reachable" in proc.stdout, proc.stdout + proc.stderr[-3000:]
+  assert "127.0.0.1:9" in proc.stdout and "tfds build cifar100" in proc.stdout
+  assert float(proc.stdout.split("after ")[1].split(" s")[0]) < 15
+  assert "Downloading and preparing" not in proc.stderr

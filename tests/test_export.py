@@ -1,11 +1,13 @@
 """SavedModel export: averaged weights, explicit signatures, identical outputs in a fresh process."""
 
+import json
 import os
 import subprocess
 import sys
 import textwrap
 
 import numpy as np
+import pytest
 import tensorflow as tf
 
 from cpc_tf import checkpoints, configs, export
@@ -77,15 +79,118 @@ def test_export_round_trip_in_a_fresh_process(tmp_path):
   assert not np.allclose(got["latents"], raw.latents(images).numpy(), atol=1e-4)
 
 
-def test_patched_signature_rejects_the_wrong_image_size(tmp_path):
+BAD_INPUTS = """
+    import json, numpy as np, tensorflow as tf
+    loaded = tf.saved_model.load({export_dir!r})
+    cases = {{"patched 64x64 (issue 9)": ("patched", np.zeros([1, 64, 64, 3], np.float32)),
+             "patched rank 3": ("patched", np.zeros([32, 32, 3], np.float32)),
+             "patched grey": ("patched", np.zeros([1, 32, 32, 1], np.float32)),
+             "patched float64": ("patched", np.zeros([1, 32, 32, 3], np.float64)),
+             "patched uint8": ("patched", np.zeros([1, 32, 32, 3], np.uint8)),
+             "whole_image grey": ("whole_image", np.zeros([1, 48, 40, 1], np.float32)),
+             "whole_image rank 5": ("whole_image", np.zeros([1, 1, 48, 40, 3], np.float32)),
+             "whole_image uint8": ("whole_image", np.zeros([1, 48, 40, 3], np.uint8))}}
+    errors = {{}}
+    for case, (name, x) in cases.items():
+      for how, call in (("signature", lambda x: loaded.signatures[name](images=tf.constant(x))),
+                        ("attribute", lambda x: getattr(loaded, name)(tf.constant(x)))):
+        try:
+          out = call(x)
+          errors[case + " via " + how] = "no error: " + str({{k: v.shape for k, v in out.items()}})
+        except Exception as e:
+          errors[case + " via " + how] = type(e).__name__ + ": " + str(e)
+    with open({out!r}, "w") as f:
+      json.dump(errors, f)
+"""
+
+
+def test_every_signature_refuses_a_wrong_shape_or_dtype_in_a_fresh_process(tmp_path):
+  """Issue 9: `patched` (config 32) given 64x64 returned latents [4, 4, 4, 32]."""
+  export_dir, out = str(tmp_path / "export"), str(tmp_path / "errors.json")
+  config = configs.tiny()
+  export.export_encoder(build_model(config.model).encoder, config.model.grid, export_dir)
+  env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PYTHONPATH=ROOT)
+  proc = subprocess.run([sys.executable, "-c", textwrap.dedent(BAD_INPUTS.format(
+      export_dir=export_dir, out=out))], env=env, capture_output=True, text=True, timeout=300)
+  assert proc.returncode == 0, proc.stderr[-4000:]
+  with open(out) as f:
+    errors = json.load(f)
+  assert len(errors) == 16
+  for case, message in errors.items():
+    assert not message.startswith("no error"), (case, message)
+    signature = case.split()[0]
+    if "float64" in case or "uint8" in case:  # refused by the signature's own dtype
+      given = ("double", "float64") if "float64" in case else ("uint8",)
+      assert "float" in message and any(g in message for g in given), (case, message)
+    else:
+      assert f"{signature}: images must be float32 [B, " in message, (case, message)
+      assert "got shape" in message, (case, message)
+  assert "[1 64 64 3]" in errors["patched 64x64 (issue 9) via signature"]
+  assert "32, 32, 3]" in errors["patched 64x64 (issue 9) via signature"]
+
+
+def test_signature_checks_run_eagerly_too():
   config = configs.tiny()
   module = export.EncoderModule(build_model(config.model).encoder, config.model.grid)
-  try:
+  with pytest.raises(tf.errors.InvalidArgumentError, match=r"patched: images must be.*\[1 40 40 3\]"):
     module.patched(tf.zeros([1, 40, 40, 3]))
-  except (ValueError, TypeError) as e:
-    assert "40" in str(e) or "shape" in str(e).lower()
-  else:
-    raise AssertionError("a 40 px image was accepted by a 32 px signature")
+  assert module.patched(tf.zeros([2, 32, 32, 3]))["latents"].shape[:3] == (2, 4, 4)
+  assert module.whole_image(tf.zeros([1, 40, 24, 3]))["pooled"].shape[0] == 1
+
+
+KERAS_FINE_TUNE = """
+    import json, numpy as np, keras
+    import cpc_tf.export  # imports cpc_tf.resnet, whose custom layers register themselves
+    x = np.load({inputs!r})["whole"]
+    encoder = keras.saving.load_model({path!r})
+    np.savez({out!r}, **{{k: np.asarray(v) for k, v in encoder(x).items()}})
+    report = {{}}
+    rng = np.random.default_rng(0)
+    images = rng.uniform(size=(8, 32, 32, 3)).astype("float32")
+    labels = rng.integers(0, 3, size=(8,))
+    for optimizer in (keras.optimizers.SGD(0.1), keras.optimizers.Adam(1e-3),
+                      keras.optimizers.AdamW(1e-3), keras.optimizers.RMSprop(1e-3)):
+      enc = keras.saving.load_model({path!r})
+      inputs = keras.Input((None, None, 3))
+      logits = keras.layers.Dense(3)(enc(inputs)["pooled"])
+      model = keras.Model(inputs, logits)
+      model.compile(optimizer=optimizer,
+                    loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+      before = [w.copy() for w in enc.get_weights()]
+      history = model.fit(images, labels, batch_size=4, epochs=1, verbose=0)
+      moved = sum(not np.allclose(a, b) for a, b in zip(before, enc.get_weights()))
+      report[type(optimizer).__name__] = [moved, len(before), history.history["loss"][-1]]
+    with open({report!r}, "w") as f:
+      json.dump(report, f)
+"""
+
+
+def test_keras_copy_loads_and_fine_tunes_with_any_optimizer_in_a_fresh_process(tmp_path):
+  model_dir, export_dir = str(tmp_path / "run"), str(tmp_path / "export")
+  _, _, averaged = fake_run(model_dir)
+  export_run(model_dir, export_dir)
+  path = os.path.join(export_dir, export.KERAS_FILE)
+  assert os.path.isfile(path)
+  whole = np.random.default_rng(1).uniform(size=(2, 48, 40, 3)).astype(np.float32)
+  np.savez(tmp_path / "inputs.npz", whole=whole)
+  script = KERAS_FINE_TUNE.format(inputs=str(tmp_path / "inputs.npz"), path=path,
+                                  out=str(tmp_path / "outputs.npz"),
+                                  report=str(tmp_path / "report.json"))
+  env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PYTHONPATH=ROOT)
+  proc = subprocess.run([sys.executable, "-c", textwrap.dedent(script)], env=env,
+                        capture_output=True, text=True, timeout=600)
+  assert proc.returncode == 0, proc.stderr[-4000:]
+  got = np.load(tmp_path / "outputs.npz")
+  want = averaged.encoder(whole)
+  assert set(got.files) == set(want)  # the named outputs: stem, stack1..3, pooled
+  for name in want:  # float32 encoder outputs of O(1) scale, another graph: 1e-5
+    np.testing.assert_allclose(got[name], want[name], rtol=1e-5, atol=1e-5)
+  with open(tmp_path / "report.json") as f:
+    report = json.load(f)
+  assert set(report) == {"SGD", "Adam", "AdamW", "RMSprop"}
+  for name, (moved, total, loss) in report.items():
+    assert np.isfinite(loss), name
+    assert moved > total // 2, (name, moved, total)  # the encoder itself is trained
 
 
 def test_export_holds_the_encoder_and_nothing_else(tmp_path):

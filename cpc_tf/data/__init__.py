@@ -1,5 +1,6 @@
 """Data sources and tf.data pipelines (see `pipelines` for shapes, `sources` for names)."""
 
+from cpc_tf.data import decode_failures
 from cpc_tf.data.errors import DataError
 from cpc_tf.data.folders import FolderScan, scan as scan_folder
 from cpc_tf.data.pipelines import (
@@ -15,9 +16,11 @@ from cpc_tf.data.pipelines import (
     pretrain_dataset,
 )
 from cpc_tf.data.sources import Source, load as load_source
+from cpc_tf.data.splits import SPLITS as FOLDER_SPLITS, FolderSplits, folder_splits
 
 __all__ = [
-    "CLASSIFICATION_MODES", "DataError", "FolderScan", "Source",
+    "CLASSIFICATION_MODES", "DataError", "FOLDER_SPLITS", "FolderScan", "FolderSplits",
+    "Source", "decode_failures", "folder_splits",
     "class_names", "classification_dataset", "detection_dataset", "example_ids",
     "grid_patches", "id_filter", "load_source", "num_classes", "num_examples", "pretrain_dataset",
     "scan_folder",

@@ -93,26 +93,55 @@ def _list_images(directory: str) -> list[str]:
   return found
 
 
+def sub_folders(root: str) -> tuple[str, ...]:
+  """Sorted names of the non-hidden directories directly under `root`."""
+  return tuple(sorted(d for d in os.listdir(root)
+                      if not d.startswith(".") and os.path.isdir(os.path.join(root, d))))
+
+
+def class_files(root: str) -> tuple[tuple[str, int], ...]:
+  """(id, class index) of every candidate image of a labelled folder, unchecked.
+
+  Only lists names (no PIL), so a split can be drawn without a full scan.
+  """
+  out = []
+  for index, name in enumerate(sub_folders(root)):
+    out += [(os.path.relpath(p, root).replace(os.sep, "/"), index)
+            for p in _list_images(os.path.join(root, name))]
+  return tuple(out)
+
+
 @functools.lru_cache(maxsize=16)
-def scan(root: str, labelled: bool, workers: int = 16) -> FolderScan:
+def scan(root: str, labelled: bool, workers: int = 16,
+         classes: tuple[str, ...] | None = None) -> FolderScan:
   """Lists and checks the images under `root` (cached per process).
 
+  `classes` (labelled only) fixes the class names and their order, e.g. to
+  those of the training folder when `root` is its test folder: a sub-folder
+  not among them raises, a missing one is an empty class.
   Raises DataError if `root` is missing or holds no image files at all.
   """
   if not os.path.isdir(root):
     raise DataError(f"Image folder {root!r} does not exist or is not a directory; "
                     "set DataConfig.path to a folder of images.")
   if labelled:
-    class_names = tuple(sorted(
-        d for d in os.listdir(root)
-        if not d.startswith(".") and os.path.isdir(os.path.join(root, d))))
+    class_names = sub_folders(root)
+    if classes is not None:
+      unknown = sorted(set(class_names) - set(classes))
+      if unknown:
+        raise DataError(
+            f"Image folder {root!r} has class folder(s) {', '.join(unknown)} that the "
+            f"training folder lacks (its classes: {', '.join(classes)}); rename or "
+            "remove them, or add them to the training folder.")
+      class_names = tuple(classes)
     if not class_names:
       raise DataError(
           f"Image folder {root!r} has no class sub-folders. Classification needs "
           "one sub-folder per class (root/<class>/<image>), e.g. root/cat/1.jpg.")
     candidates, labels = [], []
     for index, name in enumerate(class_names):
-      found = _list_images(os.path.join(root, name))
+      found = (_list_images(os.path.join(root, name))
+               if os.path.isdir(os.path.join(root, name)) else [])
       if not found:
         log.warning("Class folder %s holds no images (%s); class %d stays empty.",
                     os.path.join(root, name), "/".join(EXTENSIONS), index)

@@ -8,12 +8,19 @@ Handled formats (checked against PIL in tests):
   RGBA (C=4): alpha is dropped (no compositing: the colour channels are kept);
   16-bit PNG: scaled by 1/65535, not clipped by 1/255;
   CMYK JPEG: TensorFlow's libjpeg decoder converts Adobe (inverted) CMYK to RGB
-    itself, which is what Photoshop and PIL write, so no PIL fallback is needed.
+    itself, which is what Photoshop and PIL write, so no PIL fallback is needed;
+  BMP (image files only, `decode_file`): PIL decodes it, because TensorFlow's BMP
+    decoder returns 8-bit palette indices as grey levels and rejects 1-bit files;
+    TFDS stores images re-encoded as PNG / JPEG, so `decode` never meets a BMP.
 """
 
 from __future__ import annotations
 
+import io
+
+import numpy as np
 import tensorflow as tf
+from PIL import Image
 
 
 def to_rgb(image: tf.Tensor) -> tf.Tensor:
@@ -37,3 +44,22 @@ def decode(data: tf.Tensor) -> tf.Tensor:
   """
   image = tf.io.decode_image(data, expand_animations=False, dtype=tf.float32)
   return to_rgb(image)
+
+
+def pil_rgb(data: bytes) -> np.ndarray:
+  """Encoded bytes of any format PIL reads -> [H, W, 3] uint8, palette and 1-bit expanded."""
+  with Image.open(io.BytesIO(data)) as image:
+    return np.asarray(image.convert("RGB"))
+
+
+def decode_file(data: bytes) -> tf.Tensor:
+  """Eager decode of one image file's bytes -> [H, W, C] float32 in [0, 1], C in 1..4.
+
+  `to_rgb` of the result equals `decode(data)`, except that BMP goes through
+  PIL (module doc). Runs outside a graph (inside `tf.py_function`), so a file
+  that fails raises here, where the caller can name it, instead of inside a
+  tf.data kernel; the caller applies `to_rgb` in its graph (fewer eager ops).
+  """
+  if data[:2] == b"BM":
+    return tf.constant(pil_rgb(data).astype(np.float32) / 255.0)
+  return tf.io.decode_image(data, expand_animations=False, dtype=tf.float32)

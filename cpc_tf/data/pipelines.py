@@ -60,7 +60,7 @@ def pretrain_dataset(data: DataConfig, grid: GridConfig, augment: AugmentConfig,
     return augment_grid(grid_patches(image, grid, crop_seed), augment, augment_seed)
 
   ds = _stream(source, data, shuffle=True, repeat=repeat, seed=seed,
-               input_context=input_context, on_bad_file=on_bad_file)
+               input_context=input_context)
   ds = ds.map(make, num_parallel_calls=tf.data.AUTOTUNE)
   return _finish(ds, batch, drop_remainder=True)
 
@@ -126,7 +126,7 @@ def classification_dataset(
 
   ds = _stream(source, data, shuffle=training, repeat=training if repeat is None else repeat,
                seed=seed, input_context=input_context,
-               keep=id_filter(keep_ids), on_bad_file=on_bad_file)
+               keep=id_filter(keep_ids))
   ds = ds.map(make, num_parallel_calls=tf.data.AUTOTUNE)
   return _finish(ds, batch, drop_remainder=training)
 
@@ -276,8 +276,8 @@ def _fit_and_pad(image, boxes, size):
 # ----------------------------------------------------------------------------
 # Stream plumbing
 
-def _stream(source, data, *, shuffle, repeat, seed, input_context, keep=None,
-            on_bad_file="fail") -> tf.data.Dataset:
+def _stream(source, data, *, shuffle, repeat, seed, input_context,
+            keep=None) -> tf.data.Dataset:
   """Source -> (index, decoded element): filter, shard, shuffle, repeat, decode."""
   ds = source.dataset
   if keep is not None:
@@ -292,16 +292,30 @@ def _stream(source, data, *, shuffle, repeat, seed, input_context, keep=None,
   if repeat:
     ds = ds.repeat()
 
-  def decode(index, element):
-    return index, dict(element, image=source.decode(element["image"]))
+  ds = ds.enumerate()
+  if source.checked_decode is None:
+    def plain(index, element):
+      return index, dict(element, image=source.decode(element["image"]))
+    return ds.map(plain, num_parallel_calls=tf.data.AUTOTUNE)
 
-  ds = ds.enumerate().map(decode, num_parallel_calls=tf.data.AUTOTUNE)
-  if on_bad_file == "skip" and data.source == "folder":
-    # Last line of defence behind the folder pre-scan: a file that passed the
-    # scan but still fails to decode is dropped with TF's warning, not fatal.
-    # Only the decode step is covered, so other errors still surface.
-    ds = ds.ignore_errors(log_warning=True)
-  return ds
+  # Folders: a file that passed the pre-scan but fails to decode is named once
+  # and dropped (or raises, on_bad_file="fail"); a source with nothing
+  # decodable stops with a DataError (`decode_failures`). Indices keep their
+  # stream positions, so the random streams of the other elements do not move.
+  def decode(index, element):
+    image, ok = source.checked_decode(element["image"], element["id"])
+    return index, dict(element, image=image), ok
+
+  def decoded(index, element, ok):
+    del index, element
+    return ok
+
+  def without_flag(index, element, ok):
+    del ok
+    return index, element
+
+  ds = ds.map(decode, num_parallel_calls=tf.data.AUTOTUNE)
+  return ds.filter(decoded).map(without_flag)
 
 
 def _finish(ds, batch, drop_remainder) -> tf.data.Dataset:

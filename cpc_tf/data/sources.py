@@ -12,7 +12,8 @@ Images stay encoded (or unread) until after shuffling, so the shuffle buffer
 holds bytes or paths rather than decoded pixels; `Source.decode` turns an
 element's image into [H, W, 3] float32 in [0, 1].
 
-`DataConfig.source`: "fashion_mnist", "folder" (`DataConfig.path`), or any TFDS
+`DataConfig.source`: "fashion_mnist", "folder" (`DataConfig.path`; its splits
+"train" / "validation" / "test" as in `splits`), or any TFDS
 name with an image feature, e.g. "imagenet2012", "imagenet2012_subset/1pct",
 "stl10" (split "unlabelled" for pre-training), "cifar10", "voc/2007".
 """
@@ -21,6 +22,8 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import logging
+import os
 import re
 from typing import Callable
 
@@ -28,8 +31,10 @@ import tensorflow as tf
 import tensorflow_datasets as tfds
 
 from cpc_tf.configs import DataConfig
-from cpc_tf.data import fashion_mnist, folders, images
+from cpc_tf.data import decode_failures, fashion_mnist, folders, images, network, splits
 from cpc_tf.data.errors import DataError
+
+log = logging.getLogger(__name__)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -42,6 +47,9 @@ class Source:
   class_names: tuple[str, ...] | None
   ids: tuple[str, ...] | None  # all ids in order when cheap to know (not TFDS)
   sharded: bool  # True when `input_context` sharding already happened (TFDS files)
+  # (element["image"], element["id"]) -> ([H, W, 3] float32, [] bool ok): a decode
+  # that names and drops failing files instead of raising (folders).
+  checked_decode: Callable[[tf.Tensor, tf.Tensor], tuple[tf.Tensor, tf.Tensor]] | None = None
 
   @property
   def num_classes(self) -> int | None:
@@ -74,19 +82,30 @@ def _fashion_mnist(data: DataConfig) -> Source:
 
 
 def _folder(data: DataConfig, labelled: bool, on_bad_file: str, min_size: int) -> Source:
-  if not data.path:
-    raise DataError("DataConfig.source='folder' needs DataConfig.path, the image folder.")
-  scan = folders.scan(data.path, labelled)
+  split = splits.resolve(data, labelled)
+  scan = folders.scan(split.root, labelled, classes=split.classes)
   folders.report(scan, on_bad_file, min_size)
-  n = _limit(len(scan.files), data.max_examples)
+  kept = [i for i, f in enumerate(scan.files) if split.keeps(f)]
+  if not kept:
+    raise DataError(f"The {split.name!r} split of image folder {data.path!r} holds no "
+                    f"usable image ({len(scan.files)} in {split.root}, none kept); add "
+                    "images or read another split.")
+  if split.drop and not labelled:
+    log.info("Image folder %s: %d image(s) held out as its test split are not read.",
+             split.root, len(scan.files) - len(kept))
+  kept = kept[:_limit(len(kept), data.max_examples)]
+  files = tuple(scan.files[i] for i in kept)
+  paths = [os.path.join(scan.root, f) for f in files]
   dataset = tf.data.Dataset.from_tensor_slices({
-      "image": scan.paths()[:n],
-      "label": tf.constant(scan.labels[:n], tf.int64),
-      "id": list(scan.files[:n])})
-  # The file is read in `decode`, after shuffling: a full shuffle of paths is
+      "image": paths,
+      "label": tf.constant([scan.labels[i] for i in kept], tf.int64),
+      "id": list(files)})
+  # The file is read when decoded, after shuffling: a full shuffle of paths is
   # cheap, one of file contents would hold the whole folder in memory.
-  return Source(dataset, lambda path: images.decode(tf.io.read_file(path)), n,
-                scan.class_names, scan.files[:n], False)
+  decoder = decode_failures.FolderDecoder(scan.root, len(files), on_bad_file)
+  decoder.probe(paths, files)
+  return Source(dataset, lambda path: images.decode(tf.io.read_file(path)), len(files),
+                scan.class_names, files, False, checked_decode=decoder)
 
 
 def _limit(n: int, max_examples: int) -> int:
@@ -111,9 +130,25 @@ def builder(name: str, data_dir: str | None = None) -> tfds.core.DatasetBuilder:
                     f"configs: {', '.join(configs) or '(none)'}.") from e
 
 
+# The paper's datasets, offered first when the name is a prefix or a near miss
+# of one: "imagenet" means imagenet2012, not imagenette.
+PAPER_DATASETS = ("imagenet2012", "imagenet2012_subset", "stl10", "cifar10", "voc")
+
+
+def close_names(base: str, known: list[str]) -> list[str]:
+  """Up to 5 TFDS names close to `base`, the paper's datasets first."""
+  key = base.replace("-", "_").lower()
+  stem = re.sub(r"[^a-z].*", "", key)  # "imagenet_1k" -> "imagenet"
+  paper = [n for n in PAPER_DATASETS if n in known and (
+      n.startswith(key) or key.startswith(n) or stem == re.sub(r"[^a-z].*", "", n)
+      or difflib.SequenceMatcher(None, key, n).ratio() >= 0.8)]
+  close = difflib.get_close_matches(key, sorted(set(known)), n=5, cutoff=0.6)
+  return list(dict.fromkeys(paper + close))[:5]
+
+
 def _unknown_name(name: str, base: str) -> str:
   known = tfds.list_builders(with_community_datasets=False)
-  close = difflib.get_close_matches(base.replace("-", "_").lower(), known, n=5, cutoff=0.6)
+  close = close_names(base, known)
   hints = []
   for match in close:
     configs = [c.name for c in getattr(tfds.builder_cls(match), "BUILDER_CONFIGS", [])]
@@ -166,7 +201,7 @@ def _tfds(data: DataConfig, shuffle_files: bool, seed: int,
     split = "+".join(f"{s}[:{data.max_examples}]" if "[" not in s else s
                      for s in split.split("+"))
   try:
-    b.download_and_prepare()
+    network.prepare(b)
   except Exception as e:  # manual-download datasets, no network, bad data_dir
     raise DataError(
         f"TFDS dataset {data.source!r} is not prepared in data_dir={data.data_dir!r} "
