@@ -20,6 +20,7 @@ import keras
 import tensorflow as tf
 
 from cpc_tf.configs import EncoderConfig
+from cpc_tf.layer_norm import ChannelLayerNorm
 
 
 @dataclass(frozen=True)
@@ -114,7 +115,8 @@ class _Builder:
       # ICLR 4.1 says layer norm; we normalise over channels at each position
       # (interpretation), so no statistic mixes patches, positions or images and
       # the encoder behaves the same on patches and on whole images.
-      x = keras.layers.LayerNormalization(axis=-1, epsilon=1e-5, name=f"{name}_ln")(x)
+      # ChannelLayerNorm: LayerNormalization(axis=-1) with a faster gradient.
+      x = ChannelLayerNorm(epsilon=1e-5, name=f"{name}_ln")(x)
     elif self.norm == "batch":
       x = keras.layers.BatchNormalization(epsilon=1e-5, name=f"{name}_bn")(x)
     return keras.layers.ReLU(name=f"{name}_relu")(x)
