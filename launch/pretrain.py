@@ -9,8 +9,9 @@ Paper-size run on a TPU:
     --data_dir=gs://... --model_dir=gs://... --strategy=tpu --tpu=NAME \
     --precision=mixed_bfloat16 --steps_per_loop=100
 
-Prints a start line (step, total steps, global and per-replica batch), a
-progress bar with ETA, loss, mean InfoNCE accuracy over directions and the
+Prints a start line (step, total steps, global and per-replica batch), the
+run's cost (analytic FLOPs per step and for all steps left, cpc_tf.flops),
+the projected wall time once ten steps are timed, a progress bar with ETA, loss, mean InfoNCE accuracy over directions and the
 gradient norm before clipping, then "Done: step N ..." with the final metrics.
 
 Writes into --model_dir: config.json (the resolved config), ckpt-<step>
