@@ -315,6 +315,7 @@ def main() -> None:
             "| patches/s | FLOP/step | FLOP/s | util. | util. (CPU time) | host peak | device peak |")
   print(header)
   print("|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+  activations = {}
   for v in variants:
     name, spec = v.name, dict(specs)[v.name]
     overrides = {**_parse_overrides(args.set), **_parse_overrides(spec.partition(";")[2]
@@ -323,7 +324,9 @@ def main() -> None:
     if args.precision:
       overrides["precision"] = args.precision
     config = configs.replace(configs.preset(args.preset), **overrides)
-    step_flops = flops.pretrain_cost(config, v.info["replicas"]).train * v.info["replicas"]
+    cost = flops.pretrain_cost(config, v.info["replicas"])
+    step_flops = cost.train * v.info["replicas"]
+    activations[name] = cost.activation_bytes_per_image
     for part in args.parts.split(","):
       n = args.steps if part != "input" else args.input_steps
       walls = [r[part][0] / n for r in v.rounds]
@@ -358,10 +361,9 @@ def main() -> None:
         if r["variant"] != base and r["part"] == part:
           print(f"{part}: {r['variant']} vs {base}: images/s x{r['images_per_s'] / ref['images_per_s']:.2f}"
                 f" (wall), x{ref['cpu_s'] / r['cpu_s']:.2f} (CPU time per step)")
-  cost = flops.pretrain_cost(configs.replace(configs.preset(args.preset),
-                                             **_parse_overrides(args.set)))
-  print(f"\nActivation memory per image (analytic, {variants[0].name} config, float32): "
-        f"{cost.activation_bytes_per_image / 2**20:.1f} MiB")
+  print()
+  for name, act in activations.items():
+    print(f"[{name}] activation memory per image (analytic, float32): {act / 2**20:.1f} MiB")
   if args.json:
     with open(args.json, "w") as f:
       json.dump({"args": vars(args), "peak_flops": peak, "peak_flops_per_cpu_s": peak_cpu,
