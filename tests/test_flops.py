@@ -116,3 +116,11 @@ def test_largest_batch_grows_with_memory():
 def test_bad_batch_is_refused():
   with pytest.raises(ValueError, match="at least one image"):
     flops.step_cost(configs.tiny().model, 0)
+
+
+@pytest.mark.slow
+def test_weight_count_matches_the_paper_model():
+  """The state-memory figure for cpc_v2_paper rests on this count (built, not trained)."""
+  model = configs.cpc_v2_paper().model
+  assert flops.weight_count(model) == sum(
+      int(v.shape.num_elements()) for v in build_model(model).trainable_variables)
