@@ -59,6 +59,10 @@ class EncoderConfig:
   name: str = "resnet161"
   norm: str = "layer"  # ICLR 4.1: layer norm, batch norm lets patches cheat
   symmetric_padding: bool = True  # arXiv v1 4.2
+  # Recompute each residual stack's activations in the backward pass
+  # (tf.recompute_grad): less memory for about one more forward pass of the
+  # stacks. Not in the paper; the same gradients either way.
+  remat: bool = False
 
   def __post_init__(self):
     if self.norm not in NORMS:

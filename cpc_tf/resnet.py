@@ -20,6 +20,8 @@ import keras
 import tensorflow as tf
 
 from cpc_tf.configs import EncoderConfig
+from cpc_tf.layer_norm import ChannelLayerNorm
+from cpc_tf.padding import symmetric_pad
 
 
 @dataclass(frozen=True)
@@ -86,8 +88,9 @@ class Pad2D(keras.layers.Layer):
     self.before, self.after, self.symmetric = before, after, symmetric
 
   def call(self, x):
-    p = [[0, 0], [self.before, self.after], [self.before, self.after], [0, 0]]
-    return tf.pad(x, p, mode="SYMMETRIC" if self.symmetric else "CONSTANT")
+    if self.symmetric:  # tf.pad(mode="SYMMETRIC") with a faster gradient
+      return symmetric_pad(x, self.before, self.after)
+    return tf.pad(x, [[0, 0], [self.before, self.after], [self.before, self.after], [0, 0]])
 
   def compute_output_shape(self, input_shape):
     grow = lambda n: None if n is None else n + self.before + self.after
@@ -157,8 +160,8 @@ class Builder:
       # ICLR 4.1 says layer norm; we normalise over channels at each position
       # (interpretation), so no statistic mixes patches, positions or images and
       # the encoder behaves the same on patches and on whole images.
-      x = keras.layers.LayerNormalization(axis=-1, epsilon=self.epsilon,
-                                          name=f"{name}_ln")(x)
+      # ChannelLayerNorm: LayerNormalization(axis=-1) with a faster gradient.
+      x = ChannelLayerNorm(epsilon=self.epsilon, name=f"{name}_ln")(x)
     elif self.norm == "layer_example":  # the other reading (SPEC 7): over (H, W, C)
       x = ExampleLayerNorm(epsilon=self.epsilon, name=f"{name}_ln")(x)
     elif self.norm == "batch":
@@ -178,6 +181,25 @@ class Builder:
     return keras.layers.Add(name=f"{name}_add")([shortcut, h])
 
 
+class RecomputeGrad(keras.layers.Layer):
+  """Runs `stack` (a functional sub-model) under tf.recompute_grad.
+
+  The forward pass keeps only the stack's input; the backward pass runs the
+  stack again to rebuild its activations (EncoderConfig.remat). Batch norm
+  would update its moving statistics twice per step; layer norm has none.
+  """
+
+  def __init__(self, stack: keras.Model, **kwargs):
+    super().__init__(**kwargs)
+    self.stack = stack
+
+  def call(self, x, training=None):
+    return tf.recompute_grad(lambda h: self.stack(h, training=training))(x)
+
+  def compute_output_shape(self, input_shape):
+    return self.stack.compute_output_shape(input_shape)
+
+
 def build_encoder(config: EncoderConfig, name: str | None = None) -> keras.Model:
   """Functional ResNet-v2: images [N, h, w, 3] in [0, 1] -> dict of named outputs."""
   s = spec(config.name)
@@ -191,10 +213,18 @@ def build_encoder(config: EncoderConfig, name: str | None = None) -> keras.Model
     x = keras.layers.MaxPool2D(3, strides=2, padding="valid", name="stem_pool")(x)
   outputs = {"stem": x}
   for k, st in enumerate(s.stacks, start=1):
+    if config.remat:
+      stack_in = h = keras.Input(shape=(None, None, x.shape[-1]), name=f"stack{k}_in")
+    else:
+      h = x
     for j in range(st.blocks):
       # A projection shortcut in the first block of each stack (width or stride change).
-      x = b.block(x, st.out_dim, st.bottleneck, st.stride if j == 0 else 1,
+      h = b.block(h, st.out_dim, st.bottleneck, st.stride if j == 0 else 1,
                   project=j == 0, name=f"stack{k}_block{j + 1}")
+    if config.remat:
+      h = RecomputeGrad(keras.Model(stack_in, h, name=f"stack{k}_blocks"),
+                        name=f"stack{k}_remat")(x)
+    x = h
     if k == len(s.stacks):
       x = b.norm_act(x, "final")  # v2: the residual stream is normalised once at the end
     outputs[f"stack{k}"] = x
@@ -216,7 +246,17 @@ def last_stack(output_names) -> str:
   return stacks[-1]
 
 
+def conv_layers(encoder: keras.Model) -> list[keras.layers.Conv2D]:
+  """The encoder's convolutions, also those inside recomputed stacks (remat)."""
+  out = []
+  for layer in encoder.layers:
+    if isinstance(layer, RecomputeGrad):
+      out += conv_layers(layer.stack)
+    elif isinstance(layer, keras.layers.Conv2D):
+      out.append(layer)
+  return out
+
+
 def conv_kernel_count(encoder: keras.Model) -> int:
   """Number of convolution kernel weights (no biases, no normalisation parameters)."""
-  return sum(int(layer.kernel.shape.num_elements())
-             for layer in encoder.layers if isinstance(layer, keras.layers.Conv2D))
+  return sum(int(layer.kernel.shape.num_elements()) for layer in conv_layers(encoder))

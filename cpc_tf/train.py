@@ -32,7 +32,7 @@ import tensorflow as tf
 from absl import logging
 from tensorflow.core.framework import summary_pb2
 
-from cpc_tf import checkpoints, data, gradients, optimization
+from cpc_tf import checkpoints, data, flops, gradients, optimization
 from cpc_tf.averaging import PolyakAverage
 from cpc_tf.configs import PretrainConfig
 from cpc_tf.distribute import is_chief, set_precision, worker_dir
@@ -259,6 +259,10 @@ def pretrain(config: PretrainConfig, model_dir: str,
     b, r = config.batch_size, strategy.num_replicas_in_sync
     print(f"{'Resuming at' if step else 'Starting'} step {step} of {steps}: global batch "
           f"{b} over {r} replica(s) ({b // r} each), model_dir={model_dir}", flush=True)
+    step_flops = flops.pretrain_cost(config, r).train * r  # analytic, all replicas
+    print(f"Cost: {step_flops:.3g} FLOP per step (convolutions and matmuls, forward + "
+          f"backward), {step_flops * (steps - step):.3g} FLOP for the {steps - step} steps "
+          "to run", flush=True)
   bar = keras.utils.Progbar(max(steps - step, 1), stateful_metrics=[
       "step", "loss", "accuracy", "gradient_norm"]) if verbose and chief else None
 
@@ -267,6 +271,7 @@ def pretrain(config: PretrainConfig, model_dir: str,
   window_steps, window_time = 0, 0.0  # throughput, excluding the first (tracing) call
   logged_sums, logged_steps = {}, 0  # TensorBoard scalars are means since the last log
   first_call = True
+  timed_steps, timed_time, projected = 0, 0.0, False  # for the wall-time projection
   with _StopSignal() as stop_signal, writer.as_default():
     while step < steps:
       # Calls end on log and checkpoint boundaries so both happen on schedule.
@@ -288,6 +293,13 @@ def pretrain(config: PretrainConfig, model_dir: str,
             "data, then rerun to resume from the last checkpoint.")
       if not first_call:
         window_steps, window_time = window_steps + done, window_time + elapsed
+        timed_steps, timed_time = timed_steps + done, timed_time + elapsed
+        if verbose and chief and not projected and (timed_steps >= 10 or step >= steps):
+          projected = True
+          left = (steps - step) * timed_time / timed_steps
+          print(f"\nProjected: {timed_time / timed_steps:.3g} s per step over {timed_steps} "
+                f"timed steps, about {left / 60:.1f} min for the {steps - step} steps left",
+                flush=True)
       first_call = False
       for name, value in metrics.items():
         logged_sums[name] = logged_sums.get(name, 0.0) + value * done

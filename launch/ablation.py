@@ -36,7 +36,7 @@ import tensorflow as tf
 from absl import app
 from absl import flags
 
-from cpc_tf import ablation, train
+from cpc_tf import ablation, distribute, train
 from cpc_tf.data import DataError
 from flags import ablation as ablation_flags
 from flags import common
@@ -53,7 +53,7 @@ def main(argv):
   try:
     config = ablation_flags.config_from_flags(FLAGS)
     common.check_strategy_flags(FLAGS)
-    strategy = train.make_strategy(FLAGS.strategy, FLAGS.tpu)
+    strategy = distribute.make_strategy(FLAGS.strategy, FLAGS.tpu)
     ablation.run(config, FLAGS.output_dir, strategy)
   except ablation.Preempted as e:
     print(e, flush=True)

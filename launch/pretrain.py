@@ -16,8 +16,10 @@ flag (flags/axes.py), e.g. one rung with the other layer-norm reading:
   python -m launch.pretrain --preset=ladder_ln --norm=layer_example ...
 --prediction_lengths=pseudocode|text|original picks the offsets by reading.
 
-Prints a start line (step, total steps, global and per-replica batch), a
-progress bar with ETA, loss, mean InfoNCE accuracy over directions and the
+Prints a start line (step, total steps, global and per-replica batch), the
+run's cost (analytic FLOPs per step and for all steps left, cpc_tf.flops),
+the projected wall time once ten steps are timed, a progress bar with ETA,
+loss, mean InfoNCE accuracy over directions and the
 gradient norm before clipping, then "Done: step N ..." with the final metrics.
 
 Writes into --model_dir: config.json (the resolved config), ckpt-<step>

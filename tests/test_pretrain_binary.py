@@ -11,7 +11,7 @@ import time
 import pytest
 import tensorflow as tf
 
-from cpc_tf import checkpoints, configs
+from cpc_tf import checkpoints, configs, flops
 from flags import common
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -117,6 +117,10 @@ def test_tiny_run_writes_everything_and_a_second_invocation_resumes(tmp_path):
   proc = run(command(model_dir))
   assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
   assert "Starting step 0 of 4" in proc.stdout
+  step_flops = flops.pretrain_cost(configs.tiny()).train
+  assert f"Cost: {step_flops:.3g} FLOP per step" in proc.stdout  # issue 13
+  assert f"{4 * step_flops:.3g} FLOP for the 4 steps to run" in proc.stdout
+  assert "Projected: " in proc.stdout
   assert "Done: step 4" in proc.stdout
   with open(os.path.join(model_dir, "config.json")) as f:
     assert configs.from_dict(configs.PretrainConfig, json.load(f)) == configs.tiny()

@@ -145,3 +145,54 @@ def test_symmetric_padding_keeps_constant_images_constant():
 def test_unknown_encoder_is_a_clear_error():
   with pytest.raises(ValueError, match="Unknown encoder 'resnet999'"):
     resnet.build_encoder(EncoderConfig(name="resnet999"))
+
+
+@pytest.mark.parametrize("norm", ["layer", "none"])
+def test_remat_gives_the_same_outputs_and_gradients(norm):
+  """EncoderConfig.remat recomputes each stack in the backward pass: same numbers."""
+  plain = resnet.build_encoder(EncoderConfig(name="small", norm=norm))
+  remat = resnet.build_encoder(EncoderConfig(name="small", norm=norm, remat=True))
+  assert [l.name for l in resnet.conv_layers(remat)] == [
+      l.name for l in resnet.conv_layers(plain)]
+  assert resnet.conv_kernel_count(remat) == resnet.conv_kernel_count(plain)
+  remat.set_weights(plain.get_weights())
+  rng = np.random.default_rng(0)
+  images = tf.constant(rng.uniform(size=(3, 16, 16, 3)), tf.float32)
+  weights = tf.constant(rng.normal(size=(3, 256)), tf.float32)
+
+  def gradients(encoder):
+    @tf.function
+    def run():
+      with tf.GradientTape() as tape:
+        out = encoder(images, training=True)
+        loss = tf.reduce_sum(out["pooled"] * weights)
+      return out["stack3"], tape.gradient(loss, encoder.trainable_variables)
+    return run()
+
+  (y0, g0), (y1, g1) = gradients(plain), gradients(remat)
+  # The recomputed forward is the same graph, but oneDNN may fuse the two copies
+  # differently: float32 tolerance relative to each tensor's scale.
+  np.testing.assert_allclose(y1, y0, atol=1e-5 * float(tf.reduce_max(tf.abs(y0))))
+  assert len(g0) == len(g1) == len(plain.trainable_variables)
+  for v, a, b in zip(plain.trainable_variables, g0, g1):
+    scale = float(tf.reduce_max(tf.abs(a))) + 1e-12
+    np.testing.assert_allclose(b, a, atol=1e-4 * scale, err_msg=v.path)
+
+
+def test_remat_recomputes_every_stack_in_the_backward_pass():
+  """The step graph runs each stack's convolutions twice, the stem's once."""
+  counts = []
+  for remat in (False, True):
+    encoder = resnet.build_encoder(EncoderConfig(name="tiny", remat=remat))
+
+    @tf.function
+    def step(x, encoder=encoder):
+      with tf.GradientTape() as tape:
+        loss = tf.reduce_sum(encoder(x, training=True)["pooled"])
+      return tape.gradient(loss, encoder.trainable_variables)
+
+    graph = step.get_concrete_function(tf.TensorSpec([2, 16, 16, 3])).graph.as_graph_def()
+    nodes = list(graph.node) + [n for f in graph.library.function for n in f.node_def]
+    counts.append(sum(n.op == "Conv2D" for n in nodes))
+  stack_convs = len(resnet.conv_layers(resnet.build_encoder(EncoderConfig(name="tiny")))) - 1
+  assert counts[1] == counts[0] + stack_convs
