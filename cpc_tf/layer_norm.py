@@ -40,11 +40,11 @@ class ChannelLayerNorm(keras.layers.LayerNormalization):
   """`LayerNormalization(axis=-1)`: same variables (gamma, beta), same outputs, faster backward."""
 
   def __init__(self, epsilon: float = 1e-3, **kwargs):
-    if kwargs.get("axis", -1) != -1 or not kwargs.get("center", True) or not kwargs.get(
+    axis = kwargs.pop("axis", -1)  # get_config() stores it as [-1]
+    if axis not in (-1, [-1], (-1,)) or not kwargs.get("center", True) or not kwargs.get(
         "scale", True) or kwargs.get("rms_scaling", False):
       raise ValueError("ChannelLayerNorm normalises over the last axis with a scale and "
                        "an offset; use keras.layers.LayerNormalization for other forms.")
-    kwargs.pop("axis", None)
     super().__init__(axis=-1, epsilon=epsilon, **kwargs)
 
   def call(self, inputs):
