@@ -181,6 +181,7 @@ class Builder:
     return keras.layers.Add(name=f"{name}_add")([shortcut, h])
 
 
+@keras.saving.register_keras_serializable(package="cpc_tf")  # export's encoder.keras
 class RecomputeGrad(keras.layers.Layer):
   """Runs `stack` (a functional sub-model) under tf.recompute_grad.
 
@@ -198,6 +199,15 @@ class RecomputeGrad(keras.layers.Layer):
 
   def compute_output_shape(self, input_shape):
     return self.stack.compute_output_shape(input_shape)
+
+  def get_config(self):
+    return {**super().get_config(), "stack": keras.saving.serialize_keras_object(self.stack)}
+
+  @classmethod
+  def from_config(cls, config):
+    config = dict(config)
+    stack = keras.saving.deserialize_keras_object(config.pop("stack"))
+    return cls(stack, **config)
 
 
 def build_encoder(config: EncoderConfig, name: str | None = None) -> keras.Model:
