@@ -208,5 +208,5 @@ def test_every_custom_layer_reloads_from_a_keras_file(tmp_path, config):
   encoder.save(path)
   loaded = keras.saving.load_model(path)
   x = np.random.default_rng(0).uniform(size=(1, 32, 32, 3)).astype(np.float32)
-  # Same weights and the same graph rebuilt in this process: equal outputs.
-  np.testing.assert_array_equal(loaded(x)["pooled"], encoder(x)["pooled"])
+  # Same weights, the same layers rebuilt: equal up to float32 rounding of O(1) values.
+  np.testing.assert_allclose(loaded(x)["pooled"], encoder(x)["pooled"], rtol=1e-6, atol=1e-6)
