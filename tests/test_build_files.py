@@ -246,13 +246,13 @@ def test_a_missing_or_extra_dep_fails(tmp_path):
   patches = repo / "cpc_tf/patches.py"
   # A lazy import counts as much as a top-level one.
   patches.write_text(patches.read_text() +
-                     "\n\ndef _late():\n  from cpc_tf import {}\n".format("metrics"))
+                     "\n\ndef _late():\n  from cpc_tf import {}\n".format("context"))
   build = repo / "cpc_tf/BUILD"
   text = build.read_text()
   build.write_text(text.replace('    srcs = ["averaging.py"],\n',
                                 '    srcs = ["averaging.py"],\n    deps = [":resnet"],\n'))
   found = problems(repo)
-  assert "//cpc_tf:patches: deps misses ['//cpc_tf:metrics']" in found, found
+  assert "//cpc_tf:patches: deps misses ['//cpc_tf:context']" in found, found
   assert "//cpc_tf:averaging: deps has extra ['//cpc_tf:resnet']" in found, found
 
 
@@ -275,9 +275,13 @@ def test_a_file_in_two_targets_or_a_wrong_slow_tag_fails(tmp_path):
   text = build.read_text()
   text = text.replace('    srcs = ["test_metrics.py"],',
                       '    srcs = ["test_metrics.py", "test_configs.py"],')
-  text = text.replace('    slow = "all",\n', "")
+  # Drop the first slow tag: that target's file has slow tests, so the tag is wrong.
+  tag = '    slow = "some",\n'
+  start = text.index(tag)
+  name = re.findall(r'name = "([^"]+)"', text[:start])[-1]
+  text = text[:start] + text[start + len(tag):]
   build.write_text(text)
   found = "\n".join(problems(repo))
   assert "tests/test_configs.py is in 2 targets" in found, found
-  assert "//tests:test_multiworker: slow = 'none', but the file's slow tests make it 'all'" in found
+  assert f"//tests:{name}: slow = 'none', but the file's slow tests make it 'some'" in found, found
   assert "//tests:test_metrics: deps misses ['//cpc_tf:configs']" in found
