@@ -159,9 +159,11 @@ def _check_exclude(protocol: str, exclude: Sequence[str]) -> None:
     raise ValueError(f"exclude={unknown}: not flags of the {protocol} protocol.")
 
 
-def define_flags(protocol: str, flag_values=flags.FLAGS, exclude: Sequence[str] = ()
-                 ) -> None:
+def define_flags(protocol: str, flag_values=flags.FLAGS, exclude: Sequence[str] = (),
+                 argv: Sequence[str] | None = None) -> None:
   """The flags of launch/<protocol binary>.py, but those named in `exclude`.
+
+  Defaults are those of the --preset in `argv` (default sys.argv; see argv_preset).
 
   A binary that reuses the protocol for something else (launch/learning_dynamics.py)
   excludes the flags it sets itself or that do not apply, and defines its own.
@@ -208,7 +210,7 @@ def define_flags(protocol: str, flag_values=flags.FLAGS, exclude: Sequence[str] 
     flags.DEFINE_string(
         "subset_file", None, "A subset.json of an earlier run: reuse its labelled subset "
         "and validation split exactly.", flag_values=flag_values)
-  preset = argv_preset(protocol)
+  preset = argv_preset(protocol, argv)
   config = configs.eval_preset(protocol, preset)
   for name, (path, help_text, choices) in OVERRIDES[protocol].items():
     if want(name):

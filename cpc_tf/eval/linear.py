@@ -51,15 +51,16 @@ def train_linear(model_dir: str, config: LinearEvalConfig, output_dir: str,
         "which only a pre-training model_dir records (config.json): pass that --model_dir.")
   grid = eval_grid(pre, config.grid, config.grid_image_size, config.grid_patch_size,
                    config.grid_stride)
+  # supp. B: the pre-training pipeline, including its per-patch augmentation.
+  train_data = dataclasses.replace(config.data, pipeline=pre.data.pipeline)
+  # An image folder is tested on its held-out split, never its training images;
+  # checked before output_dir is written, so a corrected rerun is not refused.
+  test_data = held_out.test_data(train_data, config.test_split)
   sweep.check_run(output_dir, "linear", encoder.source, config, write=chief)
   r = strategy.num_replicas_in_sync
   if config.batch_size % r:
     raise ValueError(f"batch_size={config.batch_size} is the global batch; it must be a "
                      f"multiple of the {r} replicas.")
-  # supp. B: the pre-training pipeline, including its per-patch augmentation.
-  train_data = dataclasses.replace(config.data, pipeline=pre.data.pipeline)
-  # An image folder is tested on its held-out split, never its training images.
-  test_data = held_out.test_data(train_data, config.test_split)
   held_out.record(train_data, output_dir, write=chief)
   classifiers.seed_initialisers(config.seed)
   with strategy.scope():
