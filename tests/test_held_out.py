@@ -87,3 +87,14 @@ def test_record_writes_disjoint_ids_and_summary_names_the_layout(tmp_path):
   assert held_out.has_validation(nested) and not held_out.has_validation(data)
   assert held_out.summary(held_out.test_data(nested, "test"), 6)["layout"] == (
       "split_folders")
+
+
+def test_a_validation_folder_that_selects_models_is_not_the_test_split(tmp_path):
+  nested = DataConfig(source="folder", path=make_folder(
+      tmp_path / "nested", splits={"train": 4, "validation": 2, "test": 2}))
+  assert held_out.test_data(nested, "validation").split == "validation"  # linear: fine
+  with pytest.raises(DataError, match="selects the model"):
+    held_out.test_data(nested, "validation", selects_on_validation=True)
+  with pytest.raises(DataError, match="not 'nonexistent'"):
+    held_out.test_data(DataConfig(source="folder", path=nested.path, split="nonexistent"),
+                       "test")

@@ -29,12 +29,18 @@ DATASET_LAYOUT = "dataset"
 FOLDER_TEST_SPLIT = "test"
 
 
-def test_data(train: DataConfig, test_split: str) -> DataConfig:
+def test_data(train: DataConfig, test_split: str, *, selects_on_validation: bool = False
+              ) -> DataConfig:
   """The DataConfig of the test split; a folder's is checked to exist and to hold
-  no training image (DataError naming the fix otherwise)."""
+  no training image (DataError naming the fix otherwise).
+
+  `selects_on_validation`: the protocol selects models on a folder's validation/
+  folder when it has one (supp. C), which then cannot be the test split too.
+  """
   test = dataclasses.replace(train, split=test_split)
   if train.source != "folder":
     return test
+  folder_split_lib.resolve(train, labelled=True)  # a bad --split, before any output
   if test_split not in FOLDER_SPLITS or test_split == train.split:
     others = [s for s in FOLDER_SPLITS if s != train.split]
     raise DataError(
@@ -43,6 +49,10 @@ def test_data(train: DataConfig, test_split: str) -> DataConfig:
         f"--test_split={FOLDER_TEST_SPLIT} (its test/ folder, --test_path, or the "
         "carved share).")
   folder_split_lib.resolve(test, labelled=True)  # raises if the folder has no such split
+  if selects_on_validation and test_split == "validation" and has_validation(train):
+    raise DataError(
+        f"Image folder {train.path!r}: its validation/ folder selects the model, so it "
+        f"cannot also be the test split; use --test_split={FOLDER_TEST_SPLIT}.")
   return test
 
 

@@ -182,7 +182,7 @@ def make_subsets(config: SubsetConfig, index_fn=read_index) -> Subsets:
   check_fraction(config.label_fraction)
   standard = standard_subset(config)
   full = index_fn(config.data, standard is not None)
-  test = held_out.test_data(config.data, config.test_split)
+  test = held_out.test_data(config.data, config.test_split, selects_on_validation=True)
   if not full.ids:
     raise ValueError(f"The training split {config.data.split!r} of {config.data.source!r} "
                      "is empty.")
@@ -201,10 +201,6 @@ def make_subsets(config: SubsetConfig, index_fn=read_index) -> Subsets:
     return Subsets(config.label_fraction, config.seed, train, labelled.ids,
                    config.data, tuple(full.ids[i] for i in val), test)
   if held_out.has_validation(config.data):
-    if test.split == "validation":
-      raise ValueError(
-          f"Image folder {config.data.path!r}: its validation/ folder selects the model, "
-          "so it cannot also be the test split; use --test_split=test.")
     validation = dataclasses.replace(config.data, split="validation")
     keep = balanced_subset(full.labels, config.label_fraction, config.seed + 1)
     return Subsets(config.label_fraction, config.seed, config.data,

@@ -172,7 +172,8 @@ def few_labels(protocol: str, config, output_dir: str, strategy, source: str,
   """Checks output_dir and resolves the subsets of an efficient or supervised config."""
   chief = is_chief(strategy)
   # A test split the folder lacks is refused before output_dir is written.
-  held_out.test_data(config.subset.data, config.subset.test_split)
+  held_out.test_data(config.subset.data, config.subset.test_split,
+                     selects_on_validation=True)
   check_run(output_dir, protocol, source, config, write=chief)
   subs = subsets.resolve(config.subset, output_dir, subset_file, write=chief)
   held_out.record(subs.train, output_dir, write=chief)  # a folder's split ids
