@@ -239,7 +239,8 @@ def config_from_flags(protocol: str, flag_values=flags.FLAGS,
   test_split = "test_split" if protocol == "linear" else "subset.test_split"
   source = changes.get(f"{_data_path(protocol)}.source",
                        common.field_default(f"{_data_path(protocol)}.source", config))
-  if source == "folder" and not flag_values["test_split"].present:
+  if (source == "folder" and "test_split" not in exclude
+      and not flag_values["test_split"].present):
     changes[test_split] = FOLDER_TEST_SPLIT
   return configs.replace(config, **changes)
 
