@@ -115,7 +115,15 @@ class ModelConfig:
   head: HeadConfig = field(default_factory=HeadConfig)
 
   def __post_init__(self):
-    """Raises a clear error if the grid is too small for the head's offsets."""
+    """Raises a clear error if the grid cannot be cut or is too small for the offsets."""
+    if self.grid.resize_to < self.grid.image_size:
+      # Pre-training random-crops image_size out of the image resized to resize_to:
+      # caught here, not as a crop error deep inside tf.data.
+      raise ValueError(
+          f"grid.image_size={self.grid.image_size} exceeds grid.resize_to="
+          f"{self.grid.resize_to}: the {self.grid.image_size}px crop is cut from the image "
+          f"resized to {self.grid.resize_to}px. Set resize_to >= image_size too "
+          f"(--resize_to={self.grid.image_size}, or model.grid.resize_to in Python).")
     g = self.grid.grid_size
     if g < self.head.min_grid_rows:
       raise ValueError(
@@ -412,6 +420,10 @@ class LinearEvalConfig:
   data: DataConfig = field(default_factory=DataConfig)  # training split
   test_split: str = "validation"  # ImageNet's public validation set is the test set
   grid: str = "pretrain"  # "pretrain" or a key of cpc_tf.patches.PRESET_GRIDS
+  # > 0 replaces that field of `grid` (0 keeps it); checked before any data is read.
+  grid_image_size: int = 0
+  grid_patch_size: int = 0
+  grid_stride: int = 0
   batch_size: int = 512  # global batch (supp. B)
   learning_rate: float = 5e-4  # supp. B: Adam
   # Not stated in the paper: about 20 epochs of ImageNet at batch 512.
@@ -420,6 +432,14 @@ class LinearEvalConfig:
   eval_batch_size: int = 512
   encoder: str = ""  # expected encoder architecture; "" accepts the model_dir's
   seed: int = 0
+
+  def __post_init__(self):
+    sizes = {"grid_image_size": self.grid_image_size,
+             "grid_patch_size": self.grid_patch_size, "grid_stride": self.grid_stride}
+    bad = [f"{k}={v}" for k, v in sizes.items() if v < 0]
+    if bad:
+      raise ValueError(f"{', '.join(bad)}: grid sizes are pixels > 0, or 0 to keep the "
+                       f"grid's (--grid={self.grid}).")
 
 
 @dataclass(frozen=True)

@@ -2,8 +2,11 @@
 
 As in `flags.common`: a run starts from `--preset` (a function in
 `cpc_tf.configs.EVAL_PRESETS[protocol]`) and every override flag replaces one
-config field ONLY if the user set it. Defaults shown by `--help` are the
-dataclass fields' (the one place they are written); the preset may differ.
+config field ONLY if the user set it. The defaults `--help` shows are those of
+the preset on the command line (else the binary's default preset), read from
+the preset function, so they are what the run would use. Every flag defined
+here is a key flag of this module: a binary that adopts it lists them in its
+own `--help`.
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ from absl import flags
 
 from cpc_tf import configs, resnet
 from cpc_tf.patches import PRESET_GRIDS
-from flags import common
+from flags import axes, common
 
 CONFIG_CLASSES = {"linear": configs.LinearEvalConfig, "efficient": configs.EfficientConfig,
                   "supervised": configs.SupervisedConfig}
@@ -25,16 +28,34 @@ CONFIG_CLASSES = {"linear": configs.LinearEvalConfig, "efficient": configs.Effic
 # flag -> (dotted config field, help, allowed values or None), per protocol.
 _DATA = {
     "data_dir": ("data.data_dir", "TFDS data directory (TFDS datasets only).", None),
-    "split": ("data.split", "Training split (the validation split is carved from it).",
-              None),
+    "split": ("data.split", "Training split (the validation split is carved from it, "
+              "unless an image folder has its own validation/).", None),
     "max_examples": ("data.max_examples", "Use only the first N examples of each split; "
                      "0 = all.", None),
+    "test_path": ("data.test_path", "Image folders: a separate folder of class folders "
+                  "to test on (instead of the folder's test/ or a carved share).", None),
+    "test_fraction": ("data.test_fraction", "Image folders without test/ or --test_path: "
+                      "share of each class held out as the test split (seeded by "
+                      "--split_seed); 0 = no test split.", None),
+    "split_seed": ("data.split_seed", "Image folders: seed of the carved test split.",
+                   None),
 }
+# Image folders are tested on their held-out "test" split unless --test_split says
+# otherwise (the ImageNet default, "validation", is often absent from a folder).
+FOLDER_TEST_SPLIT = "test"
+# --grid_<field> -> the pre-training flag (flags.axes) whose help it shares.
+GRID_FLAGS = {"grid_image_size": "image_size", "grid_patch_size": "patch_size",
+              "grid_stride": "stride"}
+_GRID = {name: (name, axes.AXIS_FLAGS[axis][1] + " For the evaluation grid; 0 keeps "
+                "--grid's.", None) for name, axis in GRID_FLAGS.items()}
 LINEAR_OVERRIDES = {
     **_DATA,
-    "test_split": ("test_split", "Split of the final report (ImageNet: validation).", None),
+    "test_split": ("test_split", "Split of the final report (ImageNet: validation; "
+                   "image folders: test unless set, never train).", None),
     "grid": ("grid", "Patch grid: 'pretrain' (the model_dir's) or a preset grid "
-             "(ICLR A.3: linear_iclr).", ("pretrain", *sorted(PRESET_GRIDS))),
+             "(ICLR A.3: linear_iclr); --grid_image_size / --grid_patch_size / "
+             "--grid_stride change one of its sizes.", ("pretrain", *sorted(PRESET_GRIDS))),
+    **_GRID,
     "batch_size": ("batch_size", "Global batch over all replicas (supp. B: 512).", None),
     "learning_rate": ("learning_rate", "Adam learning rate (supp. B: 5e-4).", None),
     "train_steps": ("train_steps", "Training steps.", None),
@@ -48,7 +69,8 @@ _FEW_LABELS = {
     key: (f"subset.{path}", text, choices) for key, (path, text, choices) in _DATA.items()}
 _FEW_LABELS.update({
     "test_split": ("subset.test_split", "Split of the final report, read only then "
-                   "(ImageNet: validation).", None),
+                   "(ImageNet: validation; image folders: test unless set, never train "
+                   "or the validation folder).", None),
     "label_fraction": ("subset.label_fraction", "Fraction of the labelled training "
                        "images, in (0, 1] (paper: 0.01 ... 1.0).", None),
     "subset_seed": ("subset.seed", "Seed of the label subset and validation split.", None),
@@ -103,9 +125,26 @@ def _data_path(protocol: str) -> str:
   return "data" if protocol == "linear" else "subset.data"
 
 
-def field_default(protocol: str, path: str):
-  """Value of a dotted field of the protocol's config class, e.g. "subset.seed"."""
-  return common.field_default(path, CONFIG_CLASSES[protocol]())
+def field_default(protocol: str, path: str, config=None):
+  """Value of a dotted field of `config` (default: the protocol's config class)."""
+  return common.field_default(path, CONFIG_CLASSES[protocol]() if config is None
+                              else config)
+
+
+def argv_preset(protocol: str, argv: Sequence[str] | None = None) -> str:
+  """The --preset given in `argv` (sys.argv) if it names a preset, else the default.
+
+  Read before parsing so that --help can show the chosen preset's defaults.
+  """
+  argv = sys.argv[1:] if argv is None else argv
+  name = configs.DEFAULT_EVAL_PRESETS[protocol]
+  for i, arg in enumerate(argv):
+    if arg.startswith("--preset="):
+      name = arg[len("--preset="):]
+    elif arg == "--preset" and i + 1 < len(argv):
+      name = argv[i + 1]
+  return name if name in configs.EVAL_PRESETS[protocol] else (
+      configs.DEFAULT_EVAL_PRESETS[protocol])
 
 
 # The flags of define_flags, beyond the overrides, that a binary may exclude;
@@ -120,14 +159,17 @@ def _check_exclude(protocol: str, exclude: Sequence[str]) -> None:
     raise ValueError(f"exclude={unknown}: not flags of the {protocol} protocol.")
 
 
-def define_flags(protocol: str, flag_values=flags.FLAGS, exclude: Sequence[str] = ()
-                 ) -> None:
+def define_flags(protocol: str, flag_values=flags.FLAGS, exclude: Sequence[str] = (),
+                 argv: Sequence[str] | None = None) -> None:
   """The flags of launch/<protocol binary>.py, but those named in `exclude`.
+
+  Defaults are those of the --preset in `argv` (default sys.argv; see argv_preset).
 
   A binary that reuses the protocol for something else (launch/learning_dynamics.py)
   excludes the flags it sets itself or that do not apply, and defines its own.
   """
   _check_exclude(protocol, exclude)
+  before = set(flag_values)
 
   def want(name):
     return name not in exclude
@@ -168,11 +210,15 @@ def define_flags(protocol: str, flag_values=flags.FLAGS, exclude: Sequence[str] 
     flags.DEFINE_string(
         "subset_file", None, "A subset.json of an earlier run: reuse its labelled subset "
         "and validation split exactly.", flag_values=flag_values)
+  preset = argv_preset(protocol, argv)
+  config = configs.eval_preset(protocol, preset)
   for name, (path, help_text, choices) in OVERRIDES[protocol].items():
     if want(name):
-      common.define_flag(name, field_default(protocol, path),
-                         f"{help_text} Overrides the preset; the default shown is the "
-                         "config field's.", choices, flag_values)
+      common.define_flag(name, field_default(protocol, path, config),
+                         f"{help_text} Overrides the preset; the default shown is "
+                         f"--preset={preset}'s.", choices, flag_values)
+  for name in sorted(set(flag_values) - before):
+    flags.declare_key_flag(name, flag_values)  # shown by --help of an adopting binary
 
 
 def config_from_flags(protocol: str, flag_values=flags.FLAGS,
@@ -190,6 +236,12 @@ def config_from_flags(protocol: str, flag_values=flags.FLAGS,
   if flag_values["dataset"].present:
     for key, value in common.dataset_override(flag_values.dataset).items():
       changes[key.replace("data.", _data_path(protocol) + ".", 1)] = value
+  test_split = "test_split" if protocol == "linear" else "subset.test_split"
+  source = changes.get(f"{_data_path(protocol)}.source",
+                       common.field_default(f"{_data_path(protocol)}.source", config))
+  if (source == "folder" and "test_split" not in exclude
+      and not flag_values["test_split"].present):
+    changes[test_split] = FOLDER_TEST_SPLIT
   return configs.replace(config, **changes)
 
 

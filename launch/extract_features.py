@@ -14,6 +14,11 @@ The Polyak-averaged weights of --checkpoint_step (default the latest) are used.
 The cache holds evaluation-style inputs only: a classifier trained from it
 sees no random crops and no per-step augmentation (see cpc_tf/eval/features.py).
 
+Image folders (--dataset=folder:...): --split=train is the folder minus its
+test split, --split=test its test/ folder, --test_path or the carved share,
+--split=validation its validation/ folder; every split's ids are written to
+<output_dir>/splits.json.
+
 Prints the encoder, the split and the feature name, a progress line per
 batch, then "Wrote N examples of [shape] float32 features in S shards to
 <output_dir>". Writes features-*.tfrecord and features.json (shape, count,
@@ -22,16 +27,17 @@ shards, source) into --output_dir; rerunning overwrites it.
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 
 from absl import app
 from absl import flags
 
-from cpc_tf.eval import encoders, features
+from cpc_tf.eval import encoders, features, held_out, linear
 from cpc_tf.configs import DataConfig, EfficientConfig
 from cpc_tf.data import DataError
 from cpc_tf.patches import PRESET_GRIDS
-from flags import common
+from flags import common, evaluation
 
 common.define_model_dir(help_text="Pre-training directory (launch/pretrain.py "
                         "--model_dir) whose encoder is used.")
@@ -48,10 +54,20 @@ flags.DEFINE_string("split", DataConfig().split, "Split to extract.")
 flags.DEFINE_string("data_dir", DataConfig().data_dir, "TFDS data directory.")
 flags.DEFINE_integer("max_examples", DataConfig().max_examples,
                      "Only the first N examples; 0 = all.")
+flags.DEFINE_string("test_path", DataConfig().test_path, "Image folders: a separate "
+                    "folder of class folders that is their 'test' split.")
+flags.DEFINE_float("test_fraction", DataConfig().test_fraction, "Image folders without "
+                   "test/ or --test_path: share of each class held out as the 'test' "
+                   "split (never in 'train'); 0 = none.")
+flags.DEFINE_integer("split_seed", DataConfig().split_seed,
+                     "Image folders: seed of the carved test split.")
 flags.DEFINE_integer("image_size", EfficientConfig().image_size,
                      "Image side for --protocol=efficient.")
 flags.DEFINE_enum("grid", "pretrain", ("pretrain", *sorted(PRESET_GRIDS)),
                   "Patch grid for --protocol=linear: the model_dir's or a preset grid.")
+for _name in evaluation.GRID_FLAGS:
+  flags.DEFINE_integer(_name, 0, evaluation.OVERRIDES["linear"][_name][1] +
+                       " --protocol=linear only.")
 flags.DEFINE_integer("batch_size", EfficientConfig().eval_batch_size,
                      "Images per forward pass.")
 flags.DEFINE_integer("num_shards", features.NUM_SHARDS, "TFRecord files to write.")
@@ -66,13 +82,20 @@ def main(argv):
     source = {k.removeprefix("data."): v
               for k, v in common.dataset_override(FLAGS.dataset).items()}
     data = DataConfig(split=FLAGS.split, data_dir=FLAGS.data_dir,
-                      max_examples=FLAGS.max_examples, **source)
+                      max_examples=FLAGS.max_examples, test_path=FLAGS.test_path,
+                      test_fraction=FLAGS.test_fraction, split_seed=FLAGS.split_seed,
+                      **source)
+    sizes = [FLAGS[n].value for n in evaluation.GRID_FLAGS]
+    if FLAGS.protocol != "linear" and any(FLAGS[n].present for n in evaluation.GRID_FLAGS):
+      raise ValueError("--grid_image_size / --grid_patch_size / --grid_stride apply to "
+                       "--protocol=linear only (efficient uses --image_size).")
     encoder = encoders.load_encoder(FLAGS.model_dir, FLAGS.checkpoint_step)
     grid = None
     if FLAGS.protocol == "linear":
-      grid = (encoder.pretrain.model.grid if FLAGS.grid == "pretrain"
-              else PRESET_GRIDS[FLAGS.grid])
-      encoders.check_grid(encoder.pretrain, grid)
+      grid = linear.eval_grid(encoder.pretrain, FLAGS.grid, *sizes)
+    # An image folder's split ids (train minus the carved test share, ...) are
+    # recorded beside the cache, as the evaluation binaries do.
+    held_out.record(dataclasses.replace(data, split="train"), FLAGS.output_dir)
     model = features.extractor(encoder.model, grid)
     mode = "linear_eval" if grid is not None else "efficient_eval"
     print(f"Extracting {model.feature!r} of {encoder.source} on {data.source} "

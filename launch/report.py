@@ -11,7 +11,9 @@ percent), then the files each row came from. Writes report.md (the same text)
 and report.png (accuracy against label fraction, log axis, supervised red, CPC
 blue) into --output_dir, and prints their paths.
 
-Only rows of --split (default test) are reported. --paper adds the
+Only rows of --split (default test) are reported. --rename='OLD=NEW' renames a
+method in every file, --rename='OLD=NEW@runs/b' only in the files under
+runs/b (two runs reporting the same method name must be told apart). --paper adds the
 published ImageNet numbers of ICLR Table 5 as dashed rows labelled
 "(paper)"; they are quoted, not measured here.
 
@@ -39,6 +41,10 @@ flags.DEFINE_string("title", "Efficient classification", "Title of the report an
 flags.DEFINE_enum("split", "test", ("test", "validation"),
                   "Which rows to report: the final test accuracy, or the validation "
                   "accuracy of the selected model.")
+flags.DEFINE_multi_string(
+    "rename", [], "Rename a method in the report: 'OLD=NEW' in every file, or "
+    "'OLD=NEW@PATH' only in the files at or under PATH (e.g. two runs that both report "
+    "'CPC v2 (frozen)'); repeat the flag for more.")
 flags.mark_flags_as_required(["results", "output_dir"])
 FLAGS = flags.FLAGS
 
@@ -48,7 +54,8 @@ def main(argv):
     raise app.UsageError(f"Unexpected arguments: {argv[1:]}; pass files with --results.")
   try:
     text = report.write_report(FLAGS.results, FLAGS.output_dir, paper=FLAGS.paper,
-                               title=FLAGS.title, split=FLAGS.split)
+                               title=FLAGS.title, split=FLAGS.split,
+                               renames=FLAGS.rename)
   except report.ReportError as e:
     sys.exit(f"Error: {e}")
   print(text)

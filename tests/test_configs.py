@@ -179,3 +179,15 @@ def test_configs_validate_themselves_when_built():
     configs.OptimizerConfig(clip_norm=0.0)
   with pytest.raises(ValueError, match="pipeline='v3'"):
     configs.DataConfig(pipeline="v3")
+
+
+def test_grid_crop_larger_than_the_resized_image_is_refused_at_build_time():
+  """Issue 9: the README's one-field example (model.grid.image_size=64 on a 32 px
+  preset) failed deep inside tf.data; now the config names both fields."""
+  with pytest.raises(ValueError, match="image_size=64 exceeds grid.resize_to=32"):
+    configs.replace(configs.tiny(), **{"model.grid.image_size": 64})
+  grid = configs.replace(configs.tiny(), **{"model.grid.image_size": 64,
+                                            "model.grid.resize_to": 64}).model.grid
+  assert grid.grid_size == 8
+  with pytest.raises(ValueError, match="grid_stride=-1"):
+    configs.LinearEvalConfig(grid_stride=-1)

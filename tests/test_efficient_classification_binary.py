@@ -11,6 +11,7 @@ from cpc_tf import configs
 from cpc_tf.eval import efficient
 from flags import evaluation
 from test_encoders import pretrained_model_dir
+from test_held_out import check_held_out, make_folder
 from test_linear_eval_binary import run_binary, saved_step
 
 BINARY = "launch.efficient_classification"
@@ -106,7 +107,7 @@ def test_bad_label_fraction_names_the_value_and_the_fix(fraction):
 
 def test_flags_build_the_config():
   fv = flags.FlagValues()
-  evaluation.define_flags("efficient", fv)
+  evaluation.define_flags("efficient", fv, argv=["--preset", "efficient_paper"])
   fv(["prog", "--model_dir=m", "--output_dir=o", "--preset=efficient_paper",
       "--label_fraction=0.01", "--sweep_size=4", "--dataset=imagenet2012",
       "--data_dir=/data", "--classifier_blocks=3"])
@@ -114,7 +115,8 @@ def test_flags_build_the_config():
   assert config.subset.label_fraction == 0.01 and config.sweep.size == 4
   assert config.subset.data.source == "imagenet2012" and config.subset.data.data_dir == "/data"
   assert config.classifier == configs.ClassifierConfig(blocks=3)
-  # supp. C defaults, read from the dataclasses.
+  # supp. C defaults, read from the preset named on the command line (issue 9: --help
+  # showed the dataclass fields whatever the preset).
   assert fv["learning_rate"].default == 0.1 and fv["classifier_width"].default == 4096
   assert fv["validation_size"].default == 10_000 and fv["momentum"].default == 0.9
 
@@ -128,3 +130,22 @@ def test_exported_savedmodel_end_to_end(model_dir, tmp_path):
   log = run_binary(BINARY, *SMALL, f"--model_dir={export_dir}", f"--output_dir={out}")
   assert "CPC v2 (fine-tuned)" in log
   check_outputs(out, export_dir, 1)
+
+
+def test_image_folder_with_a_test_path_is_tested_on_it_only(model_dir, tmp_path):
+  """Issue 9: --test_path names the test folder; validation is carved from train."""
+  folder = make_folder(tmp_path / "images", per_class=8)
+  tests = make_folder(tmp_path / "tests", per_class=2, seed=1)
+  out = str(tmp_path / "efficient")
+  log = run_binary(BINARY, "--preset=efficient_tiny", "--validation_fraction=0.25",
+                   "--image_size=16", "--batch_per_replica=4", "--frozen_steps=1",
+                   "--nofinetune", "--eval_every=1", "--label_fraction=0.5",
+                   f"--model_dir={model_dir}", f"--dataset=folder:{folder}",
+                   f"--test_path={tests}", f"--output_dir={out}")
+  assert "on 6 images (test split)" in log
+  with open(os.path.join(out, "subset.json")) as f:
+    subset = json.load(f)
+  splits = check_held_out(out, "test_path",
+                          trained_ids=subset["train_ids"] + subset["validation_ids"])
+  assert splits["roots"]["test"] == tests and len(splits["ids"]["train"]) == 24
+  assert not set(subset["train_ids"]) & set(subset["validation_ids"])

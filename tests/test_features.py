@@ -131,3 +131,32 @@ def test_extract_features_binary(tmp_path):
          for i in batch.numpy()]
   assert ids == [i.encode() for i in data_lib.example_ids(
       DataConfig(source="fashion_mnist", split="test", max_examples=12))]
+
+
+def test_extract_features_binary_reads_a_folders_held_out_split(tmp_path):
+  """Issue 9: --split=test of a folder is its carved share, --split=train the rest;
+  the ids are recorded in splits.json beside the cache, and a grid flag resizes the
+  linear protocol's grid."""
+  from test_held_out import make_folder  # pylint: disable=import-outside-toplevel
+  model_dir = str(tmp_path / "pretrain")
+  config = configs.tiny()
+  checkpoints.write_config(config, model_dir)
+  tf.train.Checkpoint(averaged_model=build_model(config.model)).write(
+      os.path.join(model_dir, "ckpt-3"))
+  folder = make_folder(tmp_path / "images")  # 3 classes x 10: 3 test, 27 train
+  cached = {}
+  for split, extra in (("test", ["--grid_image_size=40"]), ("train", [])):
+    out = tmp_path / split
+    result = subprocess.run(
+        [sys.executable, "-m", "launch.extract_features", f"--model_dir={model_dir}",
+         f"--dataset=folder:{folder}", f"--split={split}", "--protocol=linear", *extra,
+         "--checkpoint_step=3",
+         f"--output_dir={out}"], cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    cached[split] = {i for _, _, batch in features.feature_dataset(str(out), 8,
+                                                                   with_ids=True)
+                     for i in batch.numpy()}
+    assert (out / "splits.json").exists()
+  assert len(cached["test"]) == 3 and len(cached["train"]) == 27
+  assert not cached["test"] & cached["train"]
+  assert features.read_info(str(tmp_path / "test")).shape[:2] == (5, 5)  # 40 px grid

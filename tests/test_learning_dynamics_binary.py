@@ -10,7 +10,9 @@ import pytest
 from absl import flags
 
 from cpc_tf import configs, train
+from cpc_tf.eval import dynamics
 from flags import evaluation
+from test_held_out import check_held_out, make_folder
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # Seconds-long classifier cells: 60 images, 2 SGD steps.
@@ -72,6 +74,8 @@ def test_bad_steps_exit_with_a_message(tmp_path):
 def test_flags_come_from_the_dataclasses_and_exclude_phase_2():
   text = _run("--help").stdout  # absl exits 1 here
   defaults = configs.DynamicsConfig()
+  # The efficient flags are listed with the default preset's values (issue 9).
+  assert "--preset=efficient_tiny's" in text and "--test_path" in text
   assert f"(default: '{defaults.steps}')" in text
   assert "(default: '" + ",".join(f"{f:g}" for f in defaults.label_fractions) + "')" in text
   assert "--frozen_steps" in text and "--classifier_blocks" in text
@@ -91,3 +95,19 @@ def test_excluded_flags_are_neither_defined_nor_read():
   assert config.subset.label_fraction == configs.efficient_tiny().subset.label_fraction
   with pytest.raises(ValueError, match=r"exclude=\['label_fractions'\]"):
     evaluation.define_flags("efficient", flags.FlagValues(), exclude=["label_fractions"])
+
+
+def test_image_folder_cells_test_on_the_held_out_split(model_dir, tmp_path):
+  """Issue 9: each (checkpoint, fraction) cell reports on the folder's carved test
+  split (the default --test_split for folders), never on an image it trained on."""
+  folder = make_folder(tmp_path / "images", per_class=8)
+  out = tmp_path / "dynamics"
+  result = _run(f"--model_dir={model_dir}", f"--output_dir={out}", "--steps=2",
+                "--label_fractions=0.5", "--preset=efficient_tiny", "--frozen_steps=1",
+                "--eval_every=1", "--image_size=16", "--batch_per_replica=4",
+                "--validation_fraction=0.25", f"--dataset=folder:{folder}")
+  assert result.returncode == 0, result.stderr[-3000:]
+  cell = dynamics.cell_dir(str(out), 2, 0.5)
+  subset = json.loads(open(os.path.join(cell, "subset.json")).read())
+  assert subset["test"]["split"] == "test"
+  check_held_out(cell, "carved", trained_ids=subset["train_ids"] + subset["validation_ids"])

@@ -1,4 +1,5 @@
-"""launch/linear_eval.py end to end on Fashion-MNIST: interrupt, resume, results.json."""
+"""launch/linear_eval.py end to end on Fashion-MNIST and an image folder: interrupt,
+resume, results.json, the held-out test split, grid flags, --help."""
 
 import json
 import os
@@ -9,9 +10,12 @@ import pytest
 import tensorflow as tf
 from absl import flags
 
-from cpc_tf import configs
+from cpc_tf import checkpoints, configs
+from cpc_tf.configs import DataConfig
+from cpc_tf.eval import linear, results
 from flags import evaluation
 from test_encoders import pretrained_model_dir
+from test_held_out import check_held_out, make_folder
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -89,5 +93,70 @@ def test_flags_build_the_config():
   want = configs.replace(configs.linear_eval_tiny(), learning_rate=0.01, grid="linear_iclr",
                          **{"data.source": "cifar10"})
   assert config == want
-  # Defaults shown come from the dataclass (supp. B: Adam 5e-4, batch 512).
-  assert fv["learning_rate"].default == 5e-4 and fv["batch_size"].default == 512
+  # Defaults shown are the binary's default preset's (no --preset on pytest's argv).
+  tiny = configs.linear_eval_tiny()
+  assert fv["learning_rate"].default == tiny.learning_rate
+  assert fv["batch_size"].default == tiny.batch_size == 16
+  paper = flags.FlagValues()
+  evaluation.define_flags("linear", paper, argv=["--preset=linear_eval_paper"])
+  assert paper["batch_size"].default == 512  # supp. B
+
+
+
+def test_image_folder_is_tested_on_held_out_images_only(model_dir, tmp_path):
+  """Issue 9: 'test' was the whole folder; now the carved 10% of each class, recorded."""
+  folder = make_folder(tmp_path / "images")  # 3 classes x 10 images
+  out = str(tmp_path / "linear")
+  args = [*ARGS, f"--model_dir={model_dir}", f"--dataset=folder:{folder}"]
+  log = run_binary("launch.linear_eval", *args, f"--output_dir={out}")
+  assert "on 3 images (test split)" in log
+  splits = check_held_out(out, "carved", trained_ids=read_ids(folder, "train"))
+  assert len(splits["ids"]["train"]) == 27
+  (row,) = results.read_results(out)["rows"]
+  assert row["num_train_examples"] == 27
+  # A split the folder does not have is refused before any output is written (the
+  # other refusals: test_held_out.py).
+  bad_out = tmp_path / "bad"
+  log = run_binary("launch.linear_eval", *args, "--test_split=nonexistent",
+                   f"--output_dir={bad_out}", expect=1)
+  assert "Error: test_split='nonexistent': an image folder is tested on" in log, log[-2000:]
+  assert not bad_out.exists()
+
+
+def read_ids(folder, split, **kwargs):
+  """Ids the data layer reads for `split` of a labelled folder (what a protocol trains on)."""
+  from cpc_tf.data import example_ids
+  return list(example_ids(DataConfig(source="folder", path=folder, split=split, **kwargs)))
+
+
+def test_grid_flags_change_the_evaluation_grid_and_are_checked_first(model_dir, tmp_path):
+  fv = flags.FlagValues()
+  evaluation.define_flags("linear", fv)
+  fv(["prog", "--model_dir=m", "--output_dir=o", "--grid_image_size=40"])
+  config = evaluation.config_from_flags("linear", fv)
+  pre = checkpoints.read_config(model_dir)
+  grid = linear.eval_grid(pre, config.grid, config.grid_image_size,
+                          config.grid_patch_size, config.grid_stride)
+  assert (grid.image_size, grid.patch_size, grid.grid_size) == (40, 8, 5)
+  assert grid.resize_to - grid.image_size == pre.model.grid.resize_to - 32
+  out = tmp_path / "bad_grid"
+  log = run_binary("launch.linear_eval", *ARGS, f"--model_dir={model_dir}",
+                   "--grid_stride=5", f"--output_dir={out}", expect=1)
+  assert "Error: A 8px patch with stride 5 does not tile" in log, log[-2000:]
+  assert not out.exists()  # refused before any data or output
+
+
+def test_help_lists_the_binarys_own_flags_with_the_presets_defaults():
+  """Issue 9: --label_fraction, --learning_rate, --grid were only under --helpfull."""
+  env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PYTHONPATH=ROOT)
+  for module, preset, shown in (
+      ("launch.linear_eval", "linear_eval_paper", ("--learning_rate", "--grid_stride",
+                                                  "--test_path", "(default: '512')")),
+      ("launch.efficient_classification", "efficient_tiny",
+       ("--label_fraction", "--learning_rate", "--test_split", "--strategy"))):
+    text = subprocess.run([sys.executable, "-m", module, f"--preset={preset}", "--help"],
+                          cwd=ROOT, env=env, capture_output=True, text=True,
+                          timeout=300).stdout
+    for flag in shown:
+      assert flag in text, (module, flag)
+    assert f"--preset={preset}'s" in text

@@ -157,3 +157,17 @@ def test_only_rows_of_the_chosen_split_are_reported(tmp_path):
       dict(_row("CPC", 0.1, 0.3, 0.6), split="validation")])
   with pytest.raises(report.ReportError, match="no rows of the test split"):
     report.write_report([only_val], str(tmp_path / "out"))
+
+
+def test_rename_methods_in_all_files_or_under_a_path():
+  loaded = [("runs/a/results.json", {"rows": [_row("CPC", 1.0, 0.5, 0.9)]}),
+            ("runs/b/results.json", {"rows": [_row("CPC", 1.0, 0.4, 0.8)]})]
+  scoped = report.rename_methods(loaded, report.parse_renames(["CPC=CPC wd@runs/b"]))
+  assert [d["rows"][0]["method"] for _, d in scoped] == ["CPC", "CPC wd"]
+  assert loaded[1][1]["rows"][0]["method"] == "CPC"  # the input is not changed
+  everywhere = report.rename_methods(loaded, report.parse_renames(["CPC = Ours"]))
+  assert [d["rows"][0]["method"] for _, d in everywhere] == ["Ours", "Ours"]
+  with pytest.raises(report.ReportError, match="matches no row"):
+    report.rename_methods(loaded, report.parse_renames(["CPC=x@runs/c"]))
+  with pytest.raises(report.ReportError, match="expected 'OLD=NEW'"):
+    report.parse_renames(["=x"])

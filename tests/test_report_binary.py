@@ -35,3 +35,32 @@ def test_report_binary_bad_file_exits_with_its_name(tmp_path):
   result = _run(f"--results={bad}", f"--output_dir={tmp_path / 'out'}")
   assert result.returncode == 1
   assert f"Error: {bad}: not a results file" in result.stderr
+
+
+def _results(run, method, top1):
+  run.mkdir()
+  (run / "results.json").write_text(json.dumps({
+      "protocol": "efficient", "dataset": "mine", "encoder": str(run), "config": {},
+      "rows": [{"method": method, "label_fraction": 1.0, "top1": top1, "top5": 0.9,
+                "split": "test", "num_train_examples": 10}]}))
+
+
+def test_rename_tells_two_runs_of_one_method_apart(tmp_path):
+  """Issue 9: the report asked to rename methods but no flag could."""
+  for name, top1 in (("a", 0.5), ("b", 0.25)):
+    _run_dir = tmp_path / name
+    _results(_run_dir, "CPC v2 (frozen)", top1)
+  args = [f"--results={tmp_path / 'a'}", f"--results={tmp_path / 'b'}",
+          f"--output_dir={tmp_path / 'out'}"]
+  clash = _run(*args)
+  assert clash.returncode == 1 and "--rename=" in clash.stderr
+  result = _run(*args, f"--rename=CPC v2 (frozen)=CPC v2 wd 1e-4@{tmp_path / 'b'}")
+  assert result.returncode == 0, result.stderr
+  assert "| CPC v2 (frozen) | 50.0 |" in result.stdout
+  assert "| CPC v2 wd 1e-4 | 25.0 |" in result.stdout
+  typo = _run(*args, "--rename=CPC v3=x")
+  assert typo.returncode == 1
+  assert "--rename=CPC v3=x matches no row; the methods are: CPC v2 (frozen)" in (
+      typo.stderr)
+  bad = _run(*args, "--rename=no equals sign")
+  assert bad.returncode == 1 and "expected 'OLD=NEW' or 'OLD=NEW@PATH'" in bad.stderr

@@ -1,4 +1,5 @@
-"""launch/supervised_baseline.py end to end on mocked TFDS and Fashion-MNIST; resume."""
+"""launch/supervised_baseline.py end to end on mocked TFDS, Fashion-MNIST and an image
+folder; resume; same-seed reruns agree."""
 
 import csv
 import json
@@ -7,10 +8,15 @@ import subprocess
 import sys
 import textwrap
 
+import numpy as np
 import pytest
+import tensorflow as tf
 from absl import flags
 
+from cpc_tf import configs
+from cpc_tf.eval import supervised
 from flags import evaluation
+from test_held_out import check_held_out, make_folder
 from test_linear_eval_binary import ROOT, run_binary, saved_step
 
 BINARY = "launch.supervised_baseline"
@@ -84,4 +90,45 @@ def test_unknown_architecture_and_flags():
   config = evaluation.config_from_flags("supervised", fv)
   assert config.architecture == "resnet152_v2" and config.hparams.dropout == 0.2
   assert "model_dir" not in fv  # trained from pixels
-  assert fv["architecture"].default == "resnet50_v2"
+  # --help shows the default preset's value (supervised_tiny), not the dataclass field's.
+  assert fv["architecture"].default == configs.supervised_tiny().architecture == "tiny"
+
+
+def test_image_folder_with_split_folders_validates_and_tests_on_them(tmp_path):
+  """Issue 9: train/, validation/ and test/ of a folder: model selection on
+  validation/, the report on test/, no image of either trained on."""
+  folder = make_folder(tmp_path / "images", splits={"train": 6, "validation": 2, "test": 3})
+  out = str(tmp_path / "supervised")
+  log = run_binary(BINARY, *SMALL, f"--dataset=folder:{folder}", f"--output_dir={out}")
+  assert "on 9 images (test split)" in log
+  with open(os.path.join(out, "subset.json")) as f:
+    subset = json.load(f)
+  splits = check_held_out(out, "split_folders", trained_ids=subset["train_ids"])
+  assert sorted(subset["validation_ids"]) == sorted(splits["ids"]["validation"])
+  assert len(subset["train_ids"]) == 9  # half of train/'s 18 images
+  assert subset["validation"]["split"] == "validation"
+
+
+def test_same_seed_rerun_gives_identical_accuracies(tmp_path):
+  """Issue 9: the classifier's initial weights were not seeded."""
+  config = configs.replace(
+      configs.supervised_tiny(), image_size=16, train_steps=2, eval_every=1,
+      **{"hparams.batch_per_replica": 4, "subset.label_fraction": 0.5,
+         "subset.data.max_examples": 40, "subset.validation_fraction": 0.25})
+  docs = [supervised.train_supervised(config, str(tmp_path / f"run{i}"), verbose=False)
+          for i in range(2)]
+  assert docs[0]["rows"] == docs[1]["rows"]
+  # Accuracies on 10 images could tie by chance: the trained weights must agree too
+  # (same process and device; the tolerance only absorbs thread-order rounding).
+  weights = [_weights(tmp_path / f"run{i}" / "point-0" / "supervised") for i in range(2)]
+  assert weights[0].keys() == weights[1].keys() and weights[0]
+  for name, value in weights[0].items():
+    np.testing.assert_allclose(weights[1][name], value, rtol=1e-5, atol=1e-6,
+                               err_msg=name)
+
+
+def _weights(run_dir):
+  reader = tf.train.load_checkpoint(str(run_dir))
+  tensors = {name: reader.get_tensor(name) for name in reader.get_variable_to_shape_map()}
+  return {name: t for name, t in tensors.items()
+          if isinstance(t, np.ndarray) and t.dtype.kind == "f"}

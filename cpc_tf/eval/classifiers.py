@@ -132,6 +132,17 @@ class Classifier(keras.Model):
     return self.head(self.features(x, training, train_encoder), training=training)
 
 
+def seed_initialisers(seed: int) -> None:
+  """Seeds the initial weights and dropout streams of the layers built next.
+
+  Keras draws unseeded initialisers and dropout seeds from Python / NumPy /
+  TF global state; setting all three (the public `keras.utils.set_random_seed`)
+  before a model is built makes a rerun with the same seed start from the same
+  weights, hence end at the same accuracy (issue 9).
+  """
+  keras.utils.set_random_seed(int(seed))
+
+
 def build(model: Classifier, input_shape) -> Classifier:
   """Creates every variable by calling the model on zeros of `input_shape` (batch 2)."""
   model(tf.zeros([2, *input_shape]), training=False)

@@ -38,6 +38,7 @@ def train_efficient(model_dir: str, config: EfficientConfig, output_dir: str,
                          subset_file, stop_after_steps, verbose)
 
   def frozen(point, hp):
+    classifiers.seed_initialisers(config.seed + point)  # the same head on a rerun
     with strategy.scope():
       model = classifiers.efficient_classifier(encoder.model, config.classifier,
                                                run.num_classes, hp.dropout,
@@ -75,4 +76,4 @@ def train_efficient(model_dir: str, config: EfficientConfig, output_dir: str,
                               budget=run.budget, log=run.log)
     rows += run.rows("CPC v2 (fine-tuned)", done, run.test(loop))
   return sweep.write_results(run.chief, output_dir, "efficient", config.subset.data.source,
-                             encoder.source, rows, config)
+                             encoder.source, rows, config, run.test_summary)

@@ -5,7 +5,9 @@ Glossary: B global batch, Gh/Gw patch grid, P patch size, D feature depth, K cla
 Layout of output_dir (rerunning the same command resumes from it):
   config.json    protocol, encoder and resolved config; a rerun must match
   linear/        a `cpc_tf.eval.loop` phase directory (head, Adam, step; no validation)
-  results.json   one "CPC v2 linear" row on the test split
+  splits.json    image folders only: every split's ids (`cpc_tf.eval.held_out`)
+  results.json   one "CPC v2 linear" row on the test split, and "test": which
+                 split and how many images
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ import tensorflow as tf
 from cpc_tf import data
 from cpc_tf.configs import LinearEvalConfig
 from cpc_tf.distribute import is_chief
-from cpc_tf.eval import classifiers, encoders, results
+from cpc_tf.eval import classifiers, encoders, held_out, results
 from cpc_tf.eval import loop as loop_lib
 from cpc_tf.eval import sweep
 from cpc_tf.patches import PRESET_GRIDS
@@ -47,16 +49,20 @@ def train_linear(model_dir: str, config: LinearEvalConfig, output_dir: str,
         f"{model_dir} is an exported SavedModel. Linear evaluation cuts images into the "
         "pre-training patch grid and applies the pre-training augmentation (supp. B), "
         "which only a pre-training model_dir records (config.json): pass that --model_dir.")
-  grid = pre.model.grid if config.grid == "pretrain" else preset_grid(config.grid)
-  encoders.check_grid(pre, grid)
+  grid = eval_grid(pre, config.grid, config.grid_image_size, config.grid_patch_size,
+                   config.grid_stride)
+  # supp. B: the pre-training pipeline, including its per-patch augmentation.
+  train_data = dataclasses.replace(config.data, pipeline=pre.data.pipeline)
+  # An image folder is tested on its held-out split, never its training images;
+  # checked before output_dir is written, so a corrected rerun is not refused.
+  test_data = held_out.test_data(train_data, config.test_split)
   sweep.check_run(output_dir, "linear", encoder.source, config, write=chief)
   r = strategy.num_replicas_in_sync
   if config.batch_size % r:
     raise ValueError(f"batch_size={config.batch_size} is the global batch; it must be a "
                      f"multiple of the {r} replicas.")
-  # supp. B: the pre-training pipeline, including its per-patch augmentation.
-  train_data = dataclasses.replace(config.data, pipeline=pre.data.pipeline)
-  test_data = dataclasses.replace(train_data, split=config.test_split)
+  held_out.record(train_data, output_dir, write=chief)
+  classifiers.seed_initialisers(config.seed)
   with strategy.scope():
     model = classifiers.linear_classifier(encoder.model, grid, data.num_classes(train_data))
     groups = [loop_lib.Group(keras.optimizers.Adam(config.learning_rate),  # supp. B
@@ -75,11 +81,31 @@ def train_linear(model_dir: str, config: LinearEvalConfig, output_dir: str,
                      budget=loop_lib.Budget(stop_after_steps), log=log)
   test = loop_lib.evaluate(loop, sweep.eval_dataset(
       strategy, test_data, "linear_eval", config.eval_batch_size, grid=grid))
-  log(f"test: top-1 {test['top1']:.4f} top-5 {test['top5']:.4f} on {test['count']} images")
+  log(f"test: top-1 {test['top1']:.4f} top-5 {test['top5']:.4f} on {test['count']} images "
+      f"({test_data.split} split)")
   rows = [results.row("CPC v2 linear", 1.0, test["top1"], test["top5"], "test",
                       data.num_examples(train_data, labelled=True))]
   return sweep.write_results(chief, output_dir, "linear", config.data.source,
-                             encoder.source, rows, config)
+                             encoder.source, rows, config,
+                             held_out.summary(test_data, test["count"]))
+
+
+def eval_grid(pre, name: str, image_size: int = 0, patch_size: int = 0,
+              stride: int = 0):
+  """The evaluation GridConfig: `name` ("pretrain": `pre`'s, or a preset grid) with each
+  size > 0 replaced; ValueError unless it tiles and cuts the encoder's patch size.
+
+  A new image_size moves resize_to with it (same margin), so the training crop
+  still fits in the resized image.
+  """
+  grid = pre.model.grid if name == "pretrain" else preset_grid(name)
+  changes = {k: v for k, v in (("image_size", image_size), ("patch_size", patch_size),
+                               ("stride", stride)) if v > 0}
+  if "image_size" in changes:
+    changes["resize_to"] = grid.resize_to - grid.image_size + changes["image_size"]
+  grid = dataclasses.replace(grid, **changes)
+  encoders.check_grid(pre, grid)  # before any tf.data is built
+  return grid
 
 
 def preset_grid(name: str):

@@ -109,6 +109,54 @@ def load(patterns: Sequence[str]) -> list[tuple[str, dict]]:
   return out
 
 
+def parse_renames(specs: Sequence[str]) -> list[tuple[str, str, str | None]]:
+  """["OLD=NEW" or "OLD=NEW@PATH", ...] -> [(old, new, path or None)].
+
+  PATH limits a rename to the result files at or under it (as given to
+  --results, or their directory), so two runs reporting the same method can be
+  told apart; without it every file's OLD rows are renamed.
+  """
+  out = []
+  for spec in specs:
+    names, _, where = spec.partition("@")
+    old, sep, new = names.partition("=")
+    if not sep or not old.strip() or not new.strip():
+      raise ReportError(f"--rename={spec!r}: expected 'OLD=NEW' or 'OLD=NEW@PATH', e.g. "
+                        "--rename='CPC v2 (frozen)=CPC v2 wd 1e-4@runs/wd'.")
+    out.append((old.strip(), new.strip(), where.strip() or None))
+  return out
+
+
+def _under(path: str, where: str) -> bool:
+  path, where = os.path.normpath(path), os.path.normpath(where)
+  return path == where or path.startswith(where.rstrip("/") + "/")
+
+
+def rename_methods(loaded: Sequence[tuple[str, dict]],
+                   renames: Sequence[tuple[str, str, str | None]]
+                   ) -> list[tuple[str, dict]]:
+  """`loaded` with each row's method renamed (parse_renames); ReportError for a
+  rename that matches no row, so a typo is not silently ignored."""
+  used = set()
+  out = []
+  for path, doc in loaded:
+    rows = []
+    for row in doc["rows"]:
+      for i, (old, new, where) in enumerate(renames):
+        if row["method"] == old and (where is None or _under(path, where)):
+          row = {**row, "method": new}
+          used.add(i)
+          break
+      rows.append(row)
+    out.append((path, {**doc, "rows": rows}))
+  for i, (old, new, where) in enumerate(renames):
+    if i not in used:
+      methods = sorted({r["method"] for _, d in loaded for r in d["rows"]})
+      raise ReportError(f"--rename={old}={new}{'@' + where if where else ''} matches no "
+                        f"row; the methods are: {', '.join(methods)}.")
+  return out
+
+
 def curves_from_results(loaded: Iterable[tuple[str, dict]], split: str = "test"
                         ) -> list[Curve]:
   """Groups the rows of `split` into curves by label, keeping first-seen order.
@@ -130,8 +178,8 @@ def curves_from_results(loaded: Iterable[tuple[str, dict]], split: str = "test"
       if cell in origin:
         raise ReportError(
             f"{path}: {label!r} at label fraction {fraction:g} is also in "
-            f"{origin[cell]}; give the runs different method names or report them "
-            "separately.")
+            f"{origin[cell]}; tell them apart with --rename='{label}=NEW NAME@PATH' "
+            "(launch/report.py), or report them separately.")
       origin[cell] = path
       points.setdefault(label, {})[fraction] = {m: float(row[m]) for m in METRICS}
       meta.setdefault(label, (results["protocol"], path, step))
@@ -245,15 +293,16 @@ def plot(curves: Sequence[Curve], path: str, title: str = "Efficient classificat
 # All of it
 
 def write_report(patterns: Sequence[str], output_dir: str, *, paper: bool = False,
-                 title: str = "Efficient classification", split: str = "test") -> str:
+                 title: str = "Efficient classification", split: str = "test",
+                 renames: Sequence[str] = ()) -> str:
   """Reads the result files, writes report.md and report.png; returns the Markdown.
 
   Only rows of `split` are reported ("test": the final numbers; "validation":
-  the model-selection accuracy).
+  the model-selection accuracy). `renames`: "OLD=NEW[@PATH]" (parse_renames).
   """
   if split not in results_lib.SPLITS:
     raise ValueError(f"split={split!r}; choose one of {results_lib.SPLITS}.")
-  loaded = load(patterns)
+  loaded = rename_methods(load(patterns), parse_renames(renames))
   curves = curves_from_results(loaded, split)
   if not curves:
     raise ReportError("The result files " + ", ".join(p for p, _ in loaded) +

@@ -8,7 +8,9 @@
              "top1": float in [0, 1], "top5": float in [0, 1],
              "split": "test" | "validation", "num_train_examples": int >= 0,
              "checkpoint_step": int >= 0 (optional; "dynamics" rows)}, ...],
-   "config": {...}}         # the resolved config (configs.to_dict)
+   "config": {...},         # the resolved config (configs.to_dict)
+   "test": {"split": str, "layout": str, "num_examples": int}}  # optional: the
+                            # test split and how it was found (cpc_tf.eval.held_out)
 
 The protocols are written by cpc_tf.eval ("linear", "efficient",
 "supervised") and cpc_tf.eval.dynamics ("dynamics"). This module is the one
@@ -35,6 +37,7 @@ SPLITS = ("test", "validation")
 ROW_FIELDS = ("method", "label_fraction", "top1", "top5", "split", "num_train_examples")
 OPTIONAL_ROW_FIELDS = ("checkpoint_step",)
 DOCUMENT_FIELDS = ("protocol", "dataset", "encoder", "rows", "config")
+TEST_FIELDS = ("split", "layout", "num_examples")
 SWEEP_FIELDS = ("point", "learning_rate", "weight_decay", "dropout", "batch_per_replica",
                 "val_top1", "val_top5", "best_step", "steps")
 
@@ -92,6 +95,10 @@ def _document_problem(doc) -> str | None:
     return "config must be an object"
   if not isinstance(doc["rows"], list):
     return "rows must be a list"
+  if "test" in doc and not (isinstance(doc["test"], dict)
+                            and sorted(doc["test"]) == sorted(TEST_FIELDS)
+                            and _is_int(doc["test"]["num_examples"])):
+    return f"test must be an object with the keys {TEST_FIELDS}"
   return next(filter(None, (_row_problem(r, f"rows[{i}]")
                             for i, r in enumerate(doc["rows"]))), None)
 
@@ -123,13 +130,15 @@ def write_csv(path: str, fields: Sequence[str], rows: Iterable[dict]) -> None:
 
 
 def document(protocol: str, dataset: str, encoder: str, rows: list[dict],
-             config: dict) -> dict:
+             config: dict, test: dict | None = None) -> dict:
   """The checked results.json dict, as a reader of the file gets it back (lists,
   not tuples); ValueError names the first field that does not fit the schema."""
   doc = {"protocol": protocol, "dataset": str(dataset), "encoder": str(encoder),
          "rows": [{k: r[k] for k in (*ROW_FIELDS, *OPTIONAL_ROW_FIELDS) if k in r}
                   for r in rows],
          "config": config}
+  if test is not None:
+    doc["test"] = test
   doc = json.loads(json.dumps(doc))
   problem = _document_problem(doc)
   if problem:
@@ -138,9 +147,9 @@ def document(protocol: str, dataset: str, encoder: str, rows: list[dict],
 
 
 def write_results(path: str, protocol: str, dataset: str, encoder: str, rows: list[dict],
-                  config: dict) -> dict:
+                  config: dict, test: dict | None = None) -> dict:
   """Writes results.json (atomically) and returns what was written."""
-  doc = document(protocol, dataset, encoder, rows, config)
+  doc = document(protocol, dataset, encoder, rows, config, test)
   write_text(path, json.dumps(doc, indent=2, sort_keys=True))
   return doc
 

@@ -7,7 +7,9 @@ From the training split, V examples are held out for model selection (supp.
 C.1: ~10k on ImageNet), then a fraction f of the rest is kept as the labelled
 training set. Both draws are stratified: each class keeps floor or ceil of its
 share (f * n_c), so the subset has the class balance of the split. The test
-split is only read for the final report.
+split is only read for the final report. An image folder with its own
+validation/ folder is validated on that folder instead of a held-out share,
+and is tested on its test split (`cpc_tf.eval.held_out`).
 
 On TFDS imagenet2012 with f = 1% or 10% the labelled set is the standard
 `imagenet2012_subset/1pct` or `/10pct`, and the validation images are drawn
@@ -29,7 +31,7 @@ import tensorflow as tf
 import tensorflow_datasets as tfds
 
 from cpc_tf import configs
-from cpc_tf.eval import results
+from cpc_tf.eval import held_out, results
 from cpc_tf.configs import DataConfig, SubsetConfig
 from cpc_tf.data import sources
 
@@ -180,7 +182,7 @@ def make_subsets(config: SubsetConfig, index_fn=read_index) -> Subsets:
   check_fraction(config.label_fraction)
   standard = standard_subset(config)
   full = index_fn(config.data, standard is not None)
-  test = dataclasses.replace(config.data, split=config.test_split)
+  test = held_out.test_data(config.data, config.test_split, selects_on_validation=True)
   if not full.ids:
     raise ValueError(f"The training split {config.data.split!r} of {config.data.source!r} "
                      "is empty.")
@@ -198,6 +200,12 @@ def make_subsets(config: SubsetConfig, index_fn=read_index) -> Subsets:
     val = rest[take_stratified(full.labels[rest], count, config.seed)]
     return Subsets(config.label_fraction, config.seed, train, labelled.ids,
                    config.data, tuple(full.ids[i] for i in val), test)
+  if held_out.has_validation(config.data):
+    validation = dataclasses.replace(config.data, split="validation")
+    keep = balanced_subset(full.labels, config.label_fraction, config.seed + 1)
+    return Subsets(config.label_fraction, config.seed, config.data,
+                   tuple(full.ids[i] for i in keep), validation,
+                   index_fn(validation, False).ids, test)
   count = validation_count(config, len(full.ids))
   val = take_stratified(full.labels, count, config.seed)
   rest = np.setdiff1d(np.arange(len(full.ids)), val)

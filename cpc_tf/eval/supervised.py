@@ -30,6 +30,7 @@ def train_supervised(config: SupervisedConfig, output_dir: str,
                          subset_file, stop_after_steps, verbose)
 
   def train_point(point, hp):
+    classifiers.seed_initialisers(config.seed + point)  # the same network on a rerun
     with strategy.scope():
       encoder = resnet.build_encoder(EncoderConfig(name=config.architecture,
                                                    norm=config.norm,
@@ -52,4 +53,4 @@ def train_supervised(config: SupervisedConfig, output_dir: str,
   _, loop = train_point(best["point"], sweep.hparams(best))  # restores the best weights
   rows = run.rows(f"Supervised {config.architecture}", best, run.test(loop))
   return sweep.write_results(run.chief, output_dir, "supervised", config.subset.data.source,
-                             config.architecture, rows, config)
+                             config.architecture, rows, config, run.test_summary)

@@ -27,7 +27,7 @@ from cpc_tf import checkpoints, configs, data
 from cpc_tf.configs import HParams, SweepConfig
 from cpc_tf.distribute import is_chief
 from cpc_tf.eval import loop as loop_lib
-from cpc_tf.eval import results, subsets
+from cpc_tf.eval import held_out, results, subsets
 
 # Fields that may change between a run and its resumption: budgets and cadence.
 RESUMABLE_CHANGES = ("train_steps", "frozen_steps", "finetune_steps", "eval_every",
@@ -102,12 +102,13 @@ def eval_dataset(strategy, data_config, mode, batch_size, ids=None, **kwargs):
 
 
 def write_results(chief: bool, output_dir: str, protocol: str, dataset: str, encoder: str,
-                  rows: list[dict], config) -> dict:
-  """The results.json dict, written by the chief only."""
+                  rows: list[dict], config, test: dict | None = None) -> dict:
+  """The results.json dict, written by the chief only (`test`: held_out.summary)."""
   if not chief:
-    return results.document(protocol, dataset, encoder, rows, configs.to_dict(config))
+    return results.document(protocol, dataset, encoder, rows, configs.to_dict(config),
+                            test)
   return results.write_results(os.path.join(output_dir, results.RESULTS_FILE), protocol,
-                               dataset, encoder, rows, configs.to_dict(config))
+                               dataset, encoder, rows, configs.to_dict(config), test)
 
 
 # ----------------------------------------------------------------------------
@@ -126,6 +127,7 @@ class FewLabels:
   budget: loop_lib.Budget
   log: Callable[[str], None]
   chief: bool  # only the chief writes output_dir
+  test_summary: dict | None = None  # results.json "test", set by `test`
 
   @property
   def num_classes(self) -> int:
@@ -153,7 +155,9 @@ class FewLabels:
     m = loop_lib.evaluate(loop, eval_dataset(
         self.strategy, self.subsets.test, "efficient_eval", self.eval_batch_size,
         image_size=self.image_size))
-    self.log(f"test: top-1 {m['top1']:.4f} top-5 {m['top5']:.4f} on {m['count']} images")
+    self.log(f"test: top-1 {m['top1']:.4f} top-5 {m['top5']:.4f} on {m['count']} images "
+             f"({self.subsets.test.split} split)")
+    self.test_summary = held_out.summary(self.subsets.test, m["count"])
     return m
 
   def rows(self, method: str, val: dict, test: dict) -> list[dict]:
@@ -167,8 +171,12 @@ def few_labels(protocol: str, config, output_dir: str, strategy, source: str,
                verbose: bool) -> FewLabels:
   """Checks output_dir and resolves the subsets of an efficient or supervised config."""
   chief = is_chief(strategy)
+  # A test split the folder lacks is refused before output_dir is written.
+  held_out.test_data(config.subset.data, config.subset.test_split,
+                     selects_on_validation=True)
   check_run(output_dir, protocol, source, config, write=chief)
   subs = subsets.resolve(config.subset, output_dir, subset_file, write=chief)
+  held_out.record(subs.train, output_dir, write=chief)  # a folder's split ids
   return FewLabels(output_dir=output_dir, subsets=subs, strategy=strategy,
                    image_size=config.image_size, augment=config.augment,
                    eval_batch_size=config.eval_batch_size,
