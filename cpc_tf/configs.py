@@ -842,7 +842,8 @@ PRESETS["cpc_v2_arxiv_v1"] = cpc_v2_arxiv_v1
 def ablation_axes() -> tuple[str, ...]:
   """Every dotted PretrainConfig field that is an ablation axis (SPEC 6).
 
-  All leaves of `model` and `augment`, the pipeline and the negatives; a field
+  All leaves of `model` (but the remat memory switch) and `augment`, the pipeline
+  and the negatives; a field
   added to those dataclasses becomes an axis, and tests/test_flags.py then
   requires a flag for it.
   """
@@ -855,8 +856,9 @@ def ablation_axes() -> tuple[str, ...]:
         yield f"{prefix}{f.name}"
 
   base = PretrainConfig()
-  return (*leaves(base.model, "model."), *leaves(base.augment, "augment."),
-          "data.pipeline", "cross_replica_negatives")
+  not_axes = {"model.encoder.remat"}  # trades memory for time; computes the same step
+  return (*(p for p in leaves(base.model, "model.") if p not in not_axes),
+          *leaves(base.augment, "augment."), "data.pipeline", "cross_replica_negatives")
 
 
 @dataclass(frozen=True)

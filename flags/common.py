@@ -46,6 +46,11 @@ PRETRAIN_OVERRIDES = {
         "batch (ICLR A.2: every patch of every image); false keeps negatives per "
         "replica. Paper scale (supp. A, 512 images over 32 workers, 6x6 grid): "
         "18,432 candidates global vs 576 per replica.", None),
+    "remat": ("model.encoder.remat",
+              "Recompute each residual stack in the backward pass (tf.recompute_grad): "
+              "less activation memory for about a third more FLOPs, same gradients "
+              "(benchmarks/pretrain_bench.md). A memory switch, not an ablation axis.",
+              None),
     "checkpoint_every": ("checkpoint_every", "Save a checkpoint every N steps.", None),
     "keep_checkpoints": ("keep_checkpoints", "Keep the last K checkpoints.", None),
     "log_every": ("log_every", "Write TensorBoard scalars every N steps.", None),
