@@ -26,6 +26,10 @@ PIPELINES = ("v1", "v2")  # per-patch recipes: arXiv v1 4.1, supp. A
 PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")  # Keras dtype policies
 STRATEGIES = ("default", "mirrored", "multi_worker", "tpu")  # cpc_tf.distribute
 LR_DECAYS = ("none", "cosine")
+# Classifier weight decay (supp. C.1, SPEC 7): "l2" adds wd * sum(w^2) / 2 to the
+# loss (TF1's l2_regularizer, what the paper's code meant); "decoupled" is Keras'
+# `weight_decay` (w -= lr * wd * w), about 10x weaker under momentum 0.9.
+WEIGHT_DECAY_MODES = ("l2", "decoupled")
 EFFICIENT_IMAGE_SIZE = 224  # supp. C: Inception crops, 224 px as in Szegedy et al.
 DETECTION_IMAGE_SIZE = 600  # Faster R-CNN scale (Ren et al. 2015); longer side here
 
@@ -515,6 +519,7 @@ class EfficientConfig:
   hparams: HParams = field(default_factory=HParams)
   sweep: SweepConfig = field(default_factory=SweepConfig)
   momentum: float = 0.9  # SGD momentum; not stated in the paper, the usual value
+  weight_decay_mode: str = "l2"  # a WEIGHT_DECAY_MODES reading of supp. C.1's decay
   # Step budgets are not stated in the paper ("till convergence", early stopping).
   frozen_steps: int = 50_000
   finetune_steps: int = 50_000
@@ -527,6 +532,15 @@ class EfficientConfig:
   eval_batch_size: int = 256
   encoder: str = ""  # expected encoder architecture; "" accepts the model_dir's
   seed: int = 0  # input pipeline
+
+  def __post_init__(self):
+    _check_weight_decay_mode(self.weight_decay_mode)
+
+
+def _check_weight_decay_mode(mode: str) -> None:
+  if mode not in WEIGHT_DECAY_MODES:
+    raise ValueError(f"weight_decay_mode={mode!r}; choose one of {WEIGHT_DECAY_MODES} "
+                     "(l2: an L2 term in the loss; decoupled: Keras' weight_decay).")
 
 
 @dataclass(frozen=True)
@@ -541,10 +555,14 @@ class SupervisedConfig:
   hparams: HParams = field(default_factory=HParams)
   sweep: SweepConfig = field(default_factory=SweepConfig)
   momentum: float = 0.9
+  weight_decay_mode: str = "l2"  # a WEIGHT_DECAY_MODES reading of supp. C.1's decay
   train_steps: int = 100_000  # not stated in the paper
   eval_every: int = 1_000
   eval_batch_size: int = 256
   seed: int = 0
+
+  def __post_init__(self):
+    _check_weight_decay_mode(self.weight_decay_mode)
 
 
 def _tiny_subset(**changes) -> SubsetConfig:

@@ -59,7 +59,14 @@ _FEW_LABELS.update({
     "image_size": ("image_size", "Side of the classifier's input images.", None),
     "learning_rate": ("hparams.learning_rate", "SGD learning rate (used when "
                       "--sweep_size=1; supp. C.1 grid: 0.05, 0.1, 0.2).", None),
-    "weight_decay": ("hparams.weight_decay", "SGD weight decay (--sweep_size=1).", None),
+    "weight_decay": ("hparams.weight_decay", "SGD weight decay (--sweep_size=1; supp. "
+                     "C.1 grid: 1e-5 ... 1e-2), applied as --weight_decay_mode says.", None),
+    "weight_decay_mode": ("weight_decay_mode", "How supp. C.1's 'weight decay' is applied: "
+                          "'l2' adds wd * sum(w^2) / 2 over the kernels to the loss "
+                          "(gradient + wd * w, TF1's l2_regularizer, what the paper's code "
+                          "meant); 'decoupled' is Keras' weight_decay (w -= lr * wd * w), "
+                          "about 10x weaker with momentum 0.9. Norms and biases never "
+                          "decay.", configs.WEIGHT_DECAY_MODES),
     "dropout": ("hparams.dropout", "Dropout before the last linear layer (--sweep_size=1).",
                 None),
     "batch_per_replica": ("hparams.batch_per_replica", "Per-replica batch "

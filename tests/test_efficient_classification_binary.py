@@ -109,8 +109,9 @@ def test_flags_build_the_config():
   evaluation.define_flags("efficient", fv)
   fv(["prog", "--model_dir=m", "--output_dir=o", "--preset=efficient_paper",
       "--label_fraction=0.01", "--sweep_size=4", "--dataset=imagenet2012",
-      "--data_dir=/data", "--classifier_blocks=3"])
+      "--data_dir=/data", "--classifier_blocks=3", "--weight_decay_mode=decoupled"])
   config = evaluation.config_from_flags("efficient", fv)
+  assert config.weight_decay_mode == "decoupled" and fv["weight_decay_mode"].default == "l2"
   assert config.subset.label_fraction == 0.01 and config.sweep.size == 4
   assert config.subset.data.source == "imagenet2012" and config.subset.data.data_dir == "/data"
   assert config.classifier == configs.ClassifierConfig(blocks=3)

@@ -57,8 +57,8 @@ def test_frozen_phase_keeps_the_encoder_bit_for_bit_and_fine_tuning_changes_it(
   model = make_model(model_dir)
   strategy = tf.distribute.get_strategy()
   encoder_before, head_before = values(model.encoder.weights), values(model.head.weights)
-  loop = make_loop(model, [loop_lib.Group(sweep.sgd(HParams(), 0.9),
-                                          model.head.trainable_variables)], False, strategy)
+  loop = make_loop(model, [sweep.sgd(HParams(), 0.9, "l2", model.head.trainable_variables)],
+                   False, strategy)
   done = loop_lib.run_phase(loop, phase(tmp_path / "frozen", 2, 2), random_images,
                             track={"head": model.head}, log=lambda _: None)
   assert done["steps"] == 2
@@ -67,7 +67,7 @@ def test_frozen_phase_keeps_the_encoder_bit_for_bit_and_fine_tuning_changes_it(
   assert any(not np.array_equal(a, b)
              for a, b in zip(head_before, values(model.head.weights)))
 
-  groups = [loop_lib.Group(sweep.sgd(HParams(), 0.9), model.head.trainable_variables),
+  groups = [sweep.sgd(HParams(), 0.9, "l2", model.head.trainable_variables),
             loop_lib.Group(keras.optimizers.Adam(1e-3), model.encoder.trainable_variables)]
   loop = make_loop(model, groups, True, strategy)
   loop_lib.run_phase(loop, phase(tmp_path / "finetune", 2, 2, "finetune"), random_images,

@@ -42,8 +42,8 @@ def train_efficient(model_dir: str, config: EfficientConfig, output_dir: str,
       model = classifiers.efficient_classifier(encoder.model, config.classifier,
                                                run.num_classes, hp.dropout,
                                                config.image_size)
-      groups = [loop_lib.Group(sweep.sgd(hp, config.momentum),
-                               model.head.trainable_variables)]
+      groups = [sweep.sgd(hp, config.momentum, config.weight_decay_mode,
+                          model.head.trainable_variables)]
     loop = loop_lib.classification_loop(model, groups, train_encoder=False,
                                         strategy=strategy)
     phase = loop_lib.Phase(run.point_dir(point, "frozen"), "frozen", config.frozen_steps,
@@ -60,8 +60,8 @@ def train_efficient(model_dir: str, config: EfficientConfig, output_dir: str,
   if config.finetune:
     model = loop.model
     with strategy.scope():
-      groups = [loop_lib.Group(sweep.sgd(hp, config.momentum),
-                               model.head.trainable_variables),
+      groups = [sweep.sgd(hp, config.momentum, config.weight_decay_mode,
+                          model.head.trainable_variables),
                 # supp. C.2: the encoder is fine-tuned with Adam, the head with SGD.
                 loop_lib.Group(keras.optimizers.Adam(config.encoder_learning_rate),
                                model.encoder.trainable_variables)]

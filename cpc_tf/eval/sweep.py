@@ -34,13 +34,27 @@ RESUMABLE_CHANGES = ("train_steps", "frozen_steps", "finetune_steps", "eval_ever
                      "eval_batch_size", "patience", "sweep.size")
 
 
-def sgd(hp: HParams, momentum: float) -> keras.optimizers.Optimizer:
-  """supp. C.1: SGD at the searched rate and weight decay; norms and biases not decayed."""
+# Not decayed in the decoupled mode, by name: the variables `loop.decayed` leaves out.
+NOT_DECAYED = ("bias", "gamma", "beta")
+
+
+def sgd(hp: HParams, momentum: float, mode: str, variables: list) -> loop_lib.Group:
+  """supp. C.1: SGD at the searched rate and weight decay on `variables`.
+
+  mode (configs.WEIGHT_DECAY_MODES): "l2" puts hp.weight_decay into the loss as
+  TF1's l2_regularizer did (gradient + wd * w on the kernels, `loop.Group.l2`);
+  "decoupled" is Keras' weight_decay (w -= lr * wd * w before the momentum
+  step). Either way only kernels decay, never norms or biases.
+  """
+  if mode not in configs.WEIGHT_DECAY_MODES:
+    raise ValueError(f"weight_decay_mode={mode!r}; choose one of "
+                     f"{configs.WEIGHT_DECAY_MODES}.")
+  decoupled = mode == "decoupled" and hp.weight_decay > 0
   opt = keras.optimizers.SGD(hp.learning_rate, momentum=momentum,
-                             weight_decay=hp.weight_decay or None)
-  if hp.weight_decay:
-    opt.exclude_from_weight_decay(var_names=["bias", "gamma", "beta"])
-  return opt
+                             weight_decay=hp.weight_decay if decoupled else None)
+  if decoupled:
+    opt.exclude_from_weight_decay(var_names=list(NOT_DECAYED))
+  return loop_lib.Group(opt, variables, l2=hp.weight_decay if mode == "l2" else 0.0)
 
 
 def sweep_points(sweep: SweepConfig, given: HParams) -> list[HParams]:
