@@ -527,6 +527,11 @@ class EfficientConfig:
   # supp. C.2: the encoder is fine-tuned with Adam at a smaller rate; the value
   # is ours: a tenth of the pre-training rate (supp. A: 4e-4).
   encoder_learning_rate: float = 4e-5
+  # supp. C.2 keeps "the optimization details of each component the same": the
+  # encoder's Adam takes pre-training's betas and epsilon (supp. A), not Keras'.
+  encoder_beta_1: float = OptimizerConfig.beta_1
+  encoder_beta_2: float = OptimizerConfig.beta_2
+  encoder_epsilon: float = OptimizerConfig.epsilon
   eval_every: int = 1_000  # validate and checkpoint every N steps
   patience: int = 5  # phase 2 stops after N validations without improvement
   eval_batch_size: int = 256
@@ -535,6 +540,11 @@ class EfficientConfig:
 
   def __post_init__(self):
     _check_weight_decay_mode(self.weight_decay_mode)
+    betas = (self.encoder_beta_1, self.encoder_beta_2)
+    if not all(0.0 <= b < 1.0 for b in betas) or self.encoder_epsilon <= 0:
+      raise ValueError(f"encoder_beta_1={betas[0]}, encoder_beta_2={betas[1]}, "
+                       f"encoder_epsilon={self.encoder_epsilon}: Adam needs betas in "
+                       "[0, 1) and epsilon > 0 (supp. A: 0.8, 0.999, 1e-8).")
 
 
 def _check_weight_decay_mode(mode: str) -> None:

@@ -87,6 +87,13 @@ EFFICIENT_OVERRIDES = {
     "finetune": ("finetune", "Run phase 2 (fine-tune encoder and classifier).", None),
     "encoder_learning_rate": ("encoder_learning_rate", "Adam learning rate of the encoder "
                               "in phase 2.", None),
+    "encoder_beta_1": ("encoder_beta_1", "Phase 2 encoder Adam beta1 (default: "
+                       "pre-training's, supp. A: 0.8; supp. C.2 keeps each component's "
+                       "optimizer).", None),
+    "encoder_beta_2": ("encoder_beta_2", "Phase 2 encoder Adam beta2 (default: "
+                       "pre-training's, supp. A: 0.999).", None),
+    "encoder_epsilon": ("encoder_epsilon", "Phase 2 encoder Adam epsilon (default: "
+                        "pre-training's, supp. A: 1e-8).", None),
     "patience": ("patience", "Phase 2 stops after N validations without improvement.",
                  None),
     "encoder": ("encoder", "Expected encoder architecture; empty accepts the model_dir's.",
