@@ -104,3 +104,47 @@ def test_both_modes_decay_the_same_variables_of_every_classifier(norm):
     for v in variables:
       excluded = any(name in v.name for name in sweep.NOT_DECAYED)
       assert (id(v) in decayed) != excluded, v.path
+
+
+def write_old_config(directory, protocol, config, *new_fields):
+  """config.json as the version before `new_fields` existed wrote it."""
+  sweep.check_run(str(directory), protocol, "/runs/a", config)
+  doc = json.load(open(directory / "config.json"))
+  for name in new_fields:
+    del doc["config"][name]
+  json.dump(doc, open(directory / "config.json", "w"))
+
+
+def test_an_output_dir_of_the_previous_version_resumes_only_with_its_settings(tmp_path):
+  new = ("weight_decay_mode", "encoder_beta_1", "encoder_beta_2", "encoder_epsilon")
+  old = configs.replace(configs.efficient_tiny(), weight_decay_mode="decoupled",
+                        encoder_beta_1=0.9, encoder_epsilon=1e-7)
+  write_old_config(tmp_path, "efficient", old, *new)
+  with pytest.raises(ValueError) as error:
+    sweep.check_run(str(tmp_path), "efficient", "/runs/a", configs.efficient_tiny())
+  message = str(error.value)
+  implied = "(implied: the file predates this field)"
+  assert f"config.weight_decay_mode: saved 'decoupled' {implied}, now 'l2'" in message
+  assert f"config.encoder_beta_1: saved 0.9 {implied}, now 0.8" in message
+  assert f"config.encoder_epsilon: saved 1e-07 {implied}, now 1e-08" in message
+  assert "config.encoder_beta_2" not in message  # Keras' and supp. A's agree
+  assert "--weight_decay_mode=decoupled" in message
+  sweep.check_run(str(tmp_path), "efficient", "/runs/a", old)  # the old settings resume
+  assert json.load(open(tmp_path / "config.json"))["config"]["weight_decay_mode"] == \
+      "decoupled"
+
+
+def test_phase_two_settings_of_an_old_run_without_phase_two_may_differ(tmp_path):
+  """Learning-dynamics cells (finetune=False) never build the encoder's Adam."""
+  new = ("weight_decay_mode", "encoder_beta_1", "encoder_beta_2", "encoder_epsilon")
+  cell = configs.replace(configs.efficient_tiny(), finetune=False)
+  write_old_config(tmp_path, "efficient", cell, *new)
+  with pytest.raises(ValueError, match="weight_decay_mode: saved 'decoupled'") as error:
+    sweep.check_run(str(tmp_path), "efficient", "/runs/a", cell)
+  assert "config.encoder_beta" not in str(error.value)
+  sweep.check_run(str(tmp_path), "efficient", "/runs/a",
+                  configs.replace(cell, weight_decay_mode="decoupled"))
+  supervised = tmp_path / "supervised"
+  write_old_config(supervised, "supervised", configs.supervised_tiny(), "weight_decay_mode")
+  sweep.check_run(str(supervised), "supervised", "/runs/a",
+                  configs.replace(configs.supervised_tiny(), weight_decay_mode="decoupled"))
