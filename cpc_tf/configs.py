@@ -27,8 +27,8 @@ PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")  # Keras dtype polic
 STRATEGIES = ("default", "mirrored", "multi_worker", "tpu")  # cpc_tf.distribute
 LR_DECAYS = ("none", "cosine")
 # Classifier weight decay (supp. C.1, SPEC 7): "l2" adds wd * sum(w^2) / 2 to the
-# loss (TF1's l2_regularizer, what the paper's code meant); "decoupled" is Keras'
-# `weight_decay` (w -= lr * wd * w), about 10x weaker under momentum 0.9.
+# loss (TF1's l2_regularizer, as TF1-era code of the paper's time did); "decoupled" is
+# Keras' `weight_decay` (w -= lr * wd * w), about 10x weaker under momentum 0.9.
 WEIGHT_DECAY_MODES = ("l2", "decoupled")
 EFFICIENT_IMAGE_SIZE = 224  # supp. C: Inception crops, 224 px as in Szegedy et al.
 DETECTION_IMAGE_SIZE = 600  # Faster R-CNN scale (Ren et al. 2015); longer side here

@@ -63,10 +63,10 @@ _FEW_LABELS.update({
                      "C.1 grid: 1e-5 ... 1e-2), applied as --weight_decay_mode says.", None),
     "weight_decay_mode": ("weight_decay_mode", "How supp. C.1's 'weight decay' is applied: "
                           "'l2' adds wd * sum(w^2) / 2 over the kernels to the loss "
-                          "(gradient + wd * w, TF1's l2_regularizer, what the paper's code "
-                          "meant); 'decoupled' is Keras' weight_decay (w -= lr * wd * w), "
-                          "about 10x weaker with momentum 0.9. Norms and biases never "
-                          "decay.", configs.WEIGHT_DECAY_MODES),
+                          "(gradient + wd * w, TF1's l2_regularizer, as TF1-era code of "
+                          "the paper's time did); 'decoupled' is Keras' weight_decay "
+                          "(w -= lr * wd * w), about 10x weaker with momentum 0.9. Norms "
+                          "and biases never decay.", configs.WEIGHT_DECAY_MODES),
     "dropout": ("hparams.dropout", "Dropout before the last linear layer (--sweep_size=1).",
                 None),
     "batch_per_replica": ("hparams.batch_per_replica", "Per-replica batch "

@@ -114,7 +114,7 @@ class Group:
 
   l2 is TF1's `l2_regularizer(scale)` convention: the loss gains
   l2 * sum(w^2) / 2 (`tf.nn.l2_loss`), so the gradient gains l2 * w; "weight
-  decay 1e-5 .. 1e-2" of supp. C.1 meant this coefficient in TF1-era code.
+  decay 1e-5 .. 1e-2" of supp. C.1 is read as this coefficient (SPEC 7).
   """
 
   optimizer: keras.optimizers.Optimizer

@@ -40,8 +40,6 @@ PHASE2_FIELDS = ("encoder_learning_rate", "encoder_beta_1", "encoder_beta_2",
 IMPLIED_BEFORE_FIELDS = {"config.weight_decay_mode": "decoupled",
                          "config.encoder_beta_1": 0.9, "config.encoder_beta_2": 0.999,
                          "config.encoder_epsilon": 1e-7}
-
-
 # Not decayed in the decoupled mode, by name: the variables `loop.decayed` leaves out.
 NOT_DECAYED = ("bias", "gamma", "beta")
 
