@@ -73,22 +73,46 @@ def diff(a, b, prefix: str = "") -> list[tuple[str, object, object]]:
   return out
 
 
+def _fill_implied(saved: dict, doc: dict, implied: dict) -> set[str]:
+  """Writes into `saved` each implied path that `doc` has and `saved` lacks; returns them."""
+  filled = set()
+  for name, value in implied.items():
+    *parents, key = name.split(".")
+    s, d = saved, doc
+    for part in parents:
+      s, d = s.get(part), d.get(part)
+      if not isinstance(s, dict) or not isinstance(d, dict):
+        break
+    else:
+      if key in d and key not in s:
+        s[key] = value
+        filled.add(name)
+  return filled
+
+
 def guard_config(directory: str, doc: dict, may_change: Callable[[str], bool], *,
-                 write: bool, what: str, hint: str) -> None:
+                 write: bool, what: str, hint: str, implied: dict | None = None) -> None:
   """Refuses a directory whose CONFIG_FILE differs from `doc`, then writes `doc`.
 
   may_change(dotted path) tells which fields may legitimately differ between a
   run and its resumption (budgets, cadence, data paths). `what` names the
   other run in the message, `hint` says which fields may change. Only the
-  chief passes write=True.
+  chief passes write=True. `implied` maps a dotted path to the value a file
+  written before that field existed stands for (the behaviour of that
+  version), so an old run resumes under the settings it was trained with, or
+  is refused naming them ("implied") instead of a bare None.
   """
   path = os.path.join(directory, CONFIG_FILE)
   if tf.io.gfile.exists(path):
     with tf.io.gfile.GFile(path) as f:
       saved = json.load(f)
-    changes = [c for c in diff(saved, json.loads(json.dumps(doc))) if not may_change(c[0])]
+    now = json.loads(json.dumps(doc))
+    filled = _fill_implied(saved, now, implied or {})
+    changes = [c for c in diff(saved, now) if not may_change(c[0])]
     if changes:
-      lines = "\n".join(f"  {k}: saved {a!r}, now {b!r}" for k, a, b in changes)
+      note = {k: " (implied: the file predates this field)" for k in filled}
+      lines = "\n".join(f"  {k}: saved {a!r}{note.get(k, '')}, now {b!r}"
+                        for k, a, b in changes)
       raise ValueError(f"{directory} holds {what}:\n{lines}\n{hint} (see {path}).")
   if write:
     _write_json(path, doc)

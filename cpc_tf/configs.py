@@ -26,6 +26,10 @@ PIPELINES = ("v1", "v2")  # per-patch recipes: arXiv v1 4.1, supp. A
 PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")  # Keras dtype policies
 STRATEGIES = ("default", "mirrored", "multi_worker", "tpu")  # cpc_tf.distribute
 LR_DECAYS = ("none", "cosine")
+# Classifier weight decay (supp. C.1, SPEC 7): "l2" adds wd * sum(w^2) / 2 to the
+# loss (TF1's l2_regularizer, as TF1-era code of the paper's time did); "decoupled" is
+# Keras' `weight_decay` (w -= lr * wd * w), about 10x weaker under momentum 0.9.
+WEIGHT_DECAY_MODES = ("l2", "decoupled")
 EFFICIENT_IMAGE_SIZE = 224  # supp. C: Inception crops, 224 px as in Szegedy et al.
 DETECTION_IMAGE_SIZE = 600  # Faster R-CNN scale (Ren et al. 2015); longer side here
 
@@ -539,6 +543,7 @@ class EfficientConfig:
   hparams: HParams = field(default_factory=HParams)
   sweep: SweepConfig = field(default_factory=SweepConfig)
   momentum: float = 0.9  # SGD momentum; not stated in the paper, the usual value
+  weight_decay_mode: str = "l2"  # a WEIGHT_DECAY_MODES reading of supp. C.1's decay
   # Step budgets are not stated in the paper ("till convergence", early stopping).
   frozen_steps: int = 50_000
   finetune_steps: int = 50_000
@@ -546,11 +551,30 @@ class EfficientConfig:
   # supp. C.2: the encoder is fine-tuned with Adam at a smaller rate; the value
   # is ours: a tenth of the pre-training rate (supp. A: 4e-4).
   encoder_learning_rate: float = 4e-5
+  # supp. C.2 keeps "the optimization details of each component the same": the
+  # encoder's Adam takes pre-training's betas and epsilon (supp. A), not Keras'.
+  encoder_beta_1: float = OptimizerConfig.beta_1
+  encoder_beta_2: float = OptimizerConfig.beta_2
+  encoder_epsilon: float = OptimizerConfig.epsilon
   eval_every: int = 1_000  # validate and checkpoint every N steps
   patience: int = 5  # phase 2 stops after N validations without improvement
   eval_batch_size: int = 256
   encoder: str = ""  # expected encoder architecture; "" accepts the model_dir's
   seed: int = 0  # input pipeline
+
+  def __post_init__(self):
+    _check_weight_decay_mode(self.weight_decay_mode)
+    betas = (self.encoder_beta_1, self.encoder_beta_2)
+    if not all(0.0 <= b < 1.0 for b in betas) or self.encoder_epsilon <= 0:
+      raise ValueError(f"encoder_beta_1={betas[0]}, encoder_beta_2={betas[1]}, "
+                       f"encoder_epsilon={self.encoder_epsilon}: Adam needs betas in "
+                       "[0, 1) and epsilon > 0 (supp. A: 0.8, 0.999, 1e-8).")
+
+
+def _check_weight_decay_mode(mode: str) -> None:
+  if mode not in WEIGHT_DECAY_MODES:
+    raise ValueError(f"weight_decay_mode={mode!r}; choose one of {WEIGHT_DECAY_MODES} "
+                     "(l2: an L2 term in the loss; decoupled: Keras' weight_decay).")
 
 
 @dataclass(frozen=True)
@@ -565,10 +589,14 @@ class SupervisedConfig:
   hparams: HParams = field(default_factory=HParams)
   sweep: SweepConfig = field(default_factory=SweepConfig)
   momentum: float = 0.9
+  weight_decay_mode: str = "l2"  # a WEIGHT_DECAY_MODES reading of supp. C.1's decay
   train_steps: int = 100_000  # not stated in the paper
   eval_every: int = 1_000
   eval_batch_size: int = 256
   seed: int = 0
+
+  def __post_init__(self):
+    _check_weight_decay_mode(self.weight_decay_mode)
 
 
 def _tiny_subset(**changes) -> SubsetConfig:

@@ -81,7 +81,14 @@ _FEW_LABELS.update({
     "image_size": ("image_size", "Side of the classifier's input images.", None),
     "learning_rate": ("hparams.learning_rate", "SGD learning rate (used when "
                       "--sweep_size=1; supp. C.1 grid: 0.05, 0.1, 0.2).", None),
-    "weight_decay": ("hparams.weight_decay", "SGD weight decay (--sweep_size=1).", None),
+    "weight_decay": ("hparams.weight_decay", "SGD weight decay (--sweep_size=1; supp. "
+                     "C.1 grid: 1e-5 ... 1e-2), applied as --weight_decay_mode says.", None),
+    "weight_decay_mode": ("weight_decay_mode", "How supp. C.1's 'weight decay' is applied: "
+                          "'l2' adds wd * sum(w^2) / 2 over the kernels to the loss "
+                          "(gradient + wd * w, TF1's l2_regularizer, as TF1-era code of "
+                          "the paper's time did); 'decoupled' is Keras' weight_decay "
+                          "(w -= lr * wd * w), about 10x weaker with momentum 0.9. Norms "
+                          "and biases never decay.", configs.WEIGHT_DECAY_MODES),
     "dropout": ("hparams.dropout", "Dropout before the last linear layer (--sweep_size=1).",
                 None),
     "batch_per_replica": ("hparams.batch_per_replica", "Per-replica batch "
@@ -102,6 +109,13 @@ EFFICIENT_OVERRIDES = {
     "finetune": ("finetune", "Run phase 2 (fine-tune encoder and classifier).", None),
     "encoder_learning_rate": ("encoder_learning_rate", "Adam learning rate of the encoder "
                               "in phase 2.", None),
+    "encoder_beta_1": ("encoder_beta_1", "Phase 2 encoder Adam beta1 (default: "
+                       "pre-training's, supp. A: 0.8; supp. C.2 keeps each component's "
+                       "optimizer).", None),
+    "encoder_beta_2": ("encoder_beta_2", "Phase 2 encoder Adam beta2 (default: "
+                       "pre-training's, supp. A: 0.999).", None),
+    "encoder_epsilon": ("encoder_epsilon", "Phase 2 encoder Adam epsilon (default: "
+                        "pre-training's, supp. A: 1e-8).", None),
     "patience": ("patience", "Phase 2 stops after N validations without improvement.",
                  None),
     "encoder": ("encoder", "Expected encoder architecture; empty accepts the model_dir's.",

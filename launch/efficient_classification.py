@@ -22,10 +22,13 @@ class-balanced with --subset_seed (or read from --subset_file); the test split
 is read once, for the final report.
 Phase 1: encoder frozen; --sweep_size points of the supp. C.1 grid (1 = the
 given --learning_rate / --weight_decay / --dropout / --batch_per_replica),
-each trained --frozen_steps with SGD (momentum --momentum), the best
-validation step kept. Phase 2 (--finetune): encoder (Adam at
---encoder_learning_rate) and classifier (SGD) fine-tuned from the best point,
-early-stopped on validation (--patience).
+each trained --frozen_steps with SGD (momentum --momentum; the weight decay
+an L2 term in the loss, or Keras' decoupled decay: --weight_decay_mode), the
+best validation step kept. Phase 2 (--finetune): encoder (Adam at
+--encoder_learning_rate, pre-training's betas and epsilon unless
+--encoder_beta_1 / --encoder_beta_2 / --encoder_epsilon say otherwise) and
+classifier (SGD) fine-tuned from the best point, early-stopped on validation
+(--patience).
 
 Prints the sweep points, a line per validation (step, loss, validation Top-1 /
 Top-5), "test: ..." after each phase and the results table. Writes into

@@ -52,8 +52,8 @@ from flags import common, evaluation
 # run, the label fraction and checkpoint are swept by this binary, and
 # --model_dir and --output_dir mean something else (defined below).
 EXCLUDE = ("label_fraction", "finetune", "finetune_steps", "encoder_learning_rate",
-           "patience", "checkpoint_step", "stop_after_steps", "subset_file", "model_dir",
-           "output_dir")
+           "encoder_beta_1", "encoder_beta_2", "encoder_epsilon", "patience",
+           "checkpoint_step", "stop_after_steps", "subset_file", "model_dir", "output_dir")
 _DEFAULTS = configs.DynamicsConfig()
 
 common.define_model_dir(help_text="Pre-training directory (launch/pretrain.py "

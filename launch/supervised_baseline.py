@@ -12,7 +12,8 @@ Paper-size run (ImageNet, 1% labels; paper: 44.1% Top-5, ResNet-152 best):
 A ResNet-v2 (--architecture) from pixels with dropout before its last linear
 layer; Inception random-sized crops plus the per-image supp. A steps 1-4;
 the validation split, label subset and sweep of launch/efficient_classification
-(SGD, --sweep_size points, --train_steps each, best validation step kept).
+(SGD, weight decay as --weight_decay_mode says, --sweep_size points,
+--train_steps each, best validation step kept).
 
 Prints the sweep points, a line per validation, "test: ..." and the results
 table. Writes into --output_dir: config.json, subset.json, sweep.csv,

@@ -32,3 +32,17 @@ def test_guard_config_writes_then_refuses_only_what_may_not_change(tmp_path):
   with pytest.raises(ValueError, match=r"holds another run:\n  b.c: saved \[1, 2\], now \[3\]"):
     guard({"a": 2, "b": {"c": [3]}}, write=False)
   assert json.load(open(tmp_path / checkpoints.CONFIG_FILE))["a"] == 2  # refused: untouched
+
+
+def test_guard_config_reads_a_field_missing_from_an_older_file_as_implied(tmp_path):
+  guard = lambda d: checkpoints.guard_config(
+      str(tmp_path), d, lambda name: False, write=True, what="another run",
+      hint="Use a new directory", implied={"b.mode": "old", "b.absent": 1, "x.y": 2})
+  guard({"a": 1, "b": {"c": 2}})  # written before b.mode existed
+  with pytest.raises(ValueError, match=r"b.mode: saved 'old' \(implied: the file predates "
+                     r"this field\), now 'new'"):
+    guard({"a": 1, "b": {"c": 2, "mode": "new"}})
+  guard({"a": 1, "b": {"c": 2, "mode": "old"}})  # the old behaviour resumes, and is written
+  assert json.load(open(tmp_path / checkpoints.CONFIG_FILE))["b"]["mode"] == "old"
+  with pytest.raises(ValueError, match=r"b.mode: saved 'old', now 'new'\n"):
+    guard({"a": 1, "b": {"c": 2, "mode": "new"}})  # now saved: no longer implied

@@ -166,6 +166,12 @@ def test_paper_values_of_the_evaluation_configs():
     configs.eval_preset("efficient", "nope")
   with pytest.raises(ValueError, match="dropout=1.0"):
     configs.HParams(dropout=1.0)
+  # SPEC 7: supp. C.1's decay read as TF1's L2 term by default, decoupled on request.
+  assert efficient.weight_decay_mode == configs.supervised_paper().weight_decay_mode == "l2"
+  for cls in (configs.EfficientConfig, configs.SupervisedConfig):
+    assert cls(weight_decay_mode="decoupled").weight_decay_mode == "decoupled"
+    with pytest.raises(ValueError, match="weight_decay_mode='adamw'; choose one of"):
+      cls(weight_decay_mode="adamw")
 
 
 def test_configs_validate_themselves_when_built():

@@ -110,8 +110,9 @@ def test_flags_build_the_config():
   evaluation.define_flags("efficient", fv, argv=["--preset", "efficient_paper"])
   fv(["prog", "--model_dir=m", "--output_dir=o", "--preset=efficient_paper",
       "--label_fraction=0.01", "--sweep_size=4", "--dataset=imagenet2012",
-      "--data_dir=/data", "--classifier_blocks=3"])
+      "--data_dir=/data", "--classifier_blocks=3", "--weight_decay_mode=decoupled"])
   config = evaluation.config_from_flags("efficient", fv)
+  assert config.weight_decay_mode == "decoupled" and fv["weight_decay_mode"].default == "l2"
   assert config.subset.label_fraction == 0.01 and config.sweep.size == 4
   assert config.subset.data.source == "imagenet2012" and config.subset.data.data_dir == "/data"
   assert config.classifier == configs.ClassifierConfig(blocks=3)
@@ -119,6 +120,29 @@ def test_flags_build_the_config():
   # showed the dataclass fields whatever the preset).
   assert fv["learning_rate"].default == 0.1 and fv["classifier_width"].default == 4096
   assert fv["validation_size"].default == 10_000 and fv["momentum"].default == 0.9
+
+
+def test_phase_two_encoder_adam_takes_the_pretraining_betas_unless_set():
+  pretraining = configs.OptimizerConfig()
+  adam = efficient.encoder_adam(configs.efficient_paper())
+  assert (adam.beta_1, adam.beta_2, adam.epsilon) == (
+      pretraining.beta_1, pretraining.beta_2, pretraining.epsilon) == (0.8, 0.999, 1e-8)
+  assert float(adam.learning_rate) == pytest.approx(4e-5)
+  own = configs.replace(configs.efficient_tiny(), encoder_learning_rate=1e-3,
+                        encoder_beta_1=0.9, encoder_beta_2=0.99, encoder_epsilon=1e-7)
+  adam = efficient.encoder_adam(own)
+  assert (adam.beta_1, adam.beta_2, adam.epsilon) == (0.9, 0.99, 1e-7)
+  assert float(adam.learning_rate) == pytest.approx(1e-3)
+  with pytest.raises(ValueError, match="encoder_beta_1=1.0.*betas in \\[0, 1\\)"):
+    configs.EfficientConfig(encoder_beta_1=1.0)
+  fv = flags.FlagValues()
+  evaluation.define_flags("efficient", fv)
+  fv(["prog", "--model_dir=m", "--output_dir=o", "--encoder_beta_1=0.9",
+      "--encoder_epsilon=1e-7"])
+  config = evaluation.config_from_flags("efficient", fv)
+  assert (config.encoder_beta_1, config.encoder_beta_2, config.encoder_epsilon) == (
+      0.9, 0.999, 1e-7)
+  assert fv["encoder_beta_1"].default == 0.8 and "supp. A" in fv["encoder_beta_1"].help
 
 
 @pytest.mark.slow

@@ -57,8 +57,8 @@ def test_frozen_phase_keeps_the_encoder_bit_for_bit_and_fine_tuning_changes_it(
   model = make_model(model_dir)
   strategy = tf.distribute.get_strategy()
   encoder_before, head_before = values(model.encoder.weights), values(model.head.weights)
-  loop = make_loop(model, [loop_lib.Group(sweep.sgd(HParams(), 0.9),
-                                          model.head.trainable_variables)], False, strategy)
+  loop = make_loop(model, [sweep.sgd(HParams(), 0.9, "l2", model.head.trainable_variables)],
+                   False, strategy)
   done = loop_lib.run_phase(loop, phase(tmp_path / "frozen", 2, 2), random_images,
                             track={"head": model.head}, log=lambda _: None)
   assert done["steps"] == 2
@@ -67,7 +67,7 @@ def test_frozen_phase_keeps_the_encoder_bit_for_bit_and_fine_tuning_changes_it(
   assert any(not np.array_equal(a, b)
              for a, b in zip(head_before, values(model.head.weights)))
 
-  groups = [loop_lib.Group(sweep.sgd(HParams(), 0.9), model.head.trainable_variables),
+  groups = [sweep.sgd(HParams(), 0.9, "l2", model.head.trainable_variables),
             loop_lib.Group(keras.optimizers.Adam(1e-3), model.encoder.trainable_variables)]
   loop = make_loop(model, groups, True, strategy)
   loop_lib.run_phase(loop, phase(tmp_path / "finetune", 2, 2, "finetune"), random_images,
@@ -118,6 +118,74 @@ def test_early_stopping_keeps_the_best_validation_weights(model_dir, tmp_path):
   assert 0.0 <= done["val_top1"] <= done["val_top5"] <= 1.0
   m = loop_lib.evaluate(loop, validation)
   assert m["count"] == 8 and m["top1"] == pytest.approx(done["val_top1"])
+
+
+def l2_hand_case(strategy, wd=0.25, lr=1.0):
+  """One plain SGD step on sum(x @ W + b) / B with an L2 term: (W0, W1, b0, b1, mean x).
+
+  The data gradient is mean_x[:, None] for every column of W and 1 for b, so
+  W1 = W0 - lr * (mean_x + wd * W0) and b1 = b0 - lr exactly (no decay on b).
+  """
+  x = tf.constant([[1.0, -2.0, 0.5], [3.0, 0.0, -1.5], [-1.0, 4.0, 2.0],
+                   [0.0, 1.0, 1.0]])
+  with strategy.scope():
+    model = keras.layers.Dense(2, name="dense")
+    model.build((None, 3))
+    model.kernel.assign([[0.5, -1.0], [2.0, 0.25], [-0.75, 1.5]])
+    model.bias.assign([0.3, -0.2])
+    groups = [loop_lib.Group(keras.optimizers.SGD(lr), model.trainable_variables, l2=wd)]
+  w0, b0 = model.kernel.numpy().copy(), model.bias.numpy().copy()
+  loop = loop_lib.Loop(model, groups, lambda m, batch: tf.reduce_sum(m(batch)) / tf.cast(
+      tf.shape(batch)[0], tf.float32), strategy)
+  dist = strategy.distribute_datasets_from_function(
+      lambda ctx: tf.data.Dataset.from_tensors(x).rebatch(
+          ctx.get_per_replica_batch_size(4)).repeat())
+  loop.train(iter(dist), 1)
+  return w0, model.kernel.numpy(), b0, model.bias.numpy(), x.numpy().mean(0)
+
+
+def _dense_and_norm():
+  dense, norm = keras.layers.Dense(2), keras.layers.LayerNormalization()
+  dense.build((None, 3))
+  norm.build((None, 3))
+  return dense.trainable_variables + norm.trainable_variables
+
+
+def test_l2_term_adds_wd_times_w_to_the_kernel_gradient_only():
+  wd, lr = 0.25, 1.0
+  w0, w1, b0, b1, mean_x = l2_hand_case(tf.distribute.get_strategy(), wd, lr)
+  gradient = (w0 - w1) / lr
+  # TF1 l2_regularizer(scale): scale * sum(w^2) / 2, gradient scale * w (float32 sums).
+  np.testing.assert_allclose(gradient, mean_x[:, None] + wd * w0, rtol=1e-6, atol=1e-6)
+  np.testing.assert_allclose((b0 - b1) / lr, [1.0, 1.0], rtol=1e-6)  # biases: no L2
+  assert [v.name for v in loop_lib.decayed(_dense_and_norm())] == ["kernel"]
+  with pytest.raises(ValueError, match="l2=-1"):
+    loop_lib.Group(keras.optimizers.SGD(0.1), [], l2=-1.0)
+
+
+def test_l2_term_counts_once_over_replicas():
+  """Two logical CPU replicas: each adds the L2 term, divided by R and summed = once."""
+  script = textwrap.dedent("""
+      import sys
+      import numpy as np
+      import tensorflow as tf
+      cpu = tf.config.list_physical_devices("CPU")[0]
+      tf.config.set_logical_device_configuration(
+          cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+      sys.path.insert(0, "tests")
+      from test_loop import l2_hand_case
+      s = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+      w0, w1, b0, b1, mean_x = l2_hand_case(s, 0.25, 1.0)
+      np.testing.assert_allclose(w0 - w1, mean_x[:, None] + 0.25 * w0, rtol=1e-6,
+                                 atol=1e-6)
+      np.testing.assert_allclose(b0 - b1, [1.0, 1.0], rtol=1e-6)
+      print("L2 OK")
+  """)
+  env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PYTHONPATH=ROOT)
+  proc = subprocess.run([sys.executable, "-c", script], cwd=ROOT, env=env,
+                        capture_output=True, text=True, timeout=300)
+  assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-5000:]
+  assert "L2 OK" in proc.stdout
 
 
 @pytest.mark.slow

@@ -86,9 +86,14 @@ def test_unknown_architecture_and_flags():
     fv(["prog", "--output_dir=o", "--architecture=resnet18"])
   fv = flags.FlagValues()
   evaluation.define_flags("supervised", fv)
-  fv(["prog", "--output_dir=o", "--architecture=resnet152_v2", "--dropout=0.2"])
+  fv(["prog", "--output_dir=o", "--architecture=resnet152_v2", "--dropout=0.2",
+      "--weight_decay_mode=decoupled"])
   config = evaluation.config_from_flags("supervised", fv)
   assert config.architecture == "resnet152_v2" and config.hparams.dropout == 0.2
+  assert config.weight_decay_mode == "decoupled" and fv["weight_decay_mode"].default == "l2"
+  assert "supp. C.1" in fv["weight_decay_mode"].help
+  with pytest.raises(flags.IllegalFlagValueError):
+    fv(["prog", "--output_dir=o", "--weight_decay_mode=adamw"])
   assert "model_dir" not in fv  # trained from pixels
   # --help shows the default preset's value (supervised_tiny), not the dataclass field's.
   assert fv["architecture"].default == configs.supervised_tiny().architecture == "tiny"

@@ -19,6 +19,16 @@ from cpc_tf.eval import loop as loop_lib
 from cpc_tf.eval import sweep
 
 
+def encoder_adam(config: EfficientConfig) -> keras.optimizers.Adam:
+  """Phase 2's encoder optimizer: Adam at the smaller encoder rate (supp. C.2).
+
+  Its betas and epsilon default to pre-training's (supp. A: 0.8, 0.999, 1e-8;
+  `configs.OptimizerConfig`), as supp. C.2 keeps each component's optimizer.
+  """
+  return keras.optimizers.Adam(config.encoder_learning_rate, beta_1=config.encoder_beta_1,
+                               beta_2=config.encoder_beta_2, epsilon=config.encoder_epsilon)
+
+
 def train_efficient(model_dir: str, config: EfficientConfig, output_dir: str,
                     strategy: tf.distribute.Strategy | None = None, *,
                     step: int | None = None, subset_file: str | None = None,
@@ -43,8 +53,8 @@ def train_efficient(model_dir: str, config: EfficientConfig, output_dir: str,
       model = classifiers.efficient_classifier(encoder.model, config.classifier,
                                                run.num_classes, hp.dropout,
                                                config.image_size)
-      groups = [loop_lib.Group(sweep.sgd(hp, config.momentum),
-                               model.head.trainable_variables)]
+      groups = [sweep.sgd(hp, config.momentum, config.weight_decay_mode,
+                          model.head.trainable_variables)]
     loop = loop_lib.classification_loop(model, groups, train_encoder=False,
                                         strategy=strategy)
     phase = loop_lib.Phase(run.point_dir(point, "frozen"), "frozen", config.frozen_steps,
@@ -61,11 +71,10 @@ def train_efficient(model_dir: str, config: EfficientConfig, output_dir: str,
   if config.finetune:
     model = loop.model
     with strategy.scope():
-      groups = [loop_lib.Group(sweep.sgd(hp, config.momentum),
-                               model.head.trainable_variables),
+      groups = [sweep.sgd(hp, config.momentum, config.weight_decay_mode,
+                          model.head.trainable_variables),
                 # supp. C.2: the encoder is fine-tuned with Adam, the head with SGD.
-                loop_lib.Group(keras.optimizers.Adam(config.encoder_learning_rate),
-                               model.encoder.trainable_variables)]
+                loop_lib.Group(encoder_adam(config), model.encoder.trainable_variables)]
     loop = loop_lib.classification_loop(model, groups, train_encoder=True,
                                         strategy=strategy)
     phase = loop_lib.Phase(run.point_dir(best["point"], "finetune"), "finetune",

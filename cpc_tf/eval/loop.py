@@ -8,17 +8,20 @@ only what differs (its model, optimizer groups, loss and evaluation counts).
 Contract (what a protocol hands over; a detector whose model returns a dict
 of losses, trained frozen then fine-tuned, plugs in the same way):
   model       any callable owning variables (keras.Model, tf.Module).
-  groups      [Group(optimizer, variables)]: each optimizer updates its own
-              variables, e.g. [SGD on the head] when the backbone is frozen,
-              [SGD on the head, Adam at a smaller rate on the backbone] when
-              fine-tuning. Create model and optimizers in the strategy
-              scope; the Loop builds each optimizer on its variables there,
-              before the first step.
+  groups      [Group(optimizer, variables, l2=0.0)]: each optimizer updates
+              its own variables, e.g. [SGD on the head] when the backbone is
+              frozen, [SGD on the head, Adam at a smaller rate on the
+              backbone] when fine-tuning. Create model and optimizers in the
+              strategy scope; the Loop builds each optimizer on its variables
+              there, before the first step. A group's l2 > 0 adds
+              l2 * sum(w^2) / 2 over its kernels (`decayed`) to the loss.
   loss_fn     (model, batch) -> scalar loss, the MEAN over this replica's
               batch, in replica context (e.g. `sum(model(images)["loss/*"])`
-              for a detector). The loop divides it by R, sums the gradients
-              over replicas and clips their global norm (`cpc_tf.gradients`,
-              the same helper as pre-training), then applies each group.
+              for a detector). The loop adds the groups' L2 terms, divides by
+              R, sums the gradients over replicas and clips their global norm
+              (`cpc_tf.gradients`, the same helper as pre-training), then
+              applies each group. The L2 term is the same on every replica,
+              so after the division by R and the sum its gradient is l2 * w.
   count_fn    (model, batch) -> {name: float32 scalar SUM over the batch} for
   count_names every name of `count_names` (with "count", the examples seen), in
               replica context; `Loop.totals` adds them over replicas and batches.
@@ -38,10 +41,12 @@ with the per-replica batch (one input pipeline per worker); an inner
 strategy scope (slots cannot be created inside a distributed step).
 
 Public API:
-  Group(optimizer, variables)
+  Group(optimizer, variables, l2=0.0)     decayed(variables) -> its kernels
+  l2_penalty(groups) -> the summed L2 terms
   Loop(model, groups, loss_fn, strategy, *, count_fn=None, count_names=(),
        clip_norm=None)
-    .train(iterator, num_steps) -> mean loss      .totals(dist_dataset) -> sums
+    .train(iterator, num_steps) -> mean loss_fn value (without the L2 terms)
+    .totals(dist_dataset) -> sums
   classification_loss(train_encoder) -> loss_fn
   classification_counts(model, batch), CLASSIFICATION_COUNTS (its names)
   classification_loop(model, groups, train_encoder, strategy) -> Loop of both
@@ -105,10 +110,40 @@ class Budget:
 
 @dataclasses.dataclass
 class Group:
-  """An optimizer and the variables it updates."""
+  """An optimizer, the variables it updates, and the L2 coefficient of their kernels.
+
+  l2 is TF1's `l2_regularizer(scale)` convention: the loss gains
+  l2 * sum(w^2) / 2 (`tf.nn.l2_loss`), so the gradient gains l2 * w; "weight
+  decay 1e-5 .. 1e-2" of supp. C.1 is read as this coefficient (SPEC 7).
+  """
 
   optimizer: keras.optimizers.Optimizer
   variables: list
+  l2: float = 0.0
+
+  def __post_init__(self):
+    if self.l2 < 0:
+      raise ValueError(f"Group l2={self.l2}: an L2 coefficient must be >= 0.")
+
+
+def decayed(variables: list) -> list:
+  """The kernels (convolution, dense) among `variables`: what weight decay applies to.
+
+  Norm scales / offsets (gamma, beta) and biases are not decayed, the usual
+  convention (decaying a norm's scale only fights the norm); these are the
+  same variables the decoupled mode excludes by name (`cpc_tf.eval.sweep`).
+  """
+  return [v for v in variables if v.name.endswith("kernel")]
+
+
+def l2_penalty(groups: list[Group]) -> tf.Tensor:
+  """sum over groups of l2 * sum(w^2) / 2 over the group's kernels (float32 scalar)."""
+  total = tf.constant(0.0)
+  for g in groups:
+    kernels = decayed(g.variables)
+    if g.l2 > 0 and kernels:
+      total += g.l2 * tf.add_n([tf.nn.l2_loss(tf.cast(v, tf.float32)) for v in kernels])
+  return total
 
 
 # ----------------------------------------------------------------------------
@@ -135,7 +170,9 @@ class Loop:
     variables = [v for g in self.groups for v in g.variables]
     with tf.GradientTape() as tape:
       loss = self.loss_fn(self.model, batch)
-      scaled = loss / tf.cast(num_replicas, loss.dtype)  # summed: the global-batch mean
+      objective = loss + tf.cast(l2_penalty(self.groups), loss.dtype)
+      # Summed over replicas: the global-batch mean (and the L2 term once).
+      scaled = objective / tf.cast(num_replicas, loss.dtype)
     grads, _ = gradients.sum_and_clip(tape.gradient(scaled, variables), self.clip_norm)
     start = 0
     for g in self.groups:
@@ -152,7 +189,11 @@ class Loop:
     return total / tf.cast(num_steps, tf.float32)
 
   def train(self, iterator, num_steps: int) -> float:
-    """Runs `num_steps` steps; returns the mean training loss."""
+    """Runs `num_steps` steps; returns the mean loss_fn value.
+
+    The groups' L2 terms are left out: the figure stays comparable with the
+    evaluation loss (on a wide head the penalty would dominate it).
+    """
     return float(self._train(iterator, tf.constant(num_steps, tf.int64)))
 
   def _zeros(self):

@@ -38,7 +38,8 @@ def train_supervised(config: SupervisedConfig, output_dir: str,
                                      name="encoder")
       model = classifiers.supervised_classifier(encoder, run.num_classes, hp.dropout,
                                                 config.image_size)
-      groups = [loop_lib.Group(sweep.sgd(hp, config.momentum), model.trainable_variables)]
+      groups = [sweep.sgd(hp, config.momentum, config.weight_decay_mode,
+                          model.trainable_variables)]
     loop = loop_lib.classification_loop(model, groups, train_encoder=True,
                                         strategy=strategy)
     phase = loop_lib.Phase(run.point_dir(point, "supervised"), "supervised",

@@ -32,15 +32,35 @@ from cpc_tf.eval import held_out, results, subsets
 # Fields that may change between a run and its resumption: budgets and cadence.
 RESUMABLE_CHANGES = ("train_steps", "frozen_steps", "finetune_steps", "eval_every",
                      "eval_batch_size", "patience", "sweep.size")
+# Read by phase 2 alone: free to differ in a run without it (finetune=False).
+PHASE2_FIELDS = ("encoder_learning_rate", "encoder_beta_1", "encoder_beta_2",
+                 "encoder_epsilon")
+# What a config.json written before these fields existed trained with: Keras'
+# decoupled decay and Keras' default Adam. Such a run resumes only with them.
+IMPLIED_BEFORE_FIELDS = {"config.weight_decay_mode": "decoupled",
+                         "config.encoder_beta_1": 0.9, "config.encoder_beta_2": 0.999,
+                         "config.encoder_epsilon": 1e-7}
+# Not decayed in the decoupled mode, by name: the variables `loop.decayed` leaves out.
+NOT_DECAYED = ("bias", "gamma", "beta")
 
 
-def sgd(hp: HParams, momentum: float) -> keras.optimizers.Optimizer:
-  """supp. C.1: SGD at the searched rate and weight decay; norms and biases not decayed."""
+def sgd(hp: HParams, momentum: float, mode: str, variables: list) -> loop_lib.Group:
+  """supp. C.1: SGD at the searched rate and weight decay on `variables`.
+
+  mode (configs.WEIGHT_DECAY_MODES): "l2" puts hp.weight_decay into the loss as
+  TF1's l2_regularizer did (gradient + wd * w on the kernels, `loop.Group.l2`);
+  "decoupled" is Keras' weight_decay (w -= lr * wd * w before the momentum
+  step). Either way only kernels decay, never norms or biases.
+  """
+  if mode not in configs.WEIGHT_DECAY_MODES:
+    raise ValueError(f"weight_decay_mode={mode!r}; choose one of "
+                     f"{configs.WEIGHT_DECAY_MODES}.")
+  decoupled = mode == "decoupled" and hp.weight_decay > 0
   opt = keras.optimizers.SGD(hp.learning_rate, momentum=momentum,
-                             weight_decay=hp.weight_decay or None)
-  if hp.weight_decay:
-    opt.exclude_from_weight_decay(var_names=["bias", "gamma", "beta"])
-  return opt
+                             weight_decay=hp.weight_decay if decoupled else None)
+  if decoupled:
+    opt.exclude_from_weight_decay(var_names=list(NOT_DECAYED))
+  return loop_lib.Group(opt, variables, l2=hp.weight_decay if mode == "l2" else 0.0)
 
 
 def sweep_points(sweep: SweepConfig, given: HParams) -> list[HParams]:
@@ -74,13 +94,23 @@ def hparams(row: dict) -> HParams:
 
 def check_run(output_dir: str, protocol: str, source: str, config, write: bool = True
               ) -> dict:
-  """Writes config.json (if `write`), or refuses an output_dir holding another run."""
+  """Writes config.json (if `write`), or refuses an output_dir holding another run.
+
+  A config.json of an older version lacks newer fields; it is read as what that
+  version did (IMPLIED_BEFORE_FIELDS), so resuming it needs those settings.
+  """
   doc = {"protocol": protocol, "encoder": source, "config": configs.to_dict(config)}
+  free = RESUMABLE_CHANGES
+  if not getattr(config, "finetune", True):
+    free += PHASE2_FIELDS
   checkpoints.guard_config(
-      output_dir, doc, lambda name: name.removeprefix("config.") in RESUMABLE_CHANGES,
-      write=write, what="another run",
+      output_dir, doc, lambda name: name.removeprefix("config.") in free,
+      write=write, what="another run", implied=IMPLIED_BEFORE_FIELDS,
       hint="Use a new --output_dir, or the saved settings. Step budgets, eval_every, "
-           "patience and the sweep size may change between runs")
+           "patience and the sweep size may change between runs; a value marked "
+           "implied is what the older version that wrote the file did: pass it to "
+           "resume that run (e.g. --weight_decay_mode=decoupled --encoder_beta_1=0.9 "
+           "--encoder_epsilon=1e-7)")
   return doc
 
 
