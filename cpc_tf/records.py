@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 
 import tensorflow as tf
 
@@ -31,8 +32,8 @@ def write_text(path: str, text: str, mode: str = "w") -> None:
     tf.io.gfile.rename(tmp, path, overwrite=True)
   except (OSError, tf.errors.OpError) as e:
     raise WriteError(f"could not write {path} ({reason(e)}); the previous version, if "
-                     "any, is untouched. Free some space or fix the permissions, then "
-                     "rerun the same command") from e
+                     "any, is untouched. Free some space, fix the permissions or move "
+                     "what is in the way, then rerun the same command.") from e
 
 
 def write_json(path: str, doc) -> None:
@@ -92,6 +93,7 @@ def _regular_file_above(directory: str) -> str | None:
 
 def reason(error: Exception) -> str:
   """The OS's words for a failed file operation, without TF's stack."""
-  if isinstance(error, tf.errors.OpError):
-    return error.message.splitlines()[0]
+  if isinstance(error, tf.errors.OpError):  # drop TF's node name and op tag
+    text = re.sub(r"\{\{[^}]*\}\}\s*|\s*\[Op:\w+\]", "", error.message)
+    return text.splitlines()[0] if text else type(error).__name__
   return error.strerror or str(error) if isinstance(error, OSError) else str(error)

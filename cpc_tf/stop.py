@@ -23,7 +23,7 @@ import signal
 import threading
 import time
 
-SIGNALS = (signal.SIGTERM, signal.SIGINT)
+SIGNALS = (signal.SIGINT, signal.SIGTERM)  # SIGTERM last: a test seeing it caught sees both
 # Longer than any single tf.function call of the loops on their own data
 # (steps_per_loop steps), shorter than a patient user.
 GRACE_SECONDS = 60.0

@@ -237,8 +237,9 @@ def pretrain(config: PretrainConfig, model_dir: str,
       kept = f"ckpt-{steps[-1]} is intact" if steps else "no checkpoint had been saved"
       raise records.WriteError(
           f"saving the checkpoint of step {int(trainer.step.numpy())} in {save_dir} "
-          f"failed ({records.reason(e)}); {kept}. Free some space or fix the "
-          "permissions, then rerun the same command to resume") from e
+          f"failed ({records.reason(e)}); {kept}. Free some space, fix the "
+          "permissions or move what is in the way, then rerun the same command to "
+          "resume.") from e
 
   writer = (tf.summary.create_file_writer(model_dir) if chief
             else tf.summary.create_noop_writer())

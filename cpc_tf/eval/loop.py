@@ -316,8 +316,9 @@ def save_phase(state: _State, step: int) -> None:
   except (OSError, tf.errors.OpError) as e:
     raise records.WriteError(
         f"saving the checkpoint of step {step} in {state.save_dir} failed "
-        f"({records.reason(e)}); the previous checkpoint is intact. Free some space or "
-        "fix the permissions, then rerun the same command to resume") from e
+        f"({records.reason(e)}); the previous checkpoint is intact. Free some space, "
+        "fix the permissions or move what is in the way, then rerun the same command to "
+        "resume.") from e
   if not state.chief:
     for path in tf.io.gfile.glob(os.path.join(state.save_dir, "ckpt-*")):
       tf.io.gfile.remove(path)  # a worker keeps only its best weights
