@@ -59,7 +59,8 @@ class StopSignal:
   def __enter__(self):
     if threading.current_thread() is not threading.main_thread():
       return self
-    self._previous = {s: signal.signal(s, self._handle) for s in SIGNALS}
+    # The watchdog first, the handlers last: once a handler is visible (e.g. in
+    # /proc/<pid>/status SigCgt) a signal reaches both.
     self._read_fd, self._write_fd = os.pipe()
     os.set_blocking(self._write_fd, False)
     self._previous_fd = signal.set_wakeup_fd(self._write_fd, warn_on_full_buffer=False)
@@ -69,6 +70,7 @@ class StopSignal:
     self._watchdog = threading.Thread(target=self._watch, name="stop-watchdog",
                                       daemon=True)
     self._watchdog.start()
+    self._previous = {s: signal.signal(s, self._handle) for s in SIGNALS}
     return self
 
   def _handle(self, signum, frame):
