@@ -222,6 +222,11 @@ def main_for(protocol: str, run, flag_values=flags.FLAGS):
     except loop.Stopped as e:  # SIGTERM / Ctrl-C: checkpoint saved, 128 + signal
       print(f"Stopped: {e}. Rerun the same command to continue.", flush=True)
       sys.exit(e.status)
+    except KeyboardInterrupt:  # Ctrl-C outside a training phase: nothing new to save
+      print("Error: interrupted (SIGINT) outside a training phase; the checkpoints "
+            "saved so far are kept. Rerun the same command to continue.",
+            file=sys.stderr, flush=True)
+      sys.exit(130)
     except loop.Interrupted as e:
       print(f"Interrupted: {e}. Rerun the same command to continue.", flush=True)
       sys.exit(EXIT_INTERRUPTED)
