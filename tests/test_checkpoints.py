@@ -124,3 +124,15 @@ def test_a_missing_checkpoint_is_named_plainly_with_the_steps_there_are(tmp_path
     checkpoints.checkpoint_path(str(tmp_path), 7)
   assert "has no checkpoint at step 7; its checkpoints are at steps 4, 8" in str(error.value)
   assert checkpoints.checkpoint_path(str(tmp_path), 8).endswith("ckpt-8")
+
+
+def test_an_evaluation_directory_binds_once_a_checkpoint_exists_below_it(tmp_path):
+  """Default `started`: any checkpoint under the directory (e.g. point-0/frozen)."""
+  guard = lambda d: checkpoints.guard_config(str(tmp_path), d, lambda name: False,
+                                             write=True, what="another run", hint="")
+  guard({"a": 1})
+  guard({"a": 2})  # no checkpoint yet: a failed start, replaced
+  assert json.load(open(tmp_path / checkpoints.CONFIG_FILE)) == {"a": 2}
+  save_checkpoint(tmp_path / "point-0" / "frozen", 3)
+  with pytest.raises(ValueError, match="a: saved 2, now 3"):
+    guard({"a": 3})
