@@ -27,7 +27,7 @@ import os
 
 import tensorflow as tf
 
-from cpc_tf import checkpoints, configs, distribute, train
+from cpc_tf import checkpoints, configs, distribute, records, train
 from cpc_tf.eval import linear, results
 from cpc_tf.configs import AblationConfig, LinearEvalConfig, PretrainConfig
 
@@ -43,7 +43,11 @@ OTHER_COLOUR = "tab:gray"  # 3 directions: not in the figure
 
 
 class Preempted(RuntimeError):
-  """Pre-training of a rung stopped on SIGTERM after saving; rerun to resume."""
+  """Pre-training of a rung stopped on SIGTERM / SIGINT after saving; rerun to resume."""
+
+  def __init__(self, message: str, status: int = 143):
+    super().__init__(message)
+    self.status = status  # 128 + the signal number
 
 
 @dataclasses.dataclass(frozen=True)
@@ -110,8 +114,9 @@ def _check_output_dir(ablation: AblationConfig, output_dir: str) -> None:
   mine = json.loads(json.dumps(configs.to_dict(ablation)))
   mine.pop("presets")
   if tf.io.gfile.exists(path):
-    with tf.io.gfile.GFile(path) as f:
-      theirs = json.load(f)
+    theirs = records.read_json(path, f"Move it aside and rerun with the settings the "
+                               f"ablation was started with; the runs in {output_dir} "
+                               "are kept.")
     theirs.pop("presets", None)
     differences = checkpoints.diff(theirs, mine)
     if differences:
@@ -120,9 +125,7 @@ def _check_output_dir(ablation: AblationConfig, output_dir: str) -> None:
           f"{output_dir} holds an ablation with other settings ({name}: {old!r} there, "
           f"{new!r} now). Rerun with the same settings to resume, or use a new output_dir "
           "(only the list of presets may change).")
-  tf.io.gfile.makedirs(output_dir)
-  with tf.io.gfile.GFile(path, "w") as f:
-    json.dump({**mine, "presets": list(ablation.presets)}, f, indent=2, sort_keys=True)
+  records.write_json(path, {**mine, "presets": list(ablation.presets)})
 
 
 def _finished_step(model_dir: str) -> int:
@@ -169,7 +172,8 @@ def run(ablation: AblationConfig, output_dir: str,
         result = train.pretrain(config, model_dir, strategy, verbose=verbose)
         if result.preempted:
           raise Preempted(f"Pre-training of {preset} stopped at step {result.step}; its "
-                          "checkpoint is saved. Rerun the same command to resume.")
+                          "checkpoint is saved. Rerun the same command to resume.",
+                          result.status)
       log(f"{head}: linear evaluation", flush=True)
       document = linear_protocol(model_dir, ablation.linear, linear_dir, strategy, verbose)
     row = next(r for r in document["rows"] if r["split"] == "test")
@@ -209,8 +213,7 @@ def markdown_table(rungs: list[RungResult]) -> str:
 
 
 def _write(path: str, data, mode: str = "w") -> None:
-  with tf.io.gfile.GFile(path, mode) as f:
-    f.write(data)
+  records.write_text(path, data, mode)
 
 
 def write_outputs(rungs: list[RungResult], output_dir: str) -> None:

@@ -1,7 +1,9 @@
 """What a pre-training model_dir holds, and how other code reads it back.
 
 A model_dir contains:
-  config.json        the resolved PretrainConfig (`configs.to_dict`)
+  config.json        the resolved PretrainConfig (`configs.to_dict`), written once
+  config_changes.json  settings changed on resume (RESUMABLE_CHANGES), each with
+                     the step it took effect; absent until the first change
   ckpt-<step>.*      tf.train.Checkpoint with entries
                        model          the trained CPCModel
                        averaged_model the Polyak-averaged twin (supp. A), what
@@ -19,6 +21,9 @@ Evaluation reads the averaged encoder (`cpc_tf.eval.encoders.load_encoder`);
 Every run directory (a pre-training model_dir, an evaluation output_dir)
 starts with CONFIG_FILE; `guard_config` is the one routine that writes it, or
 compares it with the saved one and refuses a directory holding another run.
+Settings that may change on resume are appended to CHANGES_FILE
+(config_changes.json) with the step they took effect; config.json itself is
+written once.
 """
 
 from __future__ import annotations
@@ -29,11 +34,21 @@ from typing import Callable
 
 import tensorflow as tf
 
-from cpc_tf import configs
+from cpc_tf import configs, records
 from cpc_tf.configs import PretrainConfig
 from cpc_tf.model import build_model
 
 CONFIG_FILE = "config.json"
+# Appended, never rewritten: [{"step": int | null, "changes": {field: {"from", "to"}}}].
+CHANGES_FILE = "config_changes.json"
+
+# Pre-training settings a resumed run may change (issue 9): budgets, cadence,
+# and where the same data lives. Each change is appended to CHANGES_FILE with
+# the step it took effect. Every other field (architecture, batch, optimizer,
+# augmentation, data identity, seed, precision) shaped the checkpoints and is
+# refused. train_steps / epochs also stretch a cosine schedule (optimizer.decay).
+RESUMABLE_CHANGES = ("train_steps", "epochs", "checkpoint_every", "keep_checkpoints",
+                     "log_every", "steps_per_loop", "data.data_dir", "data.path")
 
 
 def config_path(model_dir: str) -> str:
@@ -41,22 +56,15 @@ def config_path(model_dir: str) -> str:
 
 
 def write_config(config: PretrainConfig, model_dir: str) -> None:
-  _write_json(config_path(model_dir), configs.to_dict(config))
-
-
-def _write_json(path: str, doc: dict) -> None:
-  tf.io.gfile.makedirs(os.path.dirname(path))
-  with tf.io.gfile.GFile(path, "w") as f:
-    json.dump(doc, f, indent=2, sort_keys=True)
+  records.write_json(config_path(model_dir), configs.to_dict(config))
 
 
 def read_config(model_dir: str) -> PretrainConfig | None:
-  """The saved config, or None if model_dir has none."""
+  """The run's config (with its recorded changes applied), or None if model_dir has none."""
   path = config_path(model_dir)
   if not tf.io.gfile.exists(path):
     return None
-  with tf.io.gfile.GFile(path) as f:
-    return configs.from_dict(PretrainConfig, json.load(f))
+  return configs.from_dict(PretrainConfig, _read_record(model_dir, _pretrain_way_out))
 
 
 def diff(a, b, prefix: str = "") -> list[tuple[str, object, object]]:
@@ -90,45 +98,140 @@ def _fill_implied(saved: dict, doc: dict, implied: dict) -> set[str]:
   return filled
 
 
-def guard_config(directory: str, doc: dict, may_change: Callable[[str], bool], *,
-                 write: bool, what: str, hint: str, implied: dict | None = None) -> None:
-  """Refuses a directory whose CONFIG_FILE differs from `doc`, then writes `doc`.
+def _apply(doc: dict, changes: list) -> dict:
+  """`doc` with every recorded change (dotted field -> {"to": value}) applied in order."""
+  doc = json.loads(json.dumps(doc))
+  for entry in changes:
+    for name, change in entry["changes"].items():
+      *parents, leaf = name.split(".")
+      node = doc
+      for part in parents:
+        node = node.setdefault(part, {})
+      node[leaf] = change["to"]
+  return doc
 
-  may_change(dotted path) tells which fields may legitimately differ between a
-  run and its resumption (budgets, cadence, data paths). `what` names the
-  other run in the message, `hint` says which fields may change. Only the
-  chief passes write=True. `implied` maps a dotted path to the value a file
+
+def _general_way_out(directory: str, path: str) -> str:
+  return (f"Move it aside (mv {path} {path}.damaged) and rerun with the settings the run "
+          f"was started with: a new record is written from them and the checkpoints in "
+          f"{directory} are kept and resumed.")
+
+
+def _pretrain_way_out(directory: str, path: str) -> str:
+  steps = checkpoint_steps(directory)
+  if not steps:
+    return _general_way_out(directory, path)
+  return (f"The checkpoints are intact (steps {_list(steps)}). To recover: mv {path} "
+          f"{path}.damaged, then run python -m launch.pretrain --model_dir={directory} "
+          f"with the run's original flags and --train_steps={steps[-1]}: it writes a new "
+          "record without training; then resume as usual.")
+
+
+def _read_record(directory: str, way_out=_general_way_out) -> dict:
+  """CONFIG_FILE with CHANGES_FILE applied; ValueError names a damaged file and the fix."""
+  path = os.path.join(directory, CONFIG_FILE)
+  saved = records.read_json(path, way_out(directory, path))
+  changes_path = os.path.join(directory, CHANGES_FILE)
+  changes = []
+  if tf.io.gfile.exists(changes_path):
+    changes = records.read_json(changes_path, way_out(directory, changes_path))
+  if not isinstance(saved, dict) or not isinstance(changes, list):
+    raise ValueError(f"{path} or {changes_path} is not a settings record. "
+                     + way_out(directory, path))
+  return _apply(saved, changes)
+
+
+def _started(directory: str) -> bool:
+  """Whether any checkpoint (a CheckpointManager state file) exists under directory."""
+  if not tf.io.gfile.isdir(directory):
+    return False
+  return any("checkpoint" in files for _, _, files in tf.io.gfile.walk(directory))
+
+
+def guard_config(directory: str, doc: dict, may_change: Callable[[str], bool], *,
+                 write: bool, what: str, hint: str, step: int | None = None,
+                 started: bool | None = None, implied: dict | None = None) -> None:
+  """The one routine that writes a run's CONFIG_FILE, or checks a resumption against it.
+
+  The settings are written once, at the first start. A resumption compares
+  `doc` with them (plus the changes recorded since): a field for which
+  may_change(dotted path) is False refuses the directory with every differing
+  field (`what` names the other run, `hint` says what may change); the other
+  differences are appended to CHANGES_FILE with `step`, the step at which they
+  take effect (None where a run has no single step). `started` (default: a
+  checkpoint exists under `directory`) False means an earlier start failed
+  before saving anything: its record binds nothing and is replaced. A damaged
+  record raises ValueError naming the file and the way out. Only the chief
+  passes write=True. `implied` maps a dotted path to the value a record
   written before that field existed stands for (the behaviour of that
   version), so an old run resumes under the settings it was trained with, or
   is refused naming them ("implied") instead of a bare None.
   """
   path = os.path.join(directory, CONFIG_FILE)
-  if tf.io.gfile.exists(path):
-    with tf.io.gfile.GFile(path) as f:
-      saved = json.load(f)
-    now = json.loads(json.dumps(doc))
-    filled = _fill_implied(saved, now, implied or {})
-    changes = [c for c in diff(saved, now) if not may_change(c[0])]
-    if changes:
-      note = {k: " (implied: the file predates this field)" for k in filled}
-      lines = "\n".join(f"  {k}: saved {a!r}{note.get(k, '')}, now {b!r}"
-                        for k, a, b in changes)
-      raise ValueError(f"{directory} holds {what}:\n{lines}\n{hint} (see {path}).")
-  if write:
-    _write_json(path, doc)
+  doc = json.loads(json.dumps(doc))
+  if started is None:
+    started = _started(directory)
+  if not started or not tf.io.gfile.exists(path):
+    if write:
+      if tf.io.gfile.exists(os.path.join(directory, CHANGES_FILE)):
+        tf.io.gfile.remove(os.path.join(directory, CHANGES_FILE))
+      if not (tf.io.gfile.exists(path) and _same_file(path, doc)):
+        records.write_json(path, doc)
+    return
+  way_out = _pretrain_way_out if "model" in doc else _general_way_out
+  current = _read_record(directory, way_out)
+  filled = _fill_implied(current, doc, implied or {})
+  differences = diff(current, doc)
+  refused = [c for c in differences if not may_change(c[0])]
+  if refused:
+    note = {k: " (implied: the record predates this field)" for k in filled}
+    lines = "\n".join(f"  {k}: saved {a!r}{note.get(k, '')}, now {b!r}"
+                      for k, a, b in refused)
+    raise ValueError(f"{directory} holds {what}:\n{lines}\n{hint} (see {path}).")
+  if differences and write:
+    changes_path = os.path.join(directory, CHANGES_FILE)
+    changes = (records.read_json(changes_path) if tf.io.gfile.exists(changes_path)
+               else [])
+    changes.append({"step": step, "changes": {k: {"from": a, "to": b}
+                                              for k, a, b in differences}})
+    records.write_json(changes_path, changes)
+
+
+def _same_file(path: str, doc: dict) -> bool:
+  try:
+    return records.read_json(path) == doc
+  except ValueError:
+    return False
 
 
 def check_resumable(config: PretrainConfig, model_dir: str, write: bool = False) -> None:
-  """Refuses a model_dir whose saved architecture (the `model` section) differs.
+  """Refuses a model_dir whose saved settings differ outside RESUMABLE_CHANGES.
 
-  Other sections (steps, learning rate, data, ...) may change between runs:
-  a longer schedule or another data path is a legitimate continuation.
+  Changes of RESUMABLE_CHANGES (a longer schedule, other cadence, the data
+  moved) are recorded in CHANGES_FILE at the latest checkpoint's step.
   """
-  guard_config(model_dir, configs.to_dict(config),
-               lambda name: not name.startswith("model."), write=write,
-               what="a run with a different architecture",
-               hint="Its checkpoints cannot be restored into this model. Use a new "
-                    "--model_dir, or the saved settings")
+  steps = checkpoint_steps(model_dir)
+  guard_config(model_dir, configs.to_dict(config), lambda name: name in RESUMABLE_CHANGES,
+               write=write, what="a run with other settings",
+               hint="Its checkpoints were trained with the saved ones. Use a new "
+                    "--model_dir, or the saved settings; only "
+                    f"{', '.join(RESUMABLE_CHANGES)} may change on resume",
+               step=steps[-1] if steps else None,
+               started=bool(tf.train.latest_checkpoint(model_dir)))
+
+
+def checkpoint_steps(model_dir: str) -> list[int]:
+  """Steps of the ckpt-<step> checkpoints in model_dir, ascending."""
+  steps = []
+  for path in tf.io.gfile.glob(os.path.join(model_dir, "ckpt-*.index")):
+    number = os.path.basename(path)[len("ckpt-"):-len(".index")]
+    if number.isdigit():
+      steps.append(int(number))
+  return sorted(steps)
+
+
+def _list(steps: list[int]) -> str:
+  return ", ".join(map(str, steps))
 
 
 def checkpoint_path(model_dir: str, step: int | None = None) -> str:
@@ -140,10 +243,14 @@ def checkpoint_path(model_dir: str, step: int | None = None) -> str:
     if not tf.io.gfile.exists(path + ".index"):
       path = None
   if path is None:
-    which = "any checkpoint" if step is None else f"a checkpoint at step {step}"
+    steps = checkpoint_steps(model_dir)
+    if not steps:
+      raise FileNotFoundError(
+          f"{model_dir} has no checkpoint; run python -m launch.pretrain "
+          f"--model_dir={model_dir} first.")
     raise FileNotFoundError(
-        f"{model_dir} has no {which}; run launch/pretrain.py with --model_dir={model_dir} "
-        "first.")
+        f"{model_dir} has no checkpoint at step {step}; its checkpoints are at steps "
+        f"{_list(steps)}: pass one of them, or omit the step for the latest.")
   return path
 
 

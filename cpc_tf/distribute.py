@@ -40,11 +40,30 @@ def make_strategy(name: str = "default", tpu: str | None = None) -> tf.distribut
                        "environment variable, which is not set.")
     return tf.distribute.MultiWorkerMirroredStrategy()
   if name == "tpu":
-    resolver = tf.distribute.cluster_resolver.TPUClusterResolver(tpu=tpu or "")
+    return _tpu_strategy(tpu or "")
+  raise ValueError(f"Unknown strategy {name!r}; choose one of {STRATEGIES}.")
+
+
+def _tpu_strategy(tpu: str) -> tf.distribute.Strategy:
+  """TPUStrategy on `tpu`; ValueError in one line when it cannot be found or reached.
+
+  The resolver asks the Cloud TPU API (over the network) for a name, so a
+  wrong name or no network surfaces as URLError, HttpError, ValueError or an
+  OpError from deep inside; the user needs only the name and what to check.
+  """
+  try:
+    resolver = tf.distribute.cluster_resolver.TPUClusterResolver(tpu=tpu)
     tf.config.experimental_connect_to_cluster(resolver)
     tf.tpu.experimental.initialize_tpu_system(resolver)
-    return tf.distribute.TPUStrategy(resolver)
-  raise ValueError(f"Unknown strategy {name!r}; choose one of {STRATEGIES}.")
+  except Exception as e:  # noqa: BLE001  the resolver's errors have no common base
+    cause = str(getattr(e, "reason", None) or e).splitlines()
+    where = f"--tpu={tpu}" if tpu else "--tpu='' (the local TPU VM)"
+    raise ValueError(
+        f"{where}: no such TPU could be reached ({type(e).__name__}: "
+        f"{cause[0] if cause else 'no detail'}). Check the name (gcloud compute tpus "
+        "list), its zone and project, and that this machine can reach it; or give its "
+        "grpc://host:8470 address.") from None
+  return tf.distribute.TPUStrategy(resolver)
 
 
 def is_chief(strategy: tf.distribute.Strategy) -> bool:

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import signal
 import time
 from typing import Callable
 
@@ -32,7 +31,7 @@ import tensorflow as tf
 from absl import logging
 from tensorflow.core.framework import summary_pb2
 
-from cpc_tf import checkpoints, data, flops, gradients, optimization
+from cpc_tf import checkpoints, data, flops, gradients, optimization, records, stop
 from cpc_tf.averaging import PolyakAverage
 from cpc_tf.configs import PretrainConfig
 from cpc_tf.distribute import is_chief, set_precision, worker_dir
@@ -154,36 +153,13 @@ class Trainer:
     return float(tf.convert_to_tensor(self.optimizer.learning_rate))
 
 
-class _StopSignal:
-  """SIGTERM (preemption) sets a flag the loop reads between tf.function calls."""
-
-  def __init__(self):
-    self.requested = False
-    self._previous = None
-
-  def __enter__(self):
-    try:
-      self._previous = signal.signal(signal.SIGTERM, self._handle)
-    except ValueError:  # not the main thread: no handler, no preemption save
-      self._previous = None
-    return self
-
-  def _handle(self, signum, frame):
-    del signum, frame
-    self.requested = True
-
-  def __exit__(self, *exc):
-    if self._previous is not None:
-      signal.signal(signal.SIGTERM, self._previous)
-    return False
-
-
 @dataclasses.dataclass
 class Result:
   step: int  # global step reached
   metrics: dict  # means over the last loop call
-  preempted: bool  # stopped by SIGTERM after saving a checkpoint
+  preempted: bool  # stopped by SIGTERM or SIGINT after saving a checkpoint
   trainer: Trainer  # the model, its average and the optimizer, as trained
+  status: int = 0  # preempted: the exit status the signal calls for (128 + its number)
 
 
 def _default_dataset_fn(config: PretrainConfig) -> DatasetFn:
@@ -204,7 +180,8 @@ def pretrain(config: PretrainConfig, model_dir: str,
              strategy: tf.distribute.Strategy | None = None,
              dataset_fn: DatasetFn | None = None,
              num_examples: int | None = None,
-             verbose: bool = True) -> Result:
+             verbose: bool = True,
+             stop_grace: float = stop.GRACE_SECONDS) -> Result:
   """Pre-trains (or resumes) a CPC model in model_dir; see the module docstring.
 
   dataset_fn(input_context, seed) gives the per-replica dataset; by default
@@ -212,6 +189,9 @@ def pretrain(config: PretrainConfig, model_dir: str,
   checkpoint in model_dir (multi-worker: every worker reads the chief's
   model_dir, so it must be on a shared file system such as GCS). Raises
   NonFiniteLossError (without saving) when the loss stops being finite.
+  SIGTERM / SIGINT save a checkpoint after the running call; if that call does
+  not return within stop_grace seconds (a stuck input pipeline), the process
+  ends without saving (`cpc_tf.stop`). Writes that fail raise records.WriteError.
   """
   strategy = strategy or tf.distribute.get_strategy()
   check_config(config, strategy.num_replicas_in_sync)
@@ -248,9 +228,18 @@ def pretrain(config: PretrainConfig, model_dir: str,
     checkpoint.restore(latest).assert_existing_objects_matched()
 
   def save():
-    manager.save(checkpoint_number=trainer.step)
-    if not chief:
-      tf.io.gfile.rmtree(save_dir)
+    try:
+      manager.save(checkpoint_number=trainer.step)
+      if not chief:
+        tf.io.gfile.rmtree(save_dir)
+    except (OSError, tf.errors.OpError) as e:
+      steps = checkpoints.checkpoint_steps(model_dir)
+      kept = f"ckpt-{steps[-1]} is intact" if steps else "no checkpoint had been saved"
+      raise records.WriteError(
+          f"saving the checkpoint of step {int(trainer.step.numpy())} in {save_dir} "
+          f"failed ({records.reason(e)}); {kept}. Free some space, fix the "
+          "permissions or move what is in the way, then rerun the same command to "
+          "resume.") from e
 
   writer = (tf.summary.create_file_writer(model_dir) if chief
             else tf.summary.create_noop_writer())
@@ -272,14 +261,17 @@ def pretrain(config: PretrainConfig, model_dir: str,
   logged_sums, logged_steps = {}, 0  # TensorBoard scalars are means since the last log
   first_call = True
   timed_steps, timed_time, projected = 0, 0.0, False  # for the wall-time projection
-  with _StopSignal() as stop_signal, writer.as_default():
+  last = checkpoints.checkpoint_steps(model_dir)
+  note = (f"The last checkpoint (ckpt-{last[-1]} in {model_dir}) is intact: rerun the same "
+          "command to resume." if last else "No checkpoint had been saved yet.")
+  with stop.StopSignal(stop_grace, note) as stop_signal, writer.as_default():
     while step < steps:
       # Calls end on log and checkpoint boundaries so both happen on schedule.
       n = min(config.steps_per_loop, steps - step,
               config.log_every - step % config.log_every,
               config.checkpoint_every - step % config.checkpoint_every)
       started = time.perf_counter()
-      metrics, done, stop = trainer.train_loop(iterator, n, stop_signal.requested)
+      metrics, done, stopping = trainer.train_loop(iterator, n, stop_signal.requested)
       elapsed = time.perf_counter() - started
       step += done
       if not math.isfinite(metrics["loss"]):
@@ -316,15 +308,19 @@ def pretrain(config: PretrainConfig, model_dir: str,
             ("step", step), ("loss", metrics["loss"]),
             ("accuracy", sum(accuracy) / len(accuracy)),
             ("gradient_norm", metrics["gradient_norm"])])
-      if stop:
+      if stopping:
         save()
         preempted = True
-        logging.warning("Stop requested (SIGTERM) at step %d: checkpoint saved.", step)
+        logging.warning("Stop requested (%s) at step %d: checkpoint saved.",
+                        stop_signal.name, step)
         break
       if step % config.checkpoint_every == 0 or step == steps:
         save()
+        stop_signal.note = (f"The last checkpoint (ckpt-{step} in {model_dir}) is intact: "
+                            "rerun the same command to resume.")
   writer.flush()
-  return Result(step=step, metrics=metrics, preempted=preempted, trainer=trainer)
+  return Result(step=step, metrics=metrics, preempted=preempted, trainer=trainer,
+                status=stop_signal.status if preempted else 0)
 
 
 # TensorBoard's scalar-plugin tag, written with TF's core `tf.summary.write`:

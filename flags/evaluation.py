@@ -270,7 +270,7 @@ def main_for(protocol: str, run, flag_values=flags.FLAGS):
   results document) and prints its table. Bad input exits with one clear line;
   an interruption by --stop_after_steps exits with status EXIT_INTERRUPTED.
   """
-  from cpc_tf import distribute
+  from cpc_tf import distribute, records
   from cpc_tf.data import DataError
   from cpc_tf.eval import loop, results
 
@@ -278,12 +278,21 @@ def main_for(protocol: str, run, flag_values=flags.FLAGS):
     if len(argv) > 1:
       raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
     try:
+      records.check_writable(flag_values.output_dir, "--output_dir")
       config = config_from_flags(protocol, flag_values)
       common.check_strategy_flags(flag_values)
       strategy = distribute.make_strategy(flag_values.strategy, flag_values.tpu)
       doc = run(config, strategy)
-    except (ValueError, FileNotFoundError, DataError) as e:
+    except (ValueError, FileNotFoundError, DataError, records.WriteError) as e:
       sys.exit(f"Error: {e}")
+    except loop.Stopped as e:  # SIGTERM / Ctrl-C: checkpoint saved, 128 + signal
+      print(f"Stopped: {e}. Rerun the same command to continue.", flush=True)
+      sys.exit(e.status)
+    except KeyboardInterrupt:  # Ctrl-C outside a training phase: nothing new to save
+      print("Error: interrupted (SIGINT) outside a training phase; the checkpoints "
+            "saved so far are kept. Rerun the same command to continue.",
+            file=sys.stderr, flush=True)
+      sys.exit(130)
     except loop.Interrupted as e:
       print(f"Interrupted: {e}. Rerun the same command to continue.", flush=True)
       sys.exit(EXIT_INTERRUPTED)

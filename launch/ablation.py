@@ -29,14 +29,13 @@ SIGTERM during pre-training saves a checkpoint and exits with status 143.
 from __future__ import annotations
 
 import os
-import signal
 import sys
 
 import tensorflow as tf
 from absl import app
 from absl import flags
 
-from cpc_tf import ablation, distribute, train
+from cpc_tf import ablation, distribute, records, train
 from cpc_tf.data import DataError
 from flags import ablation as ablation_flags
 from flags import common
@@ -51,14 +50,16 @@ def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
   try:
+    records.check_writable(FLAGS.output_dir, "--output_dir")
     config = ablation_flags.config_from_flags(FLAGS)
     common.check_strategy_flags(FLAGS)
     strategy = distribute.make_strategy(FLAGS.strategy, FLAGS.tpu)
     ablation.run(config, FLAGS.output_dir, strategy)
   except ablation.Preempted as e:
     print(e, flush=True)
-    sys.exit(128 + signal.SIGTERM)
-  except (ValueError, FileNotFoundError, DataError, train.NonFiniteLossError) as e:
+    sys.exit(e.status)
+  except (ValueError, FileNotFoundError, DataError, train.NonFiniteLossError,
+          records.WriteError) as e:
     sys.exit(f"Error: {e}")
   with tf.io.gfile.GFile(os.path.join(FLAGS.output_dir, ablation.MARKDOWN_FILE)) as f:
     print(f.read(), flush=True)

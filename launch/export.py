@@ -16,7 +16,7 @@ import sys
 from absl import app
 from absl import flags
 
-from cpc_tf import export
+from cpc_tf import export, records
 from cpc_tf.eval import encoders
 from flags import common
 
@@ -34,10 +34,11 @@ def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
   try:
+    records.check_writable(FLAGS.export_dir, "--export_dir")
     encoder = encoders.load_encoder(FLAGS.model_dir, FLAGS.checkpoint_step)
     g = encoder.pretrain.model.grid
     export.export_encoder(encoder.model, g, FLAGS.export_dir)
-  except (FileNotFoundError, ValueError) as e:
+  except (FileNotFoundError, ValueError, records.WriteError) as e:
     sys.exit(f"Error: {e}")
   print(f"Exported the averaged encoder to {FLAGS.export_dir}\n"
         f"  patched:     images [B, {g.image_size}, {g.image_size}, 3] in [0, 1] -> "

@@ -33,6 +33,7 @@ import sys
 from absl import app
 from absl import flags
 
+from cpc_tf import records
 from cpc_tf.eval import encoders, features, held_out, linear
 from cpc_tf.configs import DataConfig, EfficientConfig
 from cpc_tf.data import DataError
@@ -79,6 +80,7 @@ def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
   try:
+    records.check_writable(FLAGS.output_dir, "--output_dir")
     source = {k.removeprefix("data."): v
               for k, v in common.dataset_override(FLAGS.dataset).items()}
     data = DataConfig(split=FLAGS.split, data_dir=FLAGS.data_dir,
@@ -105,7 +107,7 @@ def main(argv):
         image_size=FLAGS.image_size, grid=grid, num_shards=FLAGS.num_shards,
         source={"model_dir": FLAGS.model_dir, "encoder": encoder.source,
                 "checkpoint_step": FLAGS.checkpoint_step}, verbose=True)
-  except (ValueError, FileNotFoundError, DataError) as e:
+  except (ValueError, FileNotFoundError, DataError, records.WriteError) as e:
     sys.exit(f"Error: {e}")
   print(f"Wrote {info.num_examples} examples of {list(info.shape)} float32 features in "
         f"{len(info.shards)} shards to {FLAGS.output_dir}", flush=True)

@@ -43,7 +43,7 @@ import tensorflow as tf
 from absl import app
 from absl import flags
 
-from cpc_tf import configs, distribute
+from cpc_tf import configs, distribute, records
 from cpc_tf.eval import dynamics, efficient, results
 from cpc_tf.data import DataError
 from flags import common, evaluation
@@ -89,6 +89,7 @@ def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
   try:
+    records.check_writable(FLAGS.output_dir, "--output_dir")
     config = config_from_flags()
     common.check_strategy_flags(FLAGS)
     strategy = distribute.make_strategy(FLAGS.strategy, FLAGS.tpu)
@@ -98,7 +99,7 @@ def main(argv):
                                        subset_file=subset_file)
 
     dynamics.run(FLAGS.model_dir, FLAGS.output_dir, config, strategy, cell_fn=cell)
-  except (ValueError, FileNotFoundError, DataError) as e:
+  except (ValueError, FileNotFoundError, DataError, records.WriteError) as e:
     sys.exit(f"Error: {e}")
   with tf.io.gfile.GFile(os.path.join(FLAGS.output_dir, dynamics.MARKDOWN_FILE)) as f:
     print(f.read(), flush=True)

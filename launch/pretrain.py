@@ -28,9 +28,13 @@ checkpoints (the model, its Polyak average, optimizer, step) every
 InfoNCE accuracy per direction, learning rate, gradient norm, images/s,
 patches/s): `tensorboard --logdir=<model_dir>`.
 
-Rerun the same command to resume from the latest checkpoint. SIGTERM saves a
-checkpoint and exits with status 143. A non-finite loss stops the run (status
-1) without touching the last good checkpoint.
+Rerun the same command to resume from the latest checkpoint; only budgets and
+cadence may change (checkpoints.RESUMABLE_CHANGES, recorded in
+config_changes.json). SIGTERM saves a checkpoint and exits with status 143,
+Ctrl-C (SIGINT) likewise with 130; a run whose step does not return within 60 s
+of the signal (a stuck input pipeline) exits with that status without saving.
+A non-finite loss or a failed write stops the run (status 1) without touching
+the last good checkpoint.
 """
 
 from __future__ import annotations
@@ -41,7 +45,7 @@ import sys
 from absl import app
 from absl import flags
 
-from cpc_tf import distribute, train
+from cpc_tf import distribute, records, train
 from flags import axes, common
 
 common.define_pretrain_flags()
@@ -54,6 +58,7 @@ def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
   try:
+    records.check_writable(FLAGS.model_dir, "--model_dir")
     config = common.config_from_flags(FLAGS)
     common.check_strategy_flags(FLAGS)
     strategy = distribute.make_strategy(FLAGS.strategy, FLAGS.tpu)
@@ -64,12 +69,16 @@ def main(argv):
     result = train.pretrain(config, FLAGS.model_dir, strategy)
   except ValueError as e:  # refused set-ups, e.g. another architecture in model_dir
     sys.exit(f"Error: {e}")
-  except train.NonFiniteLossError as e:
+  except (train.NonFiniteLossError, records.WriteError) as e:
     sys.exit(f"Error: {e}")
+  except KeyboardInterrupt:  # Ctrl-C before the training loop: nothing to save yet
+    print("Error: interrupted (SIGINT) before the first training step; nothing was "
+          "trained. Rerun the same command to start.", file=sys.stderr, flush=True)
+    sys.exit(128 + signal.SIGINT)
   if result.preempted:
     print(f"Preempted at step {result.step}: checkpoint saved. Rerun the same command "
           "to resume.", flush=True)
-    sys.exit(128 + signal.SIGTERM)
+    sys.exit(result.status)
   shown = ", ".join(f"{k} {v:.4f}" for k, v in result.metrics.items())
   print(f"Done: step {result.step}, {shown}", flush=True)
 

@@ -29,6 +29,7 @@ import sys
 from absl import app
 from absl import flags
 
+from cpc_tf import records
 from cpc_tf.eval import report
 
 flags.DEFINE_multi_string(
@@ -53,10 +54,11 @@ def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"Unexpected arguments: {argv[1:]}; pass files with --results.")
   try:
+    records.check_writable(FLAGS.output_dir, "--output_dir")
     text = report.write_report(FLAGS.results, FLAGS.output_dir, paper=FLAGS.paper,
                                title=FLAGS.title, split=FLAGS.split,
                                renames=FLAGS.rename)
-  except report.ReportError as e:
+  except (report.ReportError, ValueError, records.WriteError) as e:
     sys.exit(f"Error: {e}")
   print(text)
   for name in ("report.md", "report.png"):

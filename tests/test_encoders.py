@@ -66,9 +66,10 @@ def test_bad_model_dirs(model_dir, tmp_path):
     encoders.load_encoder(str(tmp_path))
   shutil.copy(checkpoints.config_path(model_dir), tmp_path / "config.json")
   with pytest.raises(FileNotFoundError,
-                     match=f"{tmp_path} has no .*checkpoint; run launch/pretrain.py"):
+                     match=f"{tmp_path} has no checkpoint; run python -m launch.pretrain"):
     encoders.load_encoder(str(tmp_path))
-  with pytest.raises(FileNotFoundError, match="a checkpoint at step 3"):
+  with pytest.raises(FileNotFoundError,
+                     match="has no checkpoint at step 3; its checkpoints are at steps "):
     encoders.load_encoder(model_dir, step=3)
 
 

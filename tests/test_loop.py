@@ -246,3 +246,43 @@ def test_two_workers_share_one_output_dir(model_dir, tmp_path):
   assert written == {r["split"] + r["method"]: r for r in rows[0]}
   leftovers = [d for d, _, _ in os.walk(out) if ".worker-" in d]
   assert not leftovers, leftovers
+
+
+# A phase whose process receives SIGTERM (sent by its own validation, so the
+# signal arrives at a known step without any timing): before issue 9 SIGTERM
+# killed the evaluation binaries without a checkpoint of the steps since the last.
+SIGTERM_PHASE = """
+import os, signal, sys
+import keras
+import tensorflow as tf
+from cpc_tf.eval import loop as loop_lib
+
+model = keras.Sequential([keras.Input([3]), keras.layers.Dense(2)])
+groups = [loop_lib.Group(keras.optimizers.SGD(0.1), model.trainable_variables)]
+loop = loop_lib.Loop(model, groups, lambda m, b: tf.reduce_mean(tf.square(m(b))),
+                     tf.distribute.get_strategy())
+
+def train_fn(ctx, seed):
+  return tf.data.Dataset.from_tensors(tf.ones([2, 3])).repeat()
+
+def validate():
+  os.kill(os.getpid(), signal.SIGTERM)
+  return {"top1": 0.5, "top5": 1.0}
+
+try:
+  loop_lib.run_phase(loop, loop_lib.Phase(sys.argv[1], "linear", 1000, 3), train_fn,
+                     validate=validate, log=lambda line: None)
+except loop_lib.Stopped as e:
+  print(e)
+  sys.exit(e.status)
+"""
+
+
+def test_sigterm_stops_a_phase_with_a_checkpoint_and_status_143(tmp_path):
+  run_dir = str(tmp_path / "linear")
+  env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
+  proc = subprocess.run([sys.executable, "-c", SIGTERM_PHASE, run_dir], cwd=ROOT, env=env,
+                        capture_output=True, text=True, timeout=300)
+  assert proc.returncode == 128 + 15, proc.stdout[-3000:] + proc.stderr[-3000:]
+  assert "SIGTERM at step 3 of linear (point 0), checkpoint saved" in proc.stdout
+  assert tf.train.latest_checkpoint(run_dir).endswith("ckpt-3")

@@ -132,6 +132,82 @@ def test_tiny_run_writes_everything_and_a_second_invocation_resumes(tmp_path):
   assert "Resuming at step 4 of 6" in proc.stdout
   assert "Done: step 6" in proc.stdout
   assert tf.train.latest_checkpoint(model_dir).endswith("ckpt-6")
+  # The settings are written once; the longer schedule is appended with its step.
+  with open(os.path.join(model_dir, "config.json")) as f:
+    assert configs.from_dict(configs.PretrainConfig, json.load(f)) == configs.tiny()
+  with open(os.path.join(model_dir, checkpoints.CHANGES_FILE)) as f:
+    assert json.load(f) == [{"step": 4, "changes": {"train_steps": {"from": 4, "to": 6}}}]
+
+
+def test_resuming_with_another_learning_rate_or_batch_is_refused(tmp_path):
+  """Issue 9: they were accepted silently and overwrote the record of the first ones."""
+  model_dir = str(tmp_path)
+  proc = run(command(model_dir, "--train_steps=2"))
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  with open(os.path.join(model_dir, "config.json")) as f:
+    before = f.read()
+  proc = run(command(model_dir, "--train_steps=4", "--learning_rate=0.1", "--batch_size=8"))
+  assert proc.returncode == 1
+  assert "optimizer.learning_rate: saved 0.001, now 0.1" in proc.stderr, proc.stderr[-3000:]
+  assert "batch_size: saved 4, now 8" in proc.stderr
+  assert "Traceback" not in proc.stderr
+  with open(os.path.join(model_dir, "config.json")) as f:
+    assert f.read() == before
+  assert checkpoint_step(model_dir) == 2
+
+
+def test_a_truncated_config_is_named_and_the_way_out_recovers_the_run(tmp_path):
+  model_dir = str(tmp_path)
+  assert run(command(model_dir, "--train_steps=2")).returncode == 0
+  path = os.path.join(model_dir, "config.json")
+  with open(path) as f:
+    text = f.read()
+  with open(path, "w") as f:
+    f.write(text[:1024])  # as a full disk left it under the old writer (issue 9)
+  proc = run(command(model_dir, "--train_steps=4"))
+  assert proc.returncode == 1
+  errors = [l for l in proc.stderr.splitlines() if l.startswith("Error:")]
+  assert len(errors) == 1 and path in errors[0], proc.stderr[-3000:]
+  assert f"mv {path} {path}.damaged" in errors[0] and "--train_steps=2" in errors[0]
+  os.rename(path, path + ".damaged")  # the way out the message gives
+  proc = run(command(model_dir, "--train_steps=2"))
+  assert proc.returncode == 0 and "Resuming at step 2 of 2" in proc.stdout, proc.stderr
+  assert checkpoint_step(model_dir) == 2
+
+
+def test_a_write_failing_mid_run_is_one_error_line_and_keeps_the_last_checkpoint(tmp_path):
+  """A regular file where the step-8 checkpoint's temporary directory goes makes that
+  save fail after ckpt-4 was written, as a full disk would."""
+  model_dir = str(tmp_path)
+  open(os.path.join(model_dir, "ckpt-8_temp"), "w").close()
+  proc = run(command(model_dir, "--train_steps=8", "--checkpoint_every=4"))
+  assert proc.returncode == 1
+  errors = [l for l in proc.stderr.splitlines() if l.startswith("Error:")]
+  assert len(errors) == 1, proc.stderr[-3000:]
+  assert errors[0].startswith(f"Error: saving the checkpoint of step 8 in {model_dir} "
+                              "failed (")
+  assert "Not a directory" in errors[0] and "ckpt-4 is intact" in errors[0]
+  assert "Traceback" not in proc.stderr
+  assert checkpoint_step(model_dir) == 4
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/status"), reason="reads /proc")
+def test_ctrl_c_saves_a_checkpoint_like_sigterm(tmp_path):
+  """SIGINT once the loop runs: a checkpoint at the step reached, status 130
+  (128 + SIGINT, as SIGTERM gives 143), no KeyboardInterrupt traceback.
+
+  Synchronises on the SIGTERM handler, installed after the SIGINT one.
+  """
+  model_dir = str(tmp_path)
+  with Background(command(model_dir, LONG, "--checkpoint_every=10000")) as job:
+    job.wait_for(lambda: catches(job.proc.pid, signal.SIGTERM))
+    job.proc.send_signal(signal.SIGINT)
+    assert job.finish() == 128 + signal.SIGINT, job.text()[-3000:]
+  step = checkpoint_step(model_dir)
+  assert step is not None and 1 <= step < 10000, job.text()[-3000:]
+  assert saved_step(model_dir) == step
+  assert f"Preempted at step {step}: checkpoint saved." in job.text()
+  assert "Traceback" not in job.text() and "KeyboardInterrupt" not in job.text()
 
 
 @pytest.mark.skipif(not os.path.exists("/proc/self/status"), reason="reads /proc")
@@ -191,6 +267,9 @@ def test_sigkill_then_restart_continues_from_the_last_checkpoint(tmp_path):
     (["--strategy=multi_worker"], "TF_CONFIG"),
     (["--batch_size=0"], "positive multiple"),
     (["--dataset=folder:"], "needs a path"),
+    # Offline, a TPU name cannot be resolved: one line instead of a 69-line URLError.
+    (["--strategy=tpu", "--tpu=no-such-tpu-cpc"],
+     "Error: --tpu=no-such-tpu-cpc: no such TPU could be reached"),
 ])
 def test_bad_flags_are_refused_with_a_clear_message(tmp_path, args, message):
   env_args = command(str(tmp_path), *args)
@@ -200,6 +279,7 @@ def test_bad_flags_are_refused_with_a_clear_message(tmp_path, args, message):
                         timeout=300)
   assert proc.returncode != 0
   assert message in proc.stderr, proc.stderr[-3000:]
+  assert "Traceback" not in proc.stderr, proc.stderr[-3000:]
 
 
 def test_help_lists_every_flag_with_its_default():
@@ -214,6 +294,9 @@ def test_help_lists_every_flag_with_its_default():
 def test_another_architecture_in_model_dir_is_refused(tmp_path):
   other = configs.replace(configs.tiny(), **{"model.head.target_dim": 16})
   checkpoints.write_config(other, str(tmp_path))
+  # Its checkpoint (only a started run's record binds the directory).
+  saved = tf.train.Checkpoint(step=tf.Variable(2, dtype=tf.int64))
+  tf.train.CheckpointManager(saved, str(tmp_path), 1).save(checkpoint_number=2)
   proc = run(command(str(tmp_path)))
   assert proc.returncode != 0
   assert "model.head.target_dim: saved 16, now 8" in proc.stderr, proc.stderr[-3000:]

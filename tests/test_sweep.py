@@ -123,7 +123,7 @@ def test_an_output_dir_of_the_previous_version_resumes_only_with_its_settings(tm
   with pytest.raises(ValueError) as error:
     sweep.check_run(str(tmp_path), "efficient", "/runs/a", configs.efficient_tiny())
   message = str(error.value)
-  implied = "(implied: the file predates this field)"
+  implied = "(implied: the record predates this field)"
   assert f"config.weight_decay_mode: saved 'decoupled' {implied}, now 'l2'" in message
   assert f"config.encoder_beta_1: saved 0.9 {implied}, now 0.8" in message
   assert f"config.encoder_epsilon: saved 1e-07 {implied}, now 1e-08" in message

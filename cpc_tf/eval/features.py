@@ -50,7 +50,7 @@ import tensorflow as tf
 
 from cpc_tf.eval import classifiers
 from cpc_tf import data as data_lib
-from cpc_tf import resnet
+from cpc_tf import records, resnet
 from cpc_tf.configs import DataConfig, GridConfig
 
 INFO_FILE = "features.json"
@@ -163,8 +163,7 @@ def write_features(features_fn: Callable[[tf.Tensor], tf.Tensor], dataset: tf.da
     tf.io.gfile.rename(os.path.join(cache_dir, n + ".tmp"), os.path.join(cache_dir, n),
                        overwrite=True)
   info = CacheInfo(tuple(int(s) for s in shape), count, names, num_classes, source or {})
-  with tf.io.gfile.GFile(info_path, "w") as f:
-    json.dump(info.to_dict(), f, indent=2, sort_keys=True)
+  records.write_json(info_path, info.to_dict())
   return info
 
 

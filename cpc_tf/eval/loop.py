@@ -68,7 +68,6 @@ scratch directory (`cpc_tf.distribute.worker_dir`) and read the chief's files.
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 from typing import Any, Callable
 
@@ -76,7 +75,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from cpc_tf import gradients
+from cpc_tf import gradients, records, stop
 from cpc_tf.distribute import is_chief, worker_dir
 from cpc_tf.eval import metrics
 
@@ -92,6 +91,14 @@ CountFn = Callable[[Any, Any], dict]
 
 class Interrupted(Exception):
   """The step budget of this invocation ran out; everything needed to resume is saved."""
+
+
+class Stopped(Interrupted):
+  """SIGTERM or SIGINT (Ctrl-C) stopped the phase after saving; `status` = 128 + signal."""
+
+  def __init__(self, message: str, status: int):
+    super().__init__(message)
+    self.status = status
 
 
 class Budget:
@@ -345,7 +352,14 @@ def restore_phase(loop: Loop, phase: Phase, track: dict) -> _State:
 
 
 def save_phase(state: _State, step: int) -> None:
-  state.manager.save(checkpoint_number=step)
+  try:
+    state.manager.save(checkpoint_number=step)
+  except (OSError, tf.errors.OpError) as e:
+    raise records.WriteError(
+        f"saving the checkpoint of step {step} in {state.save_dir} failed "
+        f"({records.reason(e)}); the previous checkpoint is intact. Free some space, "
+        "fix the permissions or move what is in the way, then rerun the same command to "
+        "resume.") from e
   if not state.chief:
     for path in tf.io.gfile.glob(os.path.join(state.save_dir, "ckpt-*")):
       tf.io.gfile.remove(path)  # a worker keeps only its best weights
@@ -376,7 +390,20 @@ def train_until(loop: Loop, phase: Phase, state: _State, train_fn: DatasetFn, *,
   # phase reseeds its pipeline from the step reached.
   iterator = iter(loop.strategy.distribute_datasets_from_function(
       lambda ctx: train_fn(ctx, phase.seed + step)))
+  note = (f"The last checkpoint in {phase.run_dir} is intact: rerun the same command to "
+          "resume.")
+  with stop.StopSignal(note=note) as stop_signal:
+    return _train_steps(loop, phase, state, iterator, step, stop_signal,
+                        validate=validate, budget=budget, log=log)
+
+
+def _train_steps(loop, phase, state, iterator, step, stop_signal, *, validate, budget,
+                 log) -> bool:
   while step < phase.steps:
+    if stop_signal.requested:  # SIGTERM / Ctrl-C: save, then stop like a preemption
+      save_phase(state, step)
+      raise Stopped(f"{stop_signal.name} at step {step} of {phase.label}, checkpoint "
+                    "saved", stop_signal.status)
     n = budget.take(min(phase.eval_every - step % phase.eval_every, phase.steps - step))
     if n <= 0:
       save_phase(state, step)
@@ -390,16 +417,16 @@ def train_until(loop: Loop, phase: Phase, state: _State, train_fn: DatasetFn, *,
           f"The training loss became {loss} at step {step} of {phase.label}; lower the "
           f"learning rate. The last checkpoint in {phase.run_dir} is intact.")
     line = f"{phase.label} step {step}/{phase.steps}: loss {loss:.4f}"
-    stop = False
+    early = False
     if step % phase.eval_every == 0 or step == phase.steps:
       if validate is not None:
         values = validate()
         line += ", validation " + " ".join(
             f"{k.replace('top', 'top-')} {values[k]:.4f}" for k in phase.metrics)
-        stop = keep_if_best(state, phase, step, values)
+        early = keep_if_best(state, phase, step, values)
       save_phase(state, step)
     log(line)
-    if stop:
+    if early:
       log(f"{phase.label}: early stop, no validation gain in {phase.patience} "
           f"evaluations; best at step {int(state.value('best_step'))}")
       return True
@@ -419,8 +446,7 @@ def finish_phase(phase: Phase, state: _State, stopped_early: bool,
   if validated:
     state.best.read(_best_path(state.save_dir)).expect_partial()
   if state.chief:
-    with tf.io.gfile.GFile(os.path.join(phase.run_dir, DONE_FILE), "w") as f:
-      json.dump(done, f)
+    records.write_json(os.path.join(phase.run_dir, DONE_FILE), done)
   else:
     tf.io.gfile.rmtree(state.save_dir)
   return done
@@ -441,8 +467,7 @@ def run_phase(loop: Loop, phase: Phase, train_fn: DatasetFn, *,
   track = track or {"model": loop.model}
   done_path = os.path.join(phase.run_dir, DONE_FILE)
   if tf.io.gfile.exists(done_path):
-    with tf.io.gfile.GFile(done_path) as f:
-      done = json.load(f)
+    done = records.read_json(done_path, "Delete it to run the phase's last steps again.")
     weights = (_best_path(phase.run_dir) if validate is not None
                else tf.train.latest_checkpoint(phase.run_dir))
     tf.train.Checkpoint(**track).read(weights).expect_partial()

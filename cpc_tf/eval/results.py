@@ -30,6 +30,8 @@ from typing import Iterable, Sequence
 
 import tensorflow as tf
 
+from cpc_tf import records
+
 RESULTS_FILE = "results.json"
 SWEEP_FILE = "sweep.csv"
 PROTOCOLS = ("linear", "efficient", "supervised", "dynamics")
@@ -111,13 +113,7 @@ def _is_int(x) -> bool:
   return isinstance(x, int) and not isinstance(x, bool)
 
 
-def write_text(path: str, text: str) -> None:
-  """Atomic: a reader never sees half a file, even if the run is killed."""
-  tf.io.gfile.makedirs(os.path.dirname(path) or ".")
-  tmp = path + ".tmp"
-  with tf.io.gfile.GFile(tmp, "w") as f:
-    f.write(text)
-  tf.io.gfile.rename(tmp, path, overwrite=True)
+write_text = records.write_text  # the one atomic writer
 
 
 def write_csv(path: str, fields: Sequence[str], rows: Iterable[dict]) -> None:
