@@ -35,6 +35,9 @@ def test_sweep_points():
 def test_output_dir_of_another_run_is_refused(tmp_path):
   config = configs.efficient_tiny()
   sweep.check_run(str(tmp_path), "efficient", "/runs/a", config)
+  # A phase checkpoint below the directory: from now on its record binds.
+  (tmp_path / "point-0" / "frozen").mkdir(parents=True)
+  (tmp_path / "point-0" / "frozen" / "checkpoint").write_text("")
   longer = configs.replace(config, frozen_steps=40, **{"sweep.size": 3})
   sweep.check_run(str(tmp_path), "efficient", "/runs/a", longer)  # budgets may grow
   with pytest.raises(ValueError, match="encoder: saved '/runs/a', now '/runs/b'"):
@@ -42,7 +45,10 @@ def test_output_dir_of_another_run_is_refused(tmp_path):
   with pytest.raises(ValueError, match="config.subset.label_fraction: saved 1.0, now 0.5"):
     sweep.check_run(str(tmp_path), "efficient", "/runs/a",
                         configs.replace(longer, **{"subset.label_fraction": 0.5}))
-  assert json.load(open(tmp_path / "config.json"))["config"]["frozen_steps"] == 40
+  # Written once; the grown budget is an appended change.
+  assert json.load(open(tmp_path / "config.json"))["config"]["frozen_steps"] == config.frozen_steps
+  changes = json.load(open(tmp_path / "config_changes.json"))
+  assert changes[-1]["changes"]["config.frozen_steps"]["to"] == 40
 
 
 def dense_and_norm():
@@ -107,12 +113,15 @@ def test_both_modes_decay_the_same_variables_of_every_classifier(norm):
 
 
 def write_old_config(directory, protocol, config, *new_fields):
-  """config.json as the version before `new_fields` existed wrote it."""
+  """config.json as the version before `new_fields` existed wrote it, with a checkpoint."""
   sweep.check_run(str(directory), protocol, "/runs/a", config)
   doc = json.load(open(directory / "config.json"))
   for name in new_fields:
     del doc["config"][name]
   json.dump(doc, open(directory / "config.json", "w"))
+  # A phase checkpoint below the directory: its record binds a resumption.
+  (directory / "point-0" / "frozen").mkdir(parents=True)
+  (directory / "point-0" / "frozen" / "checkpoint").write_text("")
 
 
 def test_an_output_dir_of_the_previous_version_resumes_only_with_its_settings(tmp_path):
@@ -130,8 +139,8 @@ def test_an_output_dir_of_the_previous_version_resumes_only_with_its_settings(tm
   assert "config.encoder_beta_2" not in message  # Keras' and supp. A's agree
   assert "--weight_decay_mode=decoupled" in message
   sweep.check_run(str(tmp_path), "efficient", "/runs/a", old)  # the old settings resume
-  assert json.load(open(tmp_path / "config.json"))["config"]["weight_decay_mode"] == \
-      "decoupled"
+  # Written once: the old record still implies its settings.
+  assert "weight_decay_mode" not in json.load(open(tmp_path / "config.json"))["config"]
 
 
 def test_phase_two_settings_of_an_old_run_without_phase_two_may_differ(tmp_path):
