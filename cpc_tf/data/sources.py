@@ -68,6 +68,9 @@ def load(data: DataConfig, *, labelled: bool = False, shuffle_files: bool = Fals
   only used to warn about folder images that will be upscaled.
   """
   if data.source == "fashion_mnist":
+    if with_objects:
+      raise DataError("fashion_mnist has no boxes; detection needs 'voc/2007', a VOCdevkit "
+                      "folder ('folder:/path/VOCdevkit') or 'synthetic'.")
     return _fashion_mnist(data)
   if data.source == "folder" and with_objects:
     return _voc_folder(data, on_bad_file)
