@@ -2,6 +2,8 @@
 
 import dataclasses
 import os
+import subprocess
+import sys
 
 import keras
 import numpy as np
@@ -16,6 +18,7 @@ from cpc_tf.detection import voc_folder
 from cpc_tf.eval import detection
 from test_encoders import pretrained_model_dir
 
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 _OBJECT = ("<object><name>{name}</name><difficult>{hard}</difficult><bndbox><xmin>{x0}"
            "</xmin><ymin>{y0}</ymin><xmax>{x1}</xmax><ymax>{y1}</ymax></bndbox></object>")
 
@@ -144,3 +147,26 @@ def test_paper_size_detector_runs_one_step():
   assert sum(g is not None for g in grads) == len(variables)
   keras.optimizers.SGD(0.001).apply_gradients(zip(grads, variables))
   assert count > 100_000_000
+
+
+MIRRORED = """
+import tensorflow as tf
+cpu = tf.config.list_physical_devices("CPU")[0]
+tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+from cpc_tf import configs, distribute
+from cpc_tf.eval import detection
+s = distribute.make_strategy("mirrored")
+assert s.num_replicas_in_sync == 2
+doc = detection.train_detection(None, configs.detection_tiny(), {out!r}, s, verbose=False)
+print("rows", [(r["method"], r["split"]) for r in doc["rows"]])
+"""
+
+
+@pytest.mark.slow
+def test_runs_under_a_mirrored_strategy(tmp_path):
+  """Two logical CPU replicas: per-replica batches of 1 image, SGD + Adam groups."""
+  env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PYTHONPATH=ROOT)
+  proc = subprocess.run([sys.executable, "-c", MIRRORED.format(out=str(tmp_path / "d"))],
+                        cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
+  assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-5000:]
+  assert "('Random init detection_small (fine-tuned)', 'test')" in proc.stdout
