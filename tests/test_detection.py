@@ -86,8 +86,10 @@ def test_synthetic_set_refuses_augmentations_it_does_not_apply():
 def test_backbone_choice_errors(tmp_path):
   with pytest.raises(ValueError, match="needs --model_dir"):
     detection.load_backbone(None, tiny(backbone="pretrained"))
-  with pytest.raises(ValueError, match="drop --model_dir"):
+  with pytest.raises(ValueError, match="--model_dir=.* was given but backbone='random'"):
     detection.load_backbone(str(tmp_path), tiny())
+  with pytest.raises(ValueError, match="--checkpoint_step=3 was given"):
+    detection.load_backbone(None, tiny(), step=3)
 
 
 def test_model_dir_without_checkpoint_is_refused(tmp_path_factory, tmp_path):

@@ -60,9 +60,10 @@ def load_backbone(model_dir: str | None, config: DetectionConfig,
                   step: int | None = None) -> Backbone:
   """The pre-trained encoder of model_dir, or a random one (config.backbone)."""
   if config.backbone == "random":
-    if model_dir:
-      raise ValueError(f"--model_dir={model_dir} was given but backbone='random' trains a "
-                       f"{config.architecture} from pixels; drop --model_dir, or pass "
+    if model_dir or step is not None:
+      given = f"--model_dir={model_dir}" if model_dir else f"--checkpoint_step={step}"
+      raise ValueError(f"{given} was given but backbone='random' trains a "
+                       f"{config.architecture} from pixels; drop it, or pass "
                        "--backbone=pretrained.")
     model = resnet.build_encoder(EncoderConfig(name=config.architecture), name="encoder")
     return Backbone(model, resnet.last_stack(model.output.keys()),
