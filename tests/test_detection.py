@@ -172,3 +172,25 @@ def test_runs_under_a_mirrored_strategy(tmp_path):
                         cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
   assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-5000:]
   assert "('Random init detection_small (fine-tuned)', 'test')" in proc.stdout
+
+
+def test_a_tfds_voc_dataset_trains_and_evaluates(tmp_path):
+  """TFDS path, on an on-disk builder with the features of voc/2007 (no download)."""
+  import tensorflow_datasets as tfds
+  from test_data_pipelines import CpcTinyVoc  # noqa: F401 (registers the builder)
+  data_dir = str(tmp_path / "tfds")
+  tfds.builder("cpc_tiny_voc", data_dir=data_dir).download_and_prepare()
+  config = tiny(**{"data.source": "cpc_tiny_voc", "data.data_dir": data_dir,
+                   "data.split": "train", "data.max_examples": 0, "validation_split": "train",
+                   "test_split": "train",
+                   "color_drop_p": 0.8, "scale_range": (0.8, 1.25)})
+  assert detection.class_names(config) == voc_folder.CLASS_NAMES
+  assert detection.num_train_images(config) == 3
+  batch = next(iter(detection.train_dataset(config, None, seed=0)))
+  assert batch["image"].shape == (2, 64, 64, 3) and "id" not in batch
+  backbone = detection.load_backbone(None, config)
+  model = detector_lib.FasterRCNN(backbone.model, 20, config.detector, feature=backbone.feature)
+  assert np.isfinite(float(detector_lib.batch_losses(model, batch)[1]))
+  out = detection.evaluate_map(model, tf.distribute.get_strategy(),
+                               detection.eval_dataset(config, "train", 0), 20)
+  assert out["count"] == 3 and out["ap"].shape == (20,)
