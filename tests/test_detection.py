@@ -194,3 +194,28 @@ def test_a_tfds_voc_dataset_trains_and_evaluates(tmp_path):
   out = detection.evaluate_map(model, tf.distribute.get_strategy(),
                                detection.eval_dataset(config, "train", 0), 20)
   assert out["count"] == 3 and out["ap"].shape == (20,)
+
+
+MULTI_WORKER = """
+import json
+from cpc_tf import configs, distribute
+from cpc_tf.eval import detection
+strategy = distribute.make_strategy("multi_worker")
+doc = detection.train_detection(None, configs.detection_tiny(), {out!r}, strategy,
+                                verbose=False)
+print("RESULT " + json.dumps(doc["rows"]))
+"""
+
+
+@pytest.mark.slow
+def test_two_workers_train_one_detector(tmp_path):
+  """Two workers agree on every row; only the chief writes output_dir."""
+  import json
+  from test_multiworker import run_workers
+  out = str(tmp_path / "d")
+  rows = run_workers(MULTI_WORKER.format(out=out))
+  assert rows[0] == rows[1] and len(rows[0]) == 3
+  with open(os.path.join(out, "results.json")) as f:
+    assert json.load(f)["rows"] == rows[0]
+  leftovers = [d for d, _, _ in os.walk(out) if ".worker-" in d]
+  assert not leftovers, leftovers
