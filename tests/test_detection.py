@@ -219,3 +219,22 @@ def test_two_workers_train_one_detector(tmp_path):
     assert json.load(f)["rows"] == rows[0]
   leftovers = [d for d, _, _ in os.walk(out) if ".worker-" in d]
   assert not leftovers, leftovers
+
+
+def test_an_exported_savedmodel_is_a_backbone_and_is_fine_tuned(tmp_path):
+  from cpc_tf import export, resnet
+  encoder = resnet.build_encoder(configs.EncoderConfig(name="detection_small"), name="encoder")
+  saved = export.export_encoder(encoder, configs.GridConfig(64, 16, 16, 64),
+                                str(tmp_path / "export"))
+  config = tiny(backbone="pretrained", frozen_steps=0, finetune_steps=1, eval_every=1)
+  doc = detection.train_detection(saved, config, str(tmp_path / "out"), verbose=False)
+  assert doc["encoder"] == saved
+  assert [r["method"] for r in doc["rows"]] == ["CPC v2 savedmodel (fine-tuned)"] * 2
+  # Phase 2 trained the export's weights and saved them with the heads.
+  reader = tf.train.load_checkpoint(str(tmp_path / "out" / "finetune" / "best" / "ckpt"))
+  names = [n for n in reader.get_variable_to_shape_map() if n.startswith("backbone/")]
+  assert len(names) == len(encoder.weights)
+  # Unchanged weights would give exactly the same per-tensor sums.
+  saved_sums = sorted(float(np.sum(reader.get_tensor(n), dtype=np.float64)) for n in names)
+  export_sums = sorted(float(np.sum(w.numpy(), dtype=np.float64)) for w in encoder.weights)
+  assert saved_sums != export_sums

@@ -184,7 +184,9 @@ def train_detection(model_dir: str | None, config: DetectionConfig, output_dir: 
     model = detector_lib.FasterRCNN(backbone.model, len(names), config.detector,
                                     feature=backbone.feature)
   sweep.check_run(output_dir, "detection", backbone.source, config, write=chief)
-  log(f"detector: {detector_lib.parameter_count(model):,} parameters, backbone "
+  # Counted by parts: a SavedModel backbone's variables are not Keras weights.
+  parts = model.rpn_head.weights + model.box_head.weights + list(backbone.model.weights)
+  log(f"detector: {int(sum(np.prod(v.shape) for v in parts)):,} parameters, backbone "
       f"{backbone.source} ({backbone.feature}), {len(names)} classes")
   heads = model.rpn_head.trainable_variables + model.box_head.trainable_variables
 
