@@ -197,13 +197,18 @@ def train_detection(model_dir: str | None, config: DetectionConfig, output_dir: 
   def validate():
     values = evaluate_map(model, strategy, eval_dataset(
         config, config.validation_split, config.validation_images, seed=1), len(names))
-    return {"map": values["map"]}
+    # NaN (no ground-truth box in the split) would never count as best, and the
+    # phase would end without best weights: score it 0 instead.
+    return {"map": 0.0 if np.isnan(values["map"]) else values["map"]}
 
   def sgd():
     return keras.optimizers.SGD(config.learning_rate, momentum=config.momentum)
 
   budget = loop_lib.Budget(stop_after_steps)
-  train_fn = lambda ctx, seed: train_dataset(config, ctx, seed)  # noqa: E731
+
+  def train_fn(ctx, seed):
+    return train_dataset(config, ctx, seed)
+
   rows = []
   phases = (("frozen", "detection_frozen", config.frozen_steps),
             ("finetune", "detection_finetune", config.finetune_steps))
