@@ -19,11 +19,13 @@ from absl import app
 from absl import flags
 
 from cpc_tf import configs, resnet
+from cpc_tf.detection import config as detection_config
 from cpc_tf.patches import PRESET_GRIDS
 from flags import axes, common
 
 CONFIG_CLASSES = {"linear": configs.LinearEvalConfig, "efficient": configs.EfficientConfig,
-                  "supervised": configs.SupervisedConfig}
+                  "supervised": configs.SupervisedConfig,
+                  "detection": configs.DetectionConfig}
 
 # flag -> (dotted config field, help, allowed values or None), per protocol.
 _DATA = {
@@ -131,12 +133,48 @@ SUPERVISED_OVERRIDES = {
                      "resnet200_v2).", tuple(sorted(resnet.SPECS))),
     "train_steps": ("train_steps", "Training steps per sweep point.", None),
 }
+DETECTION_OVERRIDES = {
+    **_DATA,
+    "split": ("data.split", "Training split (VOC 2007: trainval).", None),
+    "test_split": ("test_split", "Split of the final report (VOC 2007: test).", None),
+    "validation_split": ("validation_split", "Split validated every --eval_every steps "
+                         "(mAP; best weights kept).", None),
+    "validation_images": ("validation_images", "Validate on the first N images; 0 = all.",
+                          None),
+    "test_images": ("test_images", "Test on the first N images; 0 = all (synthetic: 300).",
+                    None),
+    "image_size": ("image_size", "Longer image side in px (Ren et al.: 600).", None),
+    "color_drop_p": ("color_drop_p", "Probability of colour dropping in training "
+                     "(ICLR 4.3).", None),
+    "backbone": ("backbone", "'pretrained' (--model_dir) or 'random' (--architecture "
+                 "from pixels, the baseline).", configs.DETECTION_BACKBONES),
+    "architecture": ("architecture", "Encoder of --backbone=random.",
+                     tuple(sorted(resnet.SPECS))),
+    "encoder": ("encoder", "Expected encoder architecture; empty accepts the model_dir's.",
+                None),
+    "batch_size": ("batch_size", "Global images per step over all replicas.", None),
+    "learning_rate": ("learning_rate", "SGD learning rate of RPN and box head.", None),
+    "encoder_learning_rate": ("encoder_learning_rate", "Adam learning rate of the "
+                              "backbone in phase 2.", None),
+    "momentum": ("momentum", "SGD momentum.", None),
+    "clip_norm": ("clip_norm", "Global-norm clip of the summed gradient.", None),
+    "frozen_steps": ("frozen_steps", "Phase 1 steps (backbone frozen); 0 skips it.", None),
+    "finetune_steps": ("finetune_steps", "Phase 2 steps (end to end); 0 skips it.", None),
+    "eval_every": ("eval_every", "Validate and checkpoint every N steps.", None),
+    "eval_batch_size": ("eval_batch_size", "Images per validation / test batch.", None),
+    "use_difficult": ("use_difficult", "Train on VOC 'difficult' objects too.", None),
+    "head": ("detector.head", "Box head: 'residual' (res5-like stack) or 'fc'.",
+             detection_config.HEADS),
+    "roi_batch_per_image": ("detector.roi_batch_per_image", "RoIs sampled per image for "
+                            "the box head (He et al. C4: 512).", None),
+    "seed": ("seed", "Seed of the input pipeline.", None),
+}
 OVERRIDES = {"linear": LINEAR_OVERRIDES, "efficient": EFFICIENT_OVERRIDES,
-             "supervised": SUPERVISED_OVERRIDES}
+             "supervised": SUPERVISED_OVERRIDES, "detection": DETECTION_OVERRIDES}
 
 
 def _data_path(protocol: str) -> str:
-  return "data" if protocol == "linear" else "subset.data"
+  return "data" if protocol in ("linear", "detection") else "subset.data"
 
 
 def field_default(protocol: str, path: str, config=None):
@@ -192,11 +230,15 @@ def define_flags(protocol: str, flag_values=flags.FLAGS, exclude: Sequence[str] 
     if want("model_dir"):
       saved = (" Or a SavedModel written by launch/export.py (whole-image encoder, no "
                "--checkpoint_step)." if protocol == "efficient" else "")
+      if protocol == "detection":
+        saved = (" Or a SavedModel written by launch/export.py (no --checkpoint_step). "
+                 "Not with --backbone=random.")
       flags.DEFINE_string(
           "model_dir", None, "Pre-training directory (launch/pretrain.py --model_dir): "
           "its config.json and the Polyak-averaged weights of its checkpoint." + saved,
           flag_values=flag_values)
-      flags.mark_flag_as_required("model_dir", flag_values=flag_values)
+      if protocol != "detection":  # a random backbone needs none
+        flags.mark_flag_as_required("model_dir", flag_values=flag_values)
     if want("checkpoint_step"):
       flags.DEFINE_integer(
           "checkpoint_step", None, "Pre-training step to evaluate; default the latest.",
@@ -213,14 +255,15 @@ def define_flags(protocol: str, flag_values=flags.FLAGS, exclude: Sequence[str] 
       "override it.", flag_values=flag_values)
   flags.DEFINE_string(
       "dataset", None, "Labelled images: 'fashion_mnist', a TFDS name (e.g. imagenet2012), "
-      "or an image folder with one sub-folder per class ('folder:/path'). Default: the "
-      "preset's.", flag_values=flag_values)
+      "or an image folder with one sub-folder per class ('folder:/path'). Detection: "
+      "'voc/2007' (TFDS), a VOCdevkit folder ('folder:/path/VOCdevkit') or 'synthetic'. "
+      "Default: the preset's.", flag_values=flag_values)
   if want("stop_after_steps"):
     flags.DEFINE_integer(
         "stop_after_steps", None, "Stop after this many training steps in this "
         "invocation, checkpoint, and exit with status 75; rerun to continue "
         "(time-limited jobs).", flag_values=flag_values)
-  if protocol != "linear" and want("subset_file"):
+  if protocol not in ("linear", "detection") and want("subset_file"):
     flags.DEFINE_string(
         "subset_file", None, "A subset.json of an earlier run: reuse its labelled subset "
         "and validation split exactly.", flag_values=flag_values)

@@ -1,4 +1,4 @@
-r"""Collects result files into the paper's Table 5 / Table 2 and Figure 1.
+r"""Collects result files into the paper's Table 5 / Table 2, Figure 1 and Table 3.
 
 Command:
   python -m launch.report --results='runs/*/results.json' \
@@ -15,7 +15,10 @@ Only rows of --split (default test) are reported. --rename='OLD=NEW' renames a
 method in every file, --rename='OLD=NEW@runs/b' only in the files under
 runs/b (two runs reporting the same method name must be told apart). --paper adds the
 published ImageNet numbers of ICLR Table 5 as dashed rows labelled
-"(paper)"; they are quoted, not measured here.
+"(paper)"; they are quoted, not measured here. Results of
+launch/detection_transfer.py (protocol "detection") become a Table-3-like
+section (mAP per method, then AP per class; --paper adds Table 3's 74.7 / 70.6
+/ 72.7); report.png is written only when there are classification rows.
 
 Exits with status 1 and a message naming the file for missing files,
 malformed JSON or a file outside the results schema.
@@ -62,7 +65,9 @@ def main(argv):
     sys.exit(f"Error: {e}")
   print(text)
   for name in ("report.md", "report.png"):
-    print(f"Wrote {os.path.join(FLAGS.output_dir, name)}")
+    path = os.path.join(FLAGS.output_dir, name)
+    if os.path.exists(path) or "://" in path:  # no plot for detection-only reports
+      print(f"Wrote {path}")
 
 
 if __name__ == "__main__":

@@ -262,8 +262,10 @@ def test_an_import_cycle_fails(tmp_path):
   late = "\n\ndef _late():\n  from cpc_tf import {}\n".format("patches")
   configs.write_text(configs.read_text() + late)
   build = repo / "cpc_tf/BUILD"
-  srcs = '    srcs = ["configs.py"],\n'
-  build.write_text(build.read_text().replace(srcs, srcs + '    deps = [":patches"],\n'))
+  # configs depends on //cpc_tf/detection:config already: add :patches to its deps.
+  deps = '    srcs = ["configs.py"],\n    deps = ['
+  assert deps in build.read_text()
+  build.write_text(build.read_text().replace(deps, deps + '":patches", '))
   found = problems(repo)
   assert any(p.startswith("dependency cycle") and "//cpc_tf:configs" in p
              and "//cpc_tf:patches" in p for p in found), found

@@ -72,3 +72,18 @@ def test_losses_match_numpy():
   d = np.abs(deltas[0, 1] - targets["deltas"][0, 0])
   l1 = np.where(d < 1.0, 0.5 * d * d, d - 0.5).sum()
   assert float(out["roi_box"]) == pytest.approx(l1 / 2, rel=1e-5)
+
+
+@pytest.mark.parametrize("head", ["fc", "residual"])
+def test_a_checkpoint_holds_every_weight_of_the_head(head, tmp_path):
+  config = DetectorConfig(head=head, fc_width=8, head_width=16, head_bottleneck=4,
+                          head_blocks=2)
+  heads = [roi_head.BoxHead(config, 3) for _ in range(2)]
+  for h in heads:
+    h(tf.zeros([1, 14, 14, 8]))
+  path = tf.train.Checkpoint(head=heads[0]).write(str(tmp_path / "ckpt"))
+  tf.train.Checkpoint(head=heads[1]).read(path).assert_consumed()
+  saved = {name for name, _ in tf.train.list_variables(path)}
+  assert sum("VARIABLE_VALUE" in n for n in saved) == len(heads[0].weights)
+  for a, b in zip(heads[0].weights, heads[1].weights):
+    np.testing.assert_array_equal(a.numpy(), b.numpy())

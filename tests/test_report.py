@@ -171,3 +171,32 @@ def test_rename_methods_in_all_files_or_under_a_path():
     report.rename_methods(loaded, report.parse_renames(["CPC=x@runs/c"]))
   with pytest.raises(report.ReportError, match="expected 'OLD=NEW'"):
     report.parse_renames(["=x"])
+
+
+def _detection_file(path, method="CPC v2 resnet161 (fine-tuned)"):
+  return _write(path, "detection", [
+      dict(method=method, split="validation", num_train_examples=5011, map=0.6, ap=None),
+      dict(method=method, split="test", num_train_examples=5011, map=0.7123,
+           ap={"aeroplane": 0.8, "bicycle": None})], dataset="voc/2007", encoder="/runs/cpc")
+
+
+def test_detection_results_become_a_table_3_section(tmp_path):
+  path = _detection_file(tmp_path / "det.json")
+  out = tmp_path / "report"
+  text = report.write_report([path], str(out), paper=True)
+  lines = text.splitlines()
+  assert lines[0] == "# " + report.DETECTION_TITLE
+  assert "| CPC v2 resnet161 (fine-tuned) | /runs/cpc | voc/2007 | 71.2 |" in lines
+  assert "| Faster R-CNN on CPC v2, ResNet-161, fine-tuned (paper) | - | voc/2007 | 72.7 |" in lines
+  assert "| Supervised ImageNet ResNet-152 (paper) | - | voc/2007 | 74.7 |" in lines
+  assert "| CPC v2 resnet161 (fine-tuned) | 80.0 | - |" in lines  # per-class AP, null -> "-"
+  assert "60.0" not in text  # validation rows stay out of a test report
+  assert (out / "report.md").read_text() == text
+  assert not (out / "report.png").exists()  # nothing to plot without classification rows
+
+
+def test_detection_and_classification_files_together(two_files):
+  _detection_file(two_files / "det.json")
+  text = report.write_report([str(two_files / "*.json")], str(two_files / "out"))
+  assert "## Top-1 accuracy (%)" in text and report.DETECTION_TITLE in text
+  assert (two_files / "out" / "report.png").exists()

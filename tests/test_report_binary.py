@@ -64,3 +64,18 @@ def test_rename_tells_two_runs_of_one_method_apart(tmp_path):
       typo.stderr)
   bad = _run(*args, "--rename=no equals sign")
   assert bad.returncode == 1 and "expected 'OLD=NEW' or 'OLD=NEW@PATH'" in bad.stderr
+
+
+def test_report_binary_makes_a_detection_table(tmp_path):
+  path = tmp_path / "results.json"
+  path.write_text(json.dumps({
+      "protocol": "detection", "dataset": "voc/2007", "encoder": "/runs/cpc", "config": {},
+      "rows": [{"method": "CPC v2 resnet161 (fine-tuned)", "split": "test",
+                "num_train_examples": 5011, "map": 0.701, "ap": {"dog": 0.75}}]}))
+  out = tmp_path / "report"
+  result = _run(f"--results={path}", f"--output_dir={out}", "--paper")
+  assert result.returncode == 0, result.stderr
+  assert "| CPC v2 resnet161 (fine-tuned) | /runs/cpc | voc/2007 | 70.1 |" in result.stdout
+  assert "| Faster R-CNN on CPC v2, ResNet-101, fine-tuned (paper) | - | voc/2007 | 70.6 |" \
+      in result.stdout
+  assert f"Wrote {out / 'report.md'}" in result.stdout and "report.png" not in result.stdout

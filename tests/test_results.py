@@ -44,8 +44,8 @@ def test_bad_files(tmp_path):
   (tmp_path / "other.json").write_text(json.dumps({"rows": []}))
   with pytest.raises(ValueError, match="not a results file"):
     results.read_results(str(tmp_path / "other.json"))
-  with pytest.raises(ValueError, match="protocol='detection'"):
-    results.write_results(str(tmp_path / "r.json"), "detection", "voc", "x", [], {})
+  with pytest.raises(ValueError, match="protocol='segmentation'"):
+    results.write_results(str(tmp_path / "r.json"), "segmentation", "voc", "x", [], {})
 
 
 def test_sweep_csv_appends_and_parses(tmp_path):
@@ -87,3 +87,36 @@ def test_wrong_types_are_refused_on_write_and_on_read(tmp_path, changes, message
                                   config={}, rows=[bad])))
   with pytest.raises(ValueError, match=f"{path}: not a results file: " + message):
     results.read_results(str(path))
+
+
+def _detection_rows():
+  return [results.detection_row("CPC v2 resnet161 (fine-tuned)", 0.61, None, "validation", 5011),
+          results.detection_row("CPC v2 resnet161 (fine-tuned)", 0.7,
+                                {"aeroplane": 0.8, "bicycle": float("nan")}, "test", 5011)]
+
+
+def test_detection_rows_round_trip(tmp_path):
+  path = str(tmp_path / "results.json")
+  results.write_results(path, "detection", "voc/2007", "/runs/cpc", _detection_rows(), {})
+  doc = results.read_results(path)
+  assert doc["protocol"] == "detection"
+  assert doc["rows"][1] == {"method": "CPC v2 resnet161 (fine-tuned)", "split": "test",
+                            "num_train_examples": 5011, "map": 0.7,
+                            "ap": {"aeroplane": 0.8, "bicycle": None}}  # NaN: no ground truth
+  table = results.format_table(doc["rows"])
+  assert "mAP@0.5" in table and "70.0" in table and "5011" in table
+
+
+@pytest.mark.parametrize("changes, message", [
+    ({"map": 70.6}, "map=70.6 is not a fraction"),
+    ({"ap": {"dog": 2.0}}, "ap must be null or map class names"),
+    ({"split": "trainval"}, "split='trainval'"),
+])
+def test_bad_detection_rows_are_refused(changes, message):
+  good = results.detection_row("m", 0.5, {"dog": 0.5}, "test", 10)
+  with pytest.raises(ValueError, match=message):
+    results.check_row({**good, **changes}, protocol="detection")
+  # A classification row is not a detection row, and the other way round.
+  with pytest.raises(ValueError, match="misses keys"):
+    results.document("detection", "voc/2007", "x", [results.row("m", 1.0, 0.5, 0.5, "test", 1)],
+                     {})

@@ -13,7 +13,8 @@ holds bytes or paths rather than decoded pixels; `Source.decode` turns an
 element's image into [H, W, 3] float32 in [0, 1].
 
 `DataConfig.source`: "fashion_mnist", "folder" (`DataConfig.path`; its splits
-"train" / "validation" / "test" as in `splits`), or any TFDS
+"train" / "validation" / "test" as in `splits`; for detection, `with_objects`,
+a VOCdevkit folder read by `cpc_tf.detection.voc_folder`, split e.g. "trainval"), or any TFDS
 name with an image feature, e.g. "imagenet2012", "imagenet2012_subset/1pct",
 "stl10" (split "unlabelled" for pre-training), "cifar10", "voc/2007".
 """
@@ -27,6 +28,7 @@ import os
 import re
 from typing import Callable
 
+import numpy as np
 import tensorflow as tf
 import tensorflow_datasets as tfds
 
@@ -66,7 +68,12 @@ def load(data: DataConfig, *, labelled: bool = False, shuffle_files: bool = Fals
   only used to warn about folder images that will be upscaled.
   """
   if data.source == "fashion_mnist":
+    if with_objects:
+      raise DataError("fashion_mnist has no boxes; detection needs 'voc/2007', a VOCdevkit "
+                      "folder ('folder:/path/VOCdevkit') or 'synthetic'.")
     return _fashion_mnist(data)
+  if data.source == "folder" and with_objects:
+    return _voc_folder(data, on_bad_file)
   if data.source == "folder":
     return _folder(data, labelled, on_bad_file, min_size)
   return _tfds(data, shuffle_files, seed, input_context, with_objects)
@@ -79,6 +86,30 @@ def _fashion_mnist(data: DataConfig) -> Source:
   dataset = tf.data.Dataset.from_tensor_slices(
       {"image": pixels[:n], "label": labels[:n], "id": list(ids)})
   return Source(dataset, images.to_rgb, n, fashion_mnist.CLASS_NAMES, ids, False)
+
+
+def _voc_folder(data: DataConfig, on_bad_file: str) -> Source:
+  """A VOCdevkit folder (detection): paths plus the TFDS "voc" `objects` layout."""
+  # Imported here: cpc_tf.detection.voc_folder itself imports cpc_tf.data.errors.
+  from cpc_tf.detection import voc_folder
+
+  split = voc_folder.read_split(data.path, data.split, on_bad=on_bad_file)
+  examples = split.examples[:_limit(len(split.examples), data.max_examples)]
+  offsets = np.cumsum([0] + [len(e.labels) for e in examples])
+
+  def ragged(values):
+    return tf.RaggedTensor.from_row_splits(values, offsets)
+
+  ids = tuple(e.id for e in examples)
+  dataset = tf.data.Dataset.from_tensor_slices({
+      "image": [e.image_path for e in examples], "id": list(ids),
+      "label": np.full(len(examples), -1, np.int64),
+      "objects": {
+          "bbox": ragged(np.concatenate([e.boxes for e in examples]).reshape(-1, 4)),
+          "label": ragged(np.concatenate([e.labels for e in examples])),
+          "is_difficult": ragged(np.concatenate([e.difficult for e in examples]))}})
+  return Source(dataset, lambda path: images.decode(tf.io.read_file(path)), len(examples),
+                voc_folder.CLASS_NAMES, ids, False)
 
 
 def _folder(data: DataConfig, labelled: bool, on_bad_file: str, min_size: int) -> Source:

@@ -76,17 +76,20 @@ class BoxHead(keras.layers.Layer):
     self.config = config
     self.num_classes = num_classes
     c = config
-    self.trunk = []
+    # One attribute per layer: tf.train.Checkpoint does not see layers held in a
+    # Python list of a Keras 3 layer, so a list would silently go unsaved.
     if c.head == "residual":
-      for j in range(c.head_blocks):
-        stride = 2 if j == 0 else 1
-        self.trunk.append(_Bottleneck(c.head_width, c.head_bottleneck, stride,
-                                      project=j == 0, name=f"res5_block{j + 1}"))
+      trunk = [_Bottleneck(c.head_width, c.head_bottleneck, 2 if j == 0 else 1,
+                           project=j == 0, name=f"res5_block{j + 1}")
+               for j in range(c.head_blocks)]
       self.final_norm = keras.layers.LayerNormalization(epsilon=1e-5, name="res5_final_ln")
     else:
       self.flatten = keras.layers.Flatten(name="flatten")
-      self.trunk = [keras.layers.Dense(c.fc_width, activation="relu", name="fc1"),
-                    keras.layers.Dense(c.fc_width, activation="relu", name="fc2")]
+      trunk = [keras.layers.Dense(c.fc_width, activation="relu", name="fc1"),
+               keras.layers.Dense(c.fc_width, activation="relu", name="fc2")]
+    self.trunk_size = len(trunk)
+    for j, layer in enumerate(trunk):
+      setattr(self, f"trunk{j}", layer)
     # Fast R-CNN 2.3 initialisation: N(0, 0.01) for scores, N(0, 0.001) for boxes.
     self.classifier = keras.layers.Dense(
         num_classes + 1, kernel_initializer=keras.initializers.RandomNormal(stddev=0.01),
@@ -98,17 +101,21 @@ class BoxHead(keras.layers.Layer):
   def call(self, crops, training=False):
     if self.config.head == "residual":
       h = crops
-      for block in self.trunk:
+      for block in self.trunk():
         h = block(h)
       h = tf.nn.relu(self.final_norm(h))
       h = tf.reduce_mean(h, axis=[1, 2])
     else:
       h = self.flatten(roi_align_lib.pool_half(crops, self.config.roi_pool))
-      for layer in self.trunk:
+      for layer in self.trunk():
         h = layer(h)
     logits = self.classifier(h)
     deltas = tf.reshape(self.regressor(h), [-1, self.num_classes, 4])
     return logits, deltas
+
+  def trunk(self) -> list:
+    """The residual blocks or fully connected layers, in order."""
+    return [getattr(self, f"trunk{j}") for j in range(self.trunk_size)]
 
 
 class _Bottleneck(keras.layers.Layer):
@@ -117,7 +124,9 @@ class _Bottleneck(keras.layers.Layer):
   def __init__(self, width: int, bottleneck: int, stride: int, project: bool, **kwargs):
     super().__init__(**kwargs)
     self.stride = stride
-    self.norms = [keras.layers.LayerNormalization(epsilon=1e-5, name=f"ln{i}") for i in range(3)]
+    # Attributes, not a list: see BoxHead (lists go unsaved by tf.train.Checkpoint).
+    self.ln0, self.ln1, self.ln2 = (keras.layers.LayerNormalization(epsilon=1e-5, name=f"ln{i}")
+                                    for i in range(3))
     self.conv1 = keras.layers.Conv2D(bottleneck, 1, use_bias=False, name="conv1")
     self.conv2 = keras.layers.Conv2D(bottleneck, 3, strides=stride, padding="same",
                                      use_bias=False, name="conv2")
@@ -126,10 +135,10 @@ class _Bottleneck(keras.layers.Layer):
                  if project else None)
 
   def call(self, x):
-    pre = tf.nn.relu(self.norms[0](x))
+    pre = tf.nn.relu(self.ln0(x))
     shortcut = self.proj(pre) if self.proj is not None else x
-    h = tf.nn.relu(self.norms[1](self.conv1(pre)))
-    h = tf.nn.relu(self.norms[2](self.conv2(h)))
+    h = tf.nn.relu(self.ln1(self.conv1(pre)))
+    h = tf.nn.relu(self.ln2(self.conv2(h)))
     return shortcut + self.conv3(h)
 
 

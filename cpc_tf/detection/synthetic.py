@@ -80,13 +80,16 @@ def make_example(index: int, seed: int = 0, split: str = "train", image_size: in
 def synthetic_detection_dataset(
     num_images: int, batch_size: int, seed: int = 0, *, split: str = "train",
     training: bool = True, image_size: int = 128, max_objects: int = 4,
-    min_side: int = 16, max_side: int = 56, repeat: bool | None = None) -> tf.data.Dataset:
+    min_side: int = 16, max_side: int = 56, repeat: bool | None = None,
+    order_seed: int | None = None) -> tf.data.Dataset:
   """The synthetic set as padded batches with the keys of `detection_dataset`:
   "image" [B, S, S, 3], "image_size" [B, 2] int32, "boxes" [B, M, 4] fractions of S,
   "labels" [B, M] int64 (-1 pads), "difficult" [B, M] bool, "num_boxes" [B] int32,
   "id" [B] string. Training shuffles, repeats, and flips left-right (boxes follow), seeded by
-  the element's position in the stream.
+  the element's position in the stream. `order_seed` (default `seed`) seeds the
+  shuffle and the flips alone, so a resumed run can reshuffle the same images.
   """
+  order = seed if order_seed is None else order_seed
   if num_images <= 0 or batch_size <= 0:
     raise DataError(f"num_images={num_images}, batch_size={batch_size}: both must be positive.")
   make_example(0, seed, split, image_size, max_objects, min_side, max_side)  # checks arguments
@@ -103,7 +106,7 @@ def synthetic_detection_dataset(
     labels.set_shape([None])
     if training:
       flip_seed = tf.random.experimental.stateless_fold_in(
-          tf.constant([seed, SPLITS[split]], tf.int64), position)
+          tf.constant([order, SPLITS[split]], tf.int64), position)
       image, boxes = augment_lib.flip_with_boxes(image, boxes, flip_seed)
     return {"image": image, "image_size": tf.constant([image_size, image_size], tf.int32),
             "boxes": boxes, "labels": labels,
@@ -113,7 +116,7 @@ def synthetic_detection_dataset(
 
   ds = tf.data.Dataset.range(num_images)
   if training:
-    ds = ds.shuffle(num_images, seed=seed, reshuffle_each_iteration=True)
+    ds = ds.shuffle(num_images, seed=order, reshuffle_each_iteration=True)
   if training if repeat is None else repeat:
     ds = ds.repeat()
   # The flip is seeded by the position in the repeated stream, so epochs differ.

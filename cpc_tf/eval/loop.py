@@ -81,7 +81,8 @@ from cpc_tf.eval import metrics
 
 DONE_FILE = "done.json"
 # The phase code stored in each checkpoint, so that a hand-edited directory is refused.
-PHASES = {"linear": 0, "frozen": 1, "finetune": 2, "supervised": 3}
+PHASES = {"linear": 0, "frozen": 1, "finetune": 2, "supervised": 3,
+          "detection_frozen": 4, "detection_finetune": 5}
 
 # (input context, seed) -> per-replica dataset of batches.
 DatasetFn = Callable[[tf.distribute.InputContext, int], tf.data.Dataset]

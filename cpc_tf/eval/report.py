@@ -47,6 +47,14 @@ PAPER = {
         "top5": (72.9, 79.6, 86.1, 89.5, 91.4, 93.6, 95.2)},
 }
 PAPER_SOURCE = "ICLR Table 5 (the data of Figure 1), ImageNet"
+# ICLR Table 3 (section 4.3): Faster R-CNN on PASCAL VOC 2007 test, mAP in percent.
+PAPER_DETECTION = (
+    ("Supervised ImageNet ResNet-152 (paper)", 74.7),
+    ("Faster R-CNN on CPC v2, ResNet-101, fine-tuned (paper)", 70.6),
+    ("Faster R-CNN on CPC v2, ResNet-161, fine-tuned (paper)", 72.7),
+)
+PAPER_DETECTION_SOURCE = "ICLR Table 3, PASCAL VOC 2007 test"
+DETECTION_TITLE = "Transfer to detection (ICLR Table 3)"
 
 
 class ReportError(ValueError):
@@ -299,19 +307,72 @@ def write_report(patterns: Sequence[str], output_dir: str, *, paper: bool = Fals
 
   Only rows of `split` are reported ("test": the final numbers; "validation":
   the model-selection accuracy). `renames`: "OLD=NEW[@PATH]" (parse_renames).
+  Files of protocol "detection" become a
+  Table-3-like section (`detection_report`); report.png plots the
+  classification rows only, and is not written when there are none.
   """
   if split not in results_lib.SPLITS:
     raise ValueError(f"split={split!r}; choose one of {results_lib.SPLITS}.")
   loaded = rename_methods(load(patterns), parse_renames(renames))
-  curves = curves_from_results(loaded, split)
-  if not curves:
+  detection = [(p, r) for p, r in loaded if r["protocol"] == "detection"]
+  classification = [(p, r) for p, r in loaded if r["protocol"] != "detection"]
+  curves = curves_from_results(classification, split)
+  detection_rows = [(p, r, row) for p, r in detection for row in r["rows"]
+                    if row["split"] == split]
+  if not curves and not detection_rows:
     raise ReportError("The result files " + ", ".join(p for p, _ in loaded) +
                       f" hold no rows of the {split} split: nothing to report.")
-  if paper:
-    curves += paper_curves()
-  text = markdown_report(curves, title, loaded, split)
+  parts = []
+  if curves:
+    if paper:
+      curves += paper_curves()
+    parts.append(markdown_report(curves, title, classification, split))
+  if detection_rows:
+    parts.append(detection_report(detection_rows, paper=paper, split=split))
+  text = "\n".join(parts)
   tf.io.gfile.makedirs(output_dir)
   with tf.io.gfile.GFile(os.path.join(output_dir, "report.md"), "w") as f:
     f.write(text)
-  plot(curves, os.path.join(output_dir, "report.png"), title)
+  if curves:
+    plot(curves, os.path.join(output_dir, "report.png"), title)
   return text
+
+
+def detection_report(rows: Sequence[tuple[str, dict, dict]], paper: bool = False,
+                     split: str = "test") -> str:
+  """(path, results dict, detection row) triples -> Markdown like ICLR Table 3.
+
+  A table of mAP (percent, one decimal) per method, the paper's Table 3 rows
+  when `paper`; then the per-class AP of the rows that carry it, and the sources.
+  """
+  lines = [f"# {DETECTION_TITLE}", "", "## mAP@0.5 (%), PASCAL VOC 2007 protocol", "",
+           "| Method | Encoder | Dataset | mAP |", "|---|---|---|---:|"]
+  for _, doc, row in rows:
+    value = "-" if row["map"] is None else f"{100.0 * row['map']:.1f}"
+    lines.append(f"| {row['method']} | {doc['encoder']} | {doc['dataset']} | {value} |")
+  if paper:
+    for label, value in PAPER_DETECTION:
+      lines.append(f"| {label} | - | voc/2007 | {value:.1f} |")
+  lines.append("")
+  per_class = [(doc, row) for _, doc, row in rows if row["ap"]]
+  if per_class:
+    classes = []
+    for _, row in per_class:
+      classes += [c for c in row["ap"] if c not in classes]
+    lines += ["## AP per class (%)", "", "| Method | " + " | ".join(classes) + " |",
+              "|---|" + "---:|" * len(classes)]
+    for _, row in per_class:
+      cells = ["-" if row["ap"].get(c) is None else f"{100.0 * row['ap'][c]:.1f}"
+               for c in classes]
+      lines.append(f"| {row['method']} | " + " | ".join(cells) + " |")
+    lines.append("")
+  lines += ["Sources:", ""]
+  seen = []
+  for path, doc, _ in rows:
+    if path not in seen:
+      seen.append(path)
+      lines.append(f"- `{path}`: protocol detection, dataset {doc['dataset']}, encoder "
+                   f"{doc['encoder']}, {split} split")
+  if paper:
+    lines.append(f"- rows marked (paper): {PAPER_DETECTION_SOURCE}; not measured here")
+  return "\n".join(lines + [""])
