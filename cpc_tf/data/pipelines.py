@@ -181,8 +181,18 @@ def detection_dataset(
   ds = _stream(source, data, shuffle=training, repeat=training if repeat is None else repeat,
                seed=seed, input_context=input_context)
   ds = ds.map(make, num_parallel_calls=tf.data.AUTOTUNE)
+  return pad_detection_batches(ds, batch, drop_remainder=training)
+
+
+def pad_detection_batches(ds: tf.data.Dataset, batch_size: int,
+                          drop_remainder: bool) -> tf.data.Dataset:
+  """Detection elements -> batches padded to the largest image and box count.
+
+  Padded boxes carry label -1 and num_boxes says how many are real; every
+  detection source (TFDS, VOC folders, the synthetic set) batches through here.
+  """
   ds = ds.padded_batch(
-      batch, drop_remainder=training,
+      batch_size, drop_remainder=drop_remainder,
       padding_values={"image": 0.0, "image_size": 0, "boxes": 0.0,
                       "labels": tf.constant(-1, tf.int64), "difficult": False,
                       "num_boxes": 0, "id": ""})

@@ -15,6 +15,7 @@ import numpy as np
 import tensorflow as tf
 
 from cpc_tf import augment as augment_lib
+from cpc_tf.data import pipelines
 from cpc_tf.data.errors import DataError
 
 CLASS_NAMES = ("rectangle", "ellipse", "triangle")
@@ -121,9 +122,4 @@ def synthetic_detection_dataset(
     ds = ds.repeat()
   # The flip is seeded by the position in the repeated stream, so epochs differ.
   ds = ds.enumerate().map(make, num_parallel_calls=tf.data.AUTOTUNE)
-  ds = ds.padded_batch(
-      batch_size, drop_remainder=training,
-      padding_values={"image": 0.0, "image_size": 0, "boxes": 0.0,
-                      "labels": tf.constant(-1, tf.int64), "difficult": False,
-                      "num_boxes": 0, "id": ""})
-  return ds.prefetch(tf.data.AUTOTUNE)
+  return pipelines.pad_detection_batches(ds, batch_size, drop_remainder=training)
