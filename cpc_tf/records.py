@@ -54,11 +54,12 @@ def read_json(path: str, way_out: str = ""):
 
 
 def check_writable(directory: str, flag: str) -> None:
-  """Creates `directory` (if needed) and proves a file can be written in it.
+  """Proves a file can be written in `directory`, leaving no trace behind.
 
   Binaries call it before any work, so a wrong --output_dir fails in a second
-  with one line instead of a traceback after minutes of training. ValueError
-  names the flag, the problem and the fix.
+  with one line instead of a traceback after minutes of training. Directories
+  it creates for the probe are removed again, so a run refused afterwards (bad
+  flags) writes nothing. ValueError names the flag, the problem and the fix.
   """
   if not directory:
     raise ValueError(f"{flag} is empty: name a directory to write to.")
@@ -68,6 +69,7 @@ def check_writable(directory: str, flag: str) -> None:
       raise ValueError(
           f"{flag}={directory} lies under {blocker}, which is a regular file, not a "
           f"directory: choose another {flag}, or move that file away.")
+  created = _missing_directories(directory) if "://" not in directory else []
   probe = os.path.join(directory, f".write-test-{os.getpid()}")
   try:
     tf.io.gfile.makedirs(directory)
@@ -77,6 +79,25 @@ def check_writable(directory: str, flag: str) -> None:
   except (OSError, tf.errors.OpError) as e:
     raise ValueError(f"{flag}={directory} is not writable ({reason(e)}): choose a "
                      f"directory you can write to, or fix its permissions.") from None
+  finally:
+    for path in created:  # deepest first
+      try:
+        os.rmdir(path)
+      except OSError:
+        break
+
+
+def _missing_directories(directory: str) -> list[str]:
+  """The directories that creating local `directory` would make, deepest first."""
+  path = os.path.abspath(os.path.expanduser(directory))
+  missing = []
+  while not os.path.lexists(path):
+    missing.append(path)
+    parent = os.path.dirname(path)
+    if parent == path:
+      break
+    path = parent
+  return missing
 
 
 def _regular_file_above(directory: str) -> str | None:

@@ -37,9 +37,13 @@ def test_read_json_names_the_damaged_file_and_the_way_out(tmp_path):
     records.read_json(str(path), "Move it aside.")
 
 
-def test_check_writable_creates_the_directory(tmp_path):
+def test_check_writable_leaves_no_trace(tmp_path):
+  """A run refused after the check (bad flags) must not leave an output directory."""
   records.check_writable(str(tmp_path / "a" / "b"), "--output_dir")
-  assert os.listdir(tmp_path / "a" / "b") == []
+  assert not (tmp_path / "a").exists()
+  (tmp_path / "c").mkdir()
+  records.check_writable(str(tmp_path / "c"), "--output_dir")
+  assert os.listdir(tmp_path / "c") == []  # an existing directory stays, probe removed
 
 
 def test_a_directory_under_a_regular_file_is_refused(tmp_path):
