@@ -88,23 +88,3 @@ def test_backbone_with_wrong_stride_is_refused():
 def test_no_classes_is_refused():
   with pytest.raises(ValueError, match="at least one class"):
     det_lib.FasterRCNN(_tiny_backbone(), 0, CONFIG)
-
-
-@pytest.mark.slow
-def test_paper_size_detector_one_step():
-  """ResNet-161 CPC encoder + paper config: one training step on one small image.
-
-  64 RoIs instead of 512: the 14x14 crops of the 4096-deep stack alone are 1.6 GB
-  per activation at 512 RoIs, more than a shared test machine should hold.
-  """
-  encoder = resnet.build_encoder(EncoderConfig(name="resnet161"))
-  config = dataclasses.replace(det_config.paper(), roi_batch_per_image=64)
-  model = det_lib.FasterRCNN(encoder, 20, config, feature="stack3")
-  print(f"paper-size Faster R-CNN parameters: {det_lib.parameter_count(model):,}")
-  batch = _batch(1, size=128)
-  optimizer = keras.optimizers.SGD(1e-3)
-  with tf.GradientTape() as tape:
-    _, total = det_lib.batch_losses(model, batch)
-  grads = tape.gradient(total, model.trainable_variables)
-  optimizer.apply_gradients(zip(grads, model.trainable_variables))
-  assert np.isfinite(float(total))
