@@ -30,6 +30,7 @@ import tensorflow as tf
 from cpc_tf import checkpoints, configs, distribute, records, train
 from cpc_tf.eval import linear, results
 from cpc_tf.configs import AblationConfig, LinearEvalConfig, PretrainConfig
+from cpc_tf.stop import Preempted  # raised by run(); launch/ablation.py catches it
 
 CONFIG_FILE = "ablation.json"
 CSV_FILE = "ablation.csv"
@@ -40,14 +41,6 @@ CSV_FIELDS = ("preset", "label", "directions", "top1", "top5", "delta_top1", "sa
 # ICLR Figure 3's caption: orange, green, blue for 1, 2 and 4 directions.
 DIRECTION_COLOURS = {1: "tab:orange", 2: "tab:green", 4: "tab:blue"}
 OTHER_COLOUR = "tab:gray"  # 3 directions: not in the figure
-
-
-class Preempted(RuntimeError):
-  """Pre-training of a rung stopped on SIGTERM / SIGINT after saving; rerun to resume."""
-
-  def __init__(self, message: str, status: int = 143):
-    super().__init__(message)
-    self.status = status  # 128 + the signal number
 
 
 @dataclasses.dataclass(frozen=True)

@@ -439,8 +439,15 @@ class LinearEvalConfig:
   eval_batch_size: int = 512
   encoder: str = ""  # expected encoder architecture; "" accepts the model_dir's
   seed: int = 0
+  # > 0: that many training images (seeded, class-stratified) are held out, the
+  # head is validated every eval_every steps and the best step is tested. supp.
+  # B selects nothing on ImageNet (0); small runs pick their budget this way.
+  validation_size: int = 0
 
   def __post_init__(self):
+    if self.validation_size < 0:
+      raise ValueError(f"validation_size={self.validation_size}: need 0 (no validation, "
+                       "supp. B) or a number of training images to hold out.")
     sizes = {"grid_image_size": self.grid_image_size,
              "grid_patch_size": self.grid_patch_size, "grid_stride": self.grid_stride}
     bad = [f"{k}={v}" for k, v in sizes.items() if v < 0]
@@ -541,6 +548,9 @@ class EfficientConfig:
 
   subset: SubsetConfig = field(default_factory=SubsetConfig)
   image_size: int = EFFICIENT_IMAGE_SIZE  # 224 px -> a 14x14 grid from the CPC encoders
+  # Smallest area of the Inception random-sized training crop (supp. C; 0.08 as in
+  # Szegedy et al.); small images (28 px Fashion-MNIST) keep more of the object.
+  crop_min_area: float = 0.08
   augment: AugmentConfig = field(default_factory=AugmentConfig)  # per image, supp. C.1
   classifier: ClassifierConfig = field(default_factory=ClassifierConfig)
   hparams: HParams = field(default_factory=HParams)
@@ -567,6 +577,7 @@ class EfficientConfig:
 
   def __post_init__(self):
     _check_weight_decay_mode(self.weight_decay_mode)
+    _check_crop_area(self.crop_min_area)
     betas = (self.encoder_beta_1, self.encoder_beta_2)
     if not all(0.0 <= b < 1.0 for b in betas) or self.encoder_epsilon <= 0:
       raise ValueError(f"encoder_beta_1={betas[0]}, encoder_beta_2={betas[1]}, "
@@ -586,6 +597,7 @@ class SupervisedConfig:
 
   subset: SubsetConfig = field(default_factory=SubsetConfig)
   image_size: int = EFFICIENT_IMAGE_SIZE
+  crop_min_area: float = 0.08  # as EfficientConfig's: both see the same crops
   augment: AugmentConfig = field(default_factory=AugmentConfig)
   architecture: str = "resnet50_v2"  # a key of cpc_tf.resnet.SPECS
   norm: str = "batch"  # the standard ResNet-v2 of He et al. 2016
@@ -600,6 +612,13 @@ class SupervisedConfig:
 
   def __post_init__(self):
     _check_weight_decay_mode(self.weight_decay_mode)
+    _check_crop_area(self.crop_min_area)
+
+
+def _check_crop_area(area: float) -> None:
+  if not 0.0 < area <= 1.0:
+    raise ValueError(f"crop_min_area={area}: the smallest crop is a fraction of the image "
+                     "area in (0, 1] (supp. C: 0.08).")
 
 
 def _tiny_subset(**changes) -> SubsetConfig:
@@ -664,6 +683,64 @@ def supervised_tiny() -> SupervisedConfig:
       subset=_tiny_subset(), image_size=32, augment=_NO_AUGMENT, architecture="tiny",
       hparams=HParams(batch_per_replica=8), train_steps=4, eval_every=2,
       eval_batch_size=64)
+
+
+# The embedded data at a meaningful scale: the protocols of the claim study
+# (cpc_tf.eval.study). The validation images are carved from the 60k training
+# images; every final number is on the full 10k test split.
+
+def _fashion_mnist_subset() -> SubsetConfig:
+  return SubsetConfig(data=DataConfig(source="fashion_mnist", shuffle_buffer=10_000),
+                      test_split="test", validation_size=1000)
+
+
+def linear_eval_fashion_mnist() -> LinearEvalConfig:
+  """supp. B on Fashion-MNIST: the frozen encoder's patch grid, BN, 1x1 conv, mean.
+
+  Trains on a stream of the 59k training images left after a 1000-image
+  validation carve (steps x batch of them are seen), tests the best validated
+  step on the 10k test images. The rate and budget were picked on that carve.
+
+  Command: python -m launch.linear_eval --preset=linear_eval_fashion_mnist
+    --model_dir=runs/study/pretrain --output_dir=runs/linear
+  """
+  return LinearEvalConfig(
+      data=DataConfig(source="fashion_mnist", shuffle_buffer=10_000), test_split="test",
+      batch_size=64, learning_rate=2e-3, train_steps=300, eval_every=100,
+      eval_batch_size=500, validation_size=1000)
+
+
+def efficient_fashion_mnist() -> EfficientConfig:
+  """supp. C.2 on Fashion-MNIST: a one-block ResNet head on the 28 px image's grid.
+
+  Command: python -m launch.efficient_classification --preset=efficient_fashion_mnist
+    --model_dir=runs/study/pretrain --label_fraction=0.01 --output_dir=runs/efficient
+  """
+  return EfficientConfig(
+      subset=_fashion_mnist_subset(), image_size=28, crop_min_area=0.5, augment=_NO_AUGMENT,
+      classifier=ClassifierConfig(blocks=1, width=128, bottleneck=32),
+      hparams=HParams(learning_rate=0.05, weight_decay=1e-4, dropout=0.0,
+                      batch_per_replica=32),
+      sweep=_FASHION_MNIST_SWEEP, frozen_steps=200, finetune_steps=200,
+      encoder_learning_rate=1e-4, eval_every=50, patience=3, eval_batch_size=500)
+
+
+def supervised_fashion_mnist() -> SupervisedConfig:
+  """supp. C.1 on Fashion-MNIST: the CPC encoder's architecture trained from pixels.
+
+  Command: python -m launch.supervised_baseline --preset=supervised_fashion_mnist
+    --label_fraction=0.01 --output_dir=runs/supervised
+  """
+  return SupervisedConfig(
+      subset=_fashion_mnist_subset(), image_size=28, crop_min_area=0.5, augment=_NO_AUGMENT,
+      architecture="small", hparams=HParams(learning_rate=0.05, weight_decay=1e-4,
+                                            dropout=0.0, batch_per_replica=32),
+      sweep=_FASHION_MNIST_SWEEP, train_steps=400, eval_every=100, eval_batch_size=500)
+
+
+# supp. C.1's search cut to the learning rate: two points, the rest fixed.
+_FASHION_MNIST_SWEEP = SweepConfig(learning_rates=(0.05, 0.2), weight_decays=(1e-4,),
+                                   dropouts=(0.0,), batch_per_replica=(32,), size=0)
 
 
 # ----------------------------------------------------------------------------
@@ -765,9 +842,12 @@ def detection_tiny() -> DetectionConfig:
 DEFAULT_EVAL_PRESETS = {"linear": "linear_eval_tiny", "efficient": "efficient_tiny",
                         "supervised": "supervised_tiny", "detection": "detection_synthetic"}
 EVAL_PRESETS = {
-    "linear": {"linear_eval_paper": linear_eval_paper, "linear_eval_tiny": linear_eval_tiny},
-    "efficient": {"efficient_paper": efficient_paper, "efficient_tiny": efficient_tiny},
-    "supervised": {"supervised_paper": supervised_paper, "supervised_tiny": supervised_tiny},
+    "linear": {"linear_eval_paper": linear_eval_paper, "linear_eval_tiny": linear_eval_tiny,
+               "linear_eval_fashion_mnist": linear_eval_fashion_mnist},
+    "efficient": {"efficient_paper": efficient_paper, "efficient_tiny": efficient_tiny,
+                  "efficient_fashion_mnist": efficient_fashion_mnist},
+    "supervised": {"supervised_paper": supervised_paper, "supervised_tiny": supervised_tiny,
+                   "supervised_fashion_mnist": supervised_fashion_mnist},
     "detection": {"detection_paper": detection_paper, "detection_synthetic": detection_synthetic,
                   "detection_tiny": detection_tiny},
 }
@@ -799,6 +879,64 @@ class DynamicsConfig:
   # or the steps themselves.
   steps: str | tuple[int, ...] = "all"
   label_fractions: tuple[float, ...] = (0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0)  # supp. C
+
+
+# ----------------------------------------------------------------------------
+# The claim study (ICLR Figure 1 / Table 5 on the embedded data): cpc_tf.eval.study.
+
+@dataclass(frozen=True)
+class StudyConfig:
+  """Pre-train, then linear and few-label evaluation of CPC against baselines.
+
+  Each cell (label fraction, subset seed) replaces `subset.label_fraction` and
+  `subset.seed` of `efficient` and `supervised`, so CPC and the supervised
+  baseline see the same labelled images and the same validation split.
+  """
+
+  pretrain: PretrainConfig = field(default_factory=PretrainConfig)
+  linear: LinearEvalConfig = field(default_factory=LinearEvalConfig)
+  efficient: EfficientConfig = field(default_factory=EfficientConfig)
+  supervised: SupervisedConfig = field(default_factory=SupervisedConfig)
+  label_fractions: tuple[float, ...] = (0.01, 0.1, 1.0)
+  # Subset seeds at the smallest fraction (mean ± std); one seed elsewhere.
+  seeds: tuple[int, ...] = (0, 1, 2)
+  random_init_seed: int = 0  # the random-initialisation encoder of the linear baseline
+
+  def __post_init__(self):
+    bad = [f for f in self.label_fractions if not 0.0 < f <= 1.0]
+    if not self.label_fractions or bad or len(set(self.label_fractions)) != len(
+        self.label_fractions):
+      raise ValueError(f"label_fractions={self.label_fractions!r}: give distinct fractions "
+                       "in (0, 1], e.g. (0.01, 0.1, 1.0).")
+    if not self.seeds or len(set(self.seeds)) != len(self.seeds):
+      raise ValueError(f"seeds={self.seeds!r}: give at least one seed, without repeats.")
+
+
+def study_fashion_mnist() -> StudyConfig:
+  """The README's main job: the claim study on the embedded Fashion-MNIST.
+
+  Command: bash scripts/study.sh   (set-up, then python -m launch.study
+    --preset=study_fashion_mnist --output_dir=runs/study)
+  """
+  return StudyConfig(pretrain=fashion_mnist_small(), linear=linear_eval_fashion_mnist(),
+                     efficient=efficient_fashion_mnist(),
+                     supervised=supervised_fashion_mnist())
+
+
+def study_tiny() -> StudyConfig:
+  """Seconds per stage (tests): the tiny preset of every protocol, two fractions."""
+  linear = dataclasses.replace(linear_eval_tiny(), validation_size=40)
+  return StudyConfig(pretrain=tiny(), linear=linear, efficient=efficient_tiny(),
+                     supervised=supervised_tiny(), label_fractions=(0.5, 1.0), seeds=(0, 1))
+
+
+STUDY_PRESETS = {"study_fashion_mnist": study_fashion_mnist, "study_tiny": study_tiny}
+
+
+def study_preset(name: str) -> StudyConfig:
+  if name not in STUDY_PRESETS:
+    raise ValueError(f"Unknown study preset {name!r}; choose one of {sorted(STUDY_PRESETS)}.")
+  return STUDY_PRESETS[name]()
 
 
 # ============================================================================

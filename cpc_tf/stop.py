@@ -123,3 +123,11 @@ class StopSignal:
     os.close(self._write_fd)
     self._installed = False
     return False
+
+
+class Preempted(RuntimeError):
+  """A driver's pre-training stopped on SIGTERM / SIGINT after saving; rerun to resume."""
+
+  def __init__(self, message: str, status: int = 143):
+    super().__init__(message)
+    self.status = status  # 128 + the signal number

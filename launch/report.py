@@ -13,7 +13,9 @@ blue) into --output_dir, and prints their paths.
 
 Only rows of --split (default test) are reported. --rename='OLD=NEW' renames a
 method in every file, --rename='OLD=NEW@runs/b' only in the files under
-runs/b (two runs reporting the same method name must be told apart). --paper adds the
+runs/b (two runs reporting the same method name must be told apart), and
+--aggregate averages them instead (repeats, e.g. subsets drawn with several
+seeds: "mean ± std (n=N)", error bars in the plot). --paper adds the
 published ImageNet numbers of ICLR Table 5 as dashed rows labelled
 "(paper)"; they are quoted, not measured here. Results of
 launch/detection_transfer.py (protocol "detection") become a Table-3-like
@@ -49,6 +51,8 @@ flags.DEFINE_multi_string(
     "rename", [], "Rename a method in the report: 'OLD=NEW' in every file, or "
     "'OLD=NEW@PATH' only in the files at or under PATH (e.g. two runs that both report "
     "'CPC v2 (frozen)'); repeat the flag for more.")
+flags.DEFINE_bool("aggregate", False, "Average rows with the same method and label "
+                  "fraction (repeats over subset seeds) into mean ± sample std.")
 flags.mark_flags_as_required(["results", "output_dir"])
 FLAGS = flags.FLAGS
 
@@ -60,7 +64,7 @@ def main(argv):
     records.check_writable(FLAGS.output_dir, "--output_dir")
     text = report.write_report(FLAGS.results, FLAGS.output_dir, paper=FLAGS.paper,
                                title=FLAGS.title, split=FLAGS.split,
-                               renames=FLAGS.rename)
+                               renames=FLAGS.rename, aggregate=FLAGS.aggregate)
   except (report.ReportError, ValueError, records.WriteError) as e:
     sys.exit(f"Error: {e}")
   print(text)

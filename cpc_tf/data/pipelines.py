@@ -68,7 +68,8 @@ def pretrain_dataset(data: DataConfig, grid: GridConfig, augment: AugmentConfig,
 def classification_dataset(
     data: DataConfig, mode: str, batch_size: int, seed: int = 0, *,
     grid: GridConfig | None = None, augment: AugmentConfig | None = None,
-    image_size: int = EFFICIENT_IMAGE_SIZE, repeat: bool | None = None,
+    image_size: int = EFFICIENT_IMAGE_SIZE, crop_min_area: float = 0.08,
+    repeat: bool | None = None,
     keep_ids: Collection[str | int] | None = None,
     input_context: tf.distribute.InputContext | None = None,
     on_bad_file: str = "skip") -> tf.data.Dataset:
@@ -79,7 +80,8 @@ def classification_dataset(
                       supp. B. ICLR A.3's grid is PRESET_GRIDS["linear_iclr"].
     "linear_eval"     resize to grid.resize_to, single centre grid.image_size crop,
                       no augmentation -> patches [B, Gh, Gw, P, P, 3].
-    "efficient_train" Inception random-sized crop to `image_size`, then per-image
+    "efficient_train" Inception random-sized crop (crop_min_area to all of the
+                      area) to `image_size`, then per-image
                       steps 1-4 of supp. A (`augment`) -> [B, S, S, 3]; supp. C.
     "efficient_eval"  central square of 0.875 x the shorter side, resized to
                       image_size (`cpc_tf.augment.center_crop`).
@@ -116,7 +118,8 @@ def classification_dataset(
     elif mode == "linear_eval":
       image = grid_patches(image, grid)
     elif mode == "efficient_train":
-      image = augment_lib.inception_crop(image, image_size, first)
+      image = augment_lib.inception_crop(image, image_size, first,
+                                         area_range=(crop_min_area, 1.0))
       image.set_shape([image_size, image_size, 3])
       if _any_step(augment, _V2_STEPS + _V1_STEPS):
         image = augment_lib.augment_image(image, augment, second)

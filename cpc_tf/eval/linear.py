@@ -4,10 +4,12 @@ Glossary: B global batch, Gh/Gw patch grid, P patch size, D feature depth, K cla
 
 Layout of output_dir (rerunning the same command resumes from it):
   config.json    protocol, encoder and resolved config; a rerun must match
-  linear/        a `cpc_tf.eval.loop` phase directory (head, Adam, step; no validation)
+  linear/        a `cpc_tf.eval.loop` phase directory (head, Adam, step; with
+                 config.validation_size > 0 also the best validated head)
   splits.json    image folders only: every split's ids (`cpc_tf.eval.held_out`)
-  results.json   one "CPC v2 linear" row on the test split, and "test": which
-                 split and how many images
+  results.json   the method's row on the test split (and on the validation
+                 carve, when there is one), and "test": which split and how
+                 many images
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ import tensorflow as tf
 from cpc_tf import data
 from cpc_tf.configs import LinearEvalConfig
 from cpc_tf.distribute import is_chief
-from cpc_tf.eval import classifiers, encoders, held_out, results
+from cpc_tf.eval import classifiers, encoders, held_out, results, subsets
 from cpc_tf.eval import loop as loop_lib
 from cpc_tf.eval import sweep
 from cpc_tf.patches import PRESET_GRIDS
@@ -30,13 +32,15 @@ from cpc_tf.patches import PRESET_GRIDS
 def train_linear(model_dir: str, config: LinearEvalConfig, output_dir: str,
                  strategy: tf.distribute.Strategy | None = None, *,
                  step: int | None = None, stop_after_steps: int | None = None,
-                 verbose: bool = True) -> dict:
+                 verbose: bool = True, method: str = "CPC v2 linear") -> dict:
   """Linear evaluation of the encoder in model_dir (latest checkpoint, or `step`).
 
   The frozen encoder sees the pre-training patch grid (or `config.grid`);
   training patches get the pre-training augmentation, test patches none
-  (single centre crop). Returns the results.json dict (one "CPC v2 linear" row
-  on the test split). Raises loop.Interrupted after `stop_after_steps` steps.
+  (single centre crop). With config.validation_size > 0 that many training
+  images are held out and the best validated step is tested. Returns the
+  results.json dict (rows named `method`). Raises loop.Interrupted after
+  `stop_after_steps` steps.
   """
   strategy = strategy or tf.distribute.get_strategy()
   chief = is_chief(strategy)
@@ -62,6 +66,8 @@ def train_linear(model_dir: str, config: LinearEvalConfig, output_dir: str,
     raise ValueError(f"batch_size={config.batch_size} is the global batch; it must be a "
                      f"multiple of the {r} replicas.")
   held_out.record(train_data, output_dir, write=chief)
+  train_ids, validation_ids = carve_validation(train_data, config.validation_size,
+                                               config.seed)
   classifiers.seed_initialisers(config.seed)
   with strategy.scope():
     model = classifiers.linear_classifier(encoder.model, grid, data.num_classes(train_data))
@@ -73,21 +79,47 @@ def train_linear(model_dir: str, config: LinearEvalConfig, output_dir: str,
   def train_fn(ctx, seed):
     return data.classification_dataset(
         train_data, "linear_train", config.batch_size, seed, grid=grid,
-        augment=pre.augment, input_context=ctx)
+        augment=pre.augment, keep_ids=train_ids, input_context=ctx)
 
+  validate = None
+  if validation_ids is not None:
+    val_data = sweep.eval_dataset(strategy, train_data, "linear_eval",
+                                  config.eval_batch_size, validation_ids, grid=grid)
+    validate = lambda: loop_lib.evaluate(loop, val_data)  # noqa: E731
   phase = loop_lib.Phase(os.path.join(output_dir, "linear"), "linear", config.train_steps,
                          config.eval_every, seed=config.seed)
-  loop_lib.run_phase(loop, phase, train_fn, track={"head": model.head},
-                     budget=loop_lib.Budget(stop_after_steps), log=log)
+  # With validation the head ends at its best validated step (cpc_tf.eval.loop).
+  done = loop_lib.run_phase(loop, phase, train_fn, validate=validate,
+                            track={"head": model.head},
+                            budget=loop_lib.Budget(stop_after_steps), log=log)
   test = loop_lib.evaluate(loop, sweep.eval_dataset(
       strategy, test_data, "linear_eval", config.eval_batch_size, grid=grid))
   log(f"test: top-1 {test['top1']:.4f} top-5 {test['top5']:.4f} on {test['count']} images "
       f"({test_data.split} split)")
-  rows = [results.row("CPC v2 linear", 1.0, test["top1"], test["top5"], "test",
-                      data.num_examples(train_data, labelled=True))]
+  n = (len(train_ids) if train_ids is not None
+       else data.num_examples(train_data, labelled=True))
+  rows = [results.row(method, 1.0, test["top1"], test["top5"], "test", n)]
+  if validation_ids is not None:
+    rows.insert(0, results.row(method, 1.0, done["val_top1"], done["val_top5"],
+                               "validation", n))
   return sweep.write_results(chief, output_dir, "linear", config.data.source,
                              encoder.source, rows, config,
                              held_out.summary(test_data, test["count"]))
+
+
+def carve_validation(train_data, count: int, seed: int
+                     ) -> tuple[list[str] | None, list[str] | None]:
+  """(training ids, validation ids): `count` seeded class-stratified training images
+  held out (`cpc_tf.eval.subsets`); (None, None) when count is 0 (supp. B)."""
+  if count == 0:
+    return None, None
+  index = subsets.read_index(train_data)
+  if count >= len(index.ids):
+    raise ValueError(f"validation_size={count} holds out every one of the {len(index.ids)} "
+                     "training images; lower --validation_size.")
+  held = set(subsets.take_stratified(index.labels, count, seed).tolist())
+  train = [i for k, i in enumerate(index.ids) if k not in held]
+  return train, [index.ids[k] for k in sorted(held)]
 
 
 def eval_grid(pre, name: str, image_size: int = 0, patch_size: int = 0,

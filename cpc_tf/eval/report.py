@@ -28,6 +28,7 @@ import io
 import os
 from typing import Iterable, Sequence
 
+import numpy as np
 import tensorflow as tf
 
 from cpc_tf.eval import results as results_lib
@@ -67,7 +68,10 @@ class Curve:
 
   label: str
   protocol: str  # a results protocol, or "paper"
-  points: dict  # label_fraction -> {"top1": float, "top5": float}
+  # label_fraction -> {"top1": float, "top5": float}; cells averaged over
+  # repeats (`curves_from_results(aggregate=True)`) also hold "top1_std",
+  # "top5_std" (sample standard deviation) and "n" (how many repeats).
+  points: dict
   source: str  # the file it came from, or PAPER_SOURCE
   checkpoint_step: int | None = None
 
@@ -165,14 +169,16 @@ def rename_methods(loaded: Sequence[tuple[str, dict]],
   return out
 
 
-def curves_from_results(loaded: Iterable[tuple[str, dict]], split: str = "test"
-                        ) -> list[Curve]:
+def curves_from_results(loaded: Iterable[tuple[str, dict]], split: str = "test",
+                        aggregate: bool = False) -> list[Curve]:
   """Groups the rows of `split` into curves by label, keeping first-seen order.
 
   Rows of other splits are left out (the evaluation binaries also record the
-  validation accuracy of the selected model). Raises ReportError when two rows
-  (in one file or two) give the same label and label fraction: the table
-  would have to drop one of them silently.
+  validation accuracy of the selected model). Two rows (in one file or two)
+  with the same label and label fraction raise ReportError, as the table
+  would have to drop one of them silently; with `aggregate` they are repeats
+  (e.g. subsets drawn with different seeds) and the cell is their mean, with
+  the sample standard deviation and the count.
   """
   points, meta, origin = {}, {}, {}
   for path, results in loaded:
@@ -183,16 +189,29 @@ def curves_from_results(loaded: Iterable[tuple[str, dict]], split: str = "test"
       label = row["method"] if step is None else f"{row['method']} (step {step})"
       fraction = float(row["label_fraction"])
       cell = (label, fraction)
-      if cell in origin:
+      if cell in origin and not aggregate:
         raise ReportError(
             f"{path}: {label!r} at label fraction {fraction:g} is also in "
             f"{origin[cell]}; tell them apart with --rename='{label}=NEW NAME@PATH' "
             "(launch/report.py), or report them separately.")
       origin[cell] = path
-      points.setdefault(label, {})[fraction] = {m: float(row[m]) for m in METRICS}
+      points.setdefault(label, {}).setdefault(fraction, []).append(
+          {m: float(row[m]) for m in METRICS})
       meta.setdefault(label, (results["protocol"], path, step))
-  return [Curve(label, protocol, points[label], path, step)
+  return [Curve(label, protocol, {f: _cell(v) for f, v in points[label].items()}, path, step)
           for label, (protocol, path, step) in meta.items()]
+
+
+def _cell(repeats: list[dict]) -> dict:
+  """One table cell from its repeats: the values, or their mean, std and count."""
+  if len(repeats) == 1:
+    return repeats[0]
+  out = {"n": len(repeats)}
+  for m in METRICS:
+    values = np.array([r[m] for r in repeats])
+    out[m] = float(values.mean())
+    out[f"{m}_std"] = float(values.std(ddof=1))  # sample std: a handful of seeds
+  return out
 
 
 def paper_curves() -> list[Curve]:
@@ -209,11 +228,19 @@ def format_fraction(fraction: float) -> str:
   return f"{100.0 * fraction:.6g}%"
 
 
+def format_cell(point: dict, metric: str) -> str:
+  """74.25 -> "74.3"; a mean over repeats -> "74.3 ± 1.2 (n=3)" (percent)."""
+  text = f"{100.0 * point[metric]:.1f}"
+  if "n" in point:
+    text += f" ± {100.0 * point[f'{metric}_std']:.1f} (n={point['n']})"
+  return text
+
+
 def markdown_table(curves: Sequence[Curve], metric: str) -> str:
   """One Markdown table: rows = curves, columns = every label fraction seen.
 
   Cells are accuracies in percent with one decimal; a curve without a value
-  at some fraction shows "-".
+  at some fraction shows "-"; an averaged cell shows "mean ± std (n=N)".
   """
   if metric not in METRICS:
     raise ValueError(f"metric={metric!r}; choose one of {METRICS}.")
@@ -221,7 +248,7 @@ def markdown_table(curves: Sequence[Curve], metric: str) -> str:
   lines = ["| Method | " + " | ".join(format_fraction(f) for f in fractions) + " |",
            "|---|" + "---:|" * len(fractions)]
   for c in curves:
-    cells = [f"{100.0 * c.points[f][metric]:.1f}" if f in c.points else "-"
+    cells = [format_cell(c.points[f], metric) if f in c.points else "-"
              for f in fractions]
     lines.append(f"| {c.label} | " + " | ".join(cells) + " |")
   return "\n".join(lines)
@@ -274,9 +301,12 @@ def plot(curves: Sequence[Curve], path: str, title: str = "Efficient classificat
   for ax, metric in zip(axes[0], METRICS):
     for c in curves:
       xs = sorted(c.points)
-      ax.plot([100.0 * x for x in xs], [100.0 * c.points[x][metric] for x in xs],
-              color=colour[c.label], marker="x" if c.protocol == "paper" else "o",
-              linestyle="--" if c.protocol == "paper" else "-", label=c.label)
+      # Error bars: the standard deviation over repeats, where cells are averaged.
+      ax.errorbar([100.0 * x for x in xs], [100.0 * c.points[x][metric] for x in xs],
+                  yerr=[100.0 * c.points[x].get(f"{metric}_std", 0.0) for x in xs],
+                  color=colour[c.label], marker="x" if c.protocol == "paper" else "o",
+                  linestyle="--" if c.protocol == "paper" else "-", label=c.label,
+                  capsize=3)
     ax.set_xscale("log")
     ax.set_xticks([100.0 * f for f in fractions])
     ax.xaxis.set_major_formatter(ticker.FuncFormatter(lambda x, _: f"{x:g}%"))
@@ -302,11 +332,12 @@ def plot(curves: Sequence[Curve], path: str, title: str = "Efficient classificat
 
 def write_report(patterns: Sequence[str], output_dir: str, *, paper: bool = False,
                  title: str = "Efficient classification", split: str = "test",
-                 renames: Sequence[str] = ()) -> str:
+                 renames: Sequence[str] = (), aggregate: bool = False) -> str:
   """Reads the result files, writes report.md and report.png; returns the Markdown.
 
   Only rows of `split` are reported ("test": the final numbers; "validation":
   the model-selection accuracy). `renames`: "OLD=NEW[@PATH]" (parse_renames).
+  `aggregate`: repeated cells are averaged (`curves_from_results`).
   Files of protocol "detection" become a
   Table-3-like section (`detection_report`); report.png plots the
   classification rows only, and is not written when there are none.
@@ -316,7 +347,7 @@ def write_report(patterns: Sequence[str], output_dir: str, *, paper: bool = Fals
   loaded = rename_methods(load(patterns), parse_renames(renames))
   detection = [(p, r) for p, r in loaded if r["protocol"] == "detection"]
   classification = [(p, r) for p, r in loaded if r["protocol"] != "detection"]
-  curves = curves_from_results(classification, split)
+  curves = curves_from_results(classification, split, aggregate)
   detection_rows = [(p, r, row) for p, r in detection for row in r["rows"]
                     if row["split"] == split]
   if not curves and not detection_rows:

@@ -36,10 +36,10 @@ RESUMABLE_CHANGES = ("train_steps", "frozen_steps", "finetune_steps", "eval_ever
 PHASE2_FIELDS = ("encoder_learning_rate", "encoder_beta_1", "encoder_beta_2",
                  "encoder_epsilon")
 # What a config.json written before these fields existed trained with: Keras'
-# decoupled decay and Keras' default Adam. Such a run resumes only with them.
+# decoupled decay, Keras' default Adam and 8%-area crops. Such a run resumes only with them.
 IMPLIED_BEFORE_FIELDS = {"config.weight_decay_mode": "decoupled",
                          "config.encoder_beta_1": 0.9, "config.encoder_beta_2": 0.999,
-                         "config.encoder_epsilon": 1e-7}
+                         "config.encoder_epsilon": 1e-7, "config.crop_min_area": 0.08}
 # Not decayed in the decoupled mode, by name: the variables `loop.decayed` leaves out.
 NOT_DECAYED = ("bias", "gamma", "beta")
 
@@ -152,6 +152,7 @@ class FewLabels:
   subsets: subsets.Subsets
   strategy: tf.distribute.Strategy
   image_size: int
+  crop_min_area: float
   augment: configs.AugmentConfig
   eval_batch_size: int
   budget: loop_lib.Budget
@@ -172,7 +173,7 @@ class FewLabels:
           self.subsets.train, "efficient_train",
           hp.batch_per_replica * ctx.num_replicas_in_sync, seed,
           keep_ids=self.subsets.train_ids, input_context=ctx, augment=self.augment,
-          image_size=self.image_size)
+          image_size=self.image_size, crop_min_area=self.crop_min_area)
     return fn
 
   def validate(self, loop: loop_lib.Loop) -> Callable[[], dict]:
@@ -208,7 +209,8 @@ def few_labels(protocol: str, config, output_dir: str, strategy, source: str,
   subs = subsets.resolve(config.subset, output_dir, subset_file, write=chief)
   held_out.record(subs.train, output_dir, write=chief)  # a folder's split ids
   return FewLabels(output_dir=output_dir, subsets=subs, strategy=strategy,
-                   image_size=config.image_size, augment=config.augment,
+                   image_size=config.image_size, crop_min_area=config.crop_min_area,
+                   augment=config.augment,
                    eval_batch_size=config.eval_batch_size,
                    budget=loop_lib.Budget(stop_after_steps),
                    log=printer(verbose, chief), chief=chief)

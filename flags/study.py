@@ -1,0 +1,69 @@
+"""absl flags of launch/study.py, and flags -> StudyConfig.
+
+A study starts from `--preset` (a key of `cpc_tf.configs.STUDY_PRESETS`); the
+flags below replace its fields only when set. `--override=PATH=VALUE` sets any
+StudyConfig field by its dotted path (e.g. pretrain.train_steps=1000,
+efficient.frozen_steps=300); VALUE is read as JSON, else as a string.
+"""
+
+from __future__ import annotations
+
+from absl import flags
+
+from cpc_tf import configs
+from cpc_tf.configs import StudyConfig
+from flags import ablation as ablation_flags
+from flags import common
+
+DEFAULT_PRESET = "study_fashion_mnist"
+
+# flag -> (dotted StudyConfig field, help, allowed values or None).
+# List flags arrive as strings; LIST_TYPES converts their items.
+LIST_TYPES = {"label_fractions": float, "seeds": int}
+STUDY_OVERRIDES = {
+    "label_fractions": ("label_fractions", "Label fractions of the few-label cells.", None),
+    "seeds": ("seeds", "Subset seeds at the smallest label fraction (mean ± std).", None),
+    "pretrain_steps": ("pretrain.train_steps", "Pre-training steps.", None),
+}
+
+
+def define_flags(flag_values=flags.FLAGS) -> None:
+  flags.DEFINE_string("output_dir", None, "Where every stage, the report and the plot go. "
+                      "Rerunning the same command resumes.", flag_values=flag_values)
+  flags.mark_flag_as_required("output_dir", flag_values=flag_values)
+  common.define_strategy_flags(flag_values)
+  flags.DEFINE_string("preset", DEFAULT_PRESET,
+                      f"Starting study config, one of {sorted(configs.STUDY_PRESETS)}; the "
+                      "flags below override it.", flag_values=flag_values)
+  defaults = StudyConfig()
+  for name, (path, help_text, choices) in STUDY_OVERRIDES.items():
+    common.define_flag(name, common.field_default(path, defaults),
+                       f"{help_text} Overrides the preset.", choices, flag_values)
+  flags.DEFINE_multi_string(
+      "override", [], "PATH=VALUE: set any StudyConfig field after the preset (e.g. "
+      "pretrain.train_steps=1000, supervised.train_steps=500); VALUE is read as JSON, "
+      "else as a string.", flag_values=flag_values)
+
+
+def config_from_flags(flag_values=flags.FLAGS) -> StudyConfig:
+  """The --preset with every set flag applied; ValueError for bad values."""
+  config = configs.study_preset(flag_values.preset)
+  changes = {}
+  for name, (path, _, _) in STUDY_OVERRIDES.items():
+    if flag_values[name].present:
+      value = flag_values[name].value
+      if name in LIST_TYPES:
+        try:
+          value = tuple(LIST_TYPES[name](v) for v in value)
+        except ValueError as e:
+          raise ValueError(f"--{name}={','.join(value)}: {e}; give a comma-separated list, "
+                           "e.g. --label_fractions=0.01,0.1,1 --seeds=0,1,2.") from e
+      changes[path] = value
+  for text in flag_values.override:
+    path, value = ablation_flags.parse_override(text)
+    changes[path] = value
+  try:
+    return configs.replace(config, **changes)
+  except (AttributeError, TypeError) as e:
+    raise ValueError(f"--override: {e}; paths are StudyConfig fields, e.g. "
+                     "pretrain.train_steps or efficient.frozen_steps.") from e
