@@ -180,10 +180,12 @@ def test_remat_gives_the_same_outputs_and_gradients(norm):
   reduction, depth = network_terms(plain)
   assert_close_f32(y1, y0, reduction, depth)
   assert len(g0) == len(g1) == len(plain.trainable_variables)
-  # A kernel's gradient sums over B * H * W positions; backward doubles the depth.
+  # A kernel's gradient sums over B * H * W positions; backward doubles the depth; a
+  # gradient near zero by cancellation is noise at the scale of the largest one.
   positions = int(np.prod(images.shape[:3]))
+  scale = max(float(tf.reduce_max(tf.abs(a))) for a in g0)
   for v, a, b in zip(plain.trainable_variables, g0, g1):
-    assert_close_f32(b, a, max(reduction, positions), 2 * depth, err_msg=v.path)
+    assert_close_f32(b, a, max(reduction, positions), 2 * depth, err_msg=v.path, scale=scale)
 
 
 def test_remat_recomputes_every_stack_in_the_backward_pass():
