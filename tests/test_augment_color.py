@@ -29,6 +29,7 @@ def test_eager_and_tf_data_agree_and_keep_shape_range_and_seed(name):
   images = _images()
   eager = fn(images).numpy()
   ds = tf.data.Dataset.from_tensor_slices(images).batch(N).map(fn)
+  # Another graph (tf.data): a few element-wise float32 roundings of [0, 1] pixels (~8 eps).
   np.testing.assert_allclose(eager, next(iter(ds)).numpy(), atol=1e-6)
   assert eager.shape == (N, P, P, 3) and eager.dtype == np.float32
   assert 0.0 <= eager.min() and eager.max() <= 1.0

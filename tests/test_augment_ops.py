@@ -34,6 +34,7 @@ def test_every_op_eager_and_in_tf_data():
   eager, graph = _eager_and_graph(fn, images)
   assert eager.shape == (2 * k, P, P, 3) and eager.dtype == np.float32
   assert eager.min() >= 0.0 and eager.max() <= 1.0
+  # Another graph (tf.data): a few float32 roundings of [0, 1] pixels per op (~8 eps).
   np.testing.assert_allclose(eager, graph, atol=1e-6)
   for i in range(2 * k):
     name = ops.OPS[i % k]

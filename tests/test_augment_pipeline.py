@@ -8,6 +8,7 @@ import tensorflow as tf
 
 from cpc_tf import augment
 from cpc_tf.configs import AugmentConfig, cpc_v2_arxiv_v1, cpc_v2_paper
+from tolerances import f32_atol
 
 N, P = 12, 16
 SEED = tf.constant([21, 8])
@@ -43,7 +44,10 @@ def test_paper_pipelines_eager_and_tf_data(config):
   eager = fn(images).numpy()
   ds = tf.data.Dataset.from_tensor_slices(images).batch(N).map(fn)
   assert ds.element_spec.shape.as_list() == [None, P, P, 3]
-  np.testing.assert_allclose(eager, next(iter(ds)).numpy(), atol=1e-5)
+  # Another graph (tf.data); the elastic step resamples at P-pixel coordinates: the
+  # float32 tolerance of test_augment_elastic.
+  np.testing.assert_allclose(eager, next(iter(ds)).numpy(), rtol=0.0,
+                             atol=f32_atol(P, reduction=4, depth=4))
   assert eager.shape == (N, P, P, 3) and eager.dtype == np.float32
   assert 0.0 <= eager.min() and eager.max() <= 1.0
   # Independence: the N copies of one patch come out different.
@@ -90,6 +94,7 @@ def test_augment_image_per_image():
   assert out.shape == (24, 32, 3) and out.dtype == tf.float32
   ds = tf.data.Dataset.from_tensors(image).map(
       lambda x: augment.augment_image(x, AugmentConfig(), SEED))
+  # Another graph (tf.data), steps as above on [0, 1] pixels: ~84 eps, 0 measured here.
   np.testing.assert_allclose(out.numpy(), next(iter(ds)).numpy(), atol=1e-5)
 
 

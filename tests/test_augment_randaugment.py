@@ -23,6 +23,7 @@ def test_eager_and_tf_data_agree_and_keep_shape_and_range():
   graph = next(iter(ds)).numpy()
   assert eager.shape == (N, P, P, 3) and eager.dtype == np.float32
   assert 0.0 <= eager.min() and eager.max() <= 1.0
+  # Another graph (tf.data): a few float32 roundings of [0, 1] pixels per op (~8 eps).
   np.testing.assert_allclose(eager, graph, atol=1e-6)
 
 

@@ -8,6 +8,7 @@ import tensorflow as tf
 from cpc_tf import resnet
 from cpc_tf.eval import classifiers
 from cpc_tf.configs import ClassifierConfig, EncoderConfig, GridConfig
+from tolerances import assert_close_f32, network_terms
 
 GRID = GridConfig(image_size=32, patch_size=8, stride=8, resize_to=32)
 
@@ -33,6 +34,7 @@ def test_linear_head_mean_pools_the_logits():
   grid = tf.random.normal([2, 3, 3, 8])
   pooled = head(grid)
   per_cell = head.conv(head.norm(grid, training=False))
+  # The head's own ops on the same input: equal but for float32 rounding of O(1) logits.
   np.testing.assert_allclose(pooled, tf.reduce_mean(per_cell, [1, 2]), atol=1e-6)
 
 
@@ -43,7 +45,8 @@ def test_linear_classifier_encodes_each_patch_alone():
   features = model.features(patches)
   assert features.shape == (2, 4, 4, 32)
   alone = model.encoder(patches[:, 1, 2], training=False)["pooled"]
-  np.testing.assert_allclose(features[:, 1, 2], alone, atol=1e-5)
+  # 2 patches against 32 in one batch: oneDNN may pick other kernels, float32 rounding.
+  assert_close_f32(features[:, 1, 2], alone, *network_terms(model.encoder))
   with pytest.raises(ValueError, match=r"Expected patches \[B, 4, 4, 8, 8, 3\]"):
     model(tf.zeros([2, 32, 32, 3]))
 

@@ -12,6 +12,7 @@ import tensorflow as tf
 
 from cpc_tf import checkpoints, configs, export
 from cpc_tf.model import build_model
+from tolerances import assert_close_f32, network_terms
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -67,14 +68,15 @@ def test_export_round_trip_in_a_fresh_process(tmp_path):
   g = config.model.grid.grid_size
   want_latents = averaged.latents(images).numpy()
   assert got["latents"].shape == (2, g, g, want_latents.shape[-1])
-  np.testing.assert_allclose(got["latents"], want_latents, rtol=1e-5, atol=1e-6)
+  # Another graph (the SavedModel's oneDNN fusions, CPU-dependent): float32 rounding
+  # through the encoder's kernels, relative to the output's scale (issue 10: an AVX-512
+  # CPU moved a latent by 3.7e-6 of max 2.3; this allows 3.5e-5).
+  reduction, depth = network_terms(averaged.encoder)
+  assert_close_f32(got["latents"], want_latents, reduction, depth, err_msg="latents")
   out = averaged.encoder(whole)
   assert set(got) - {"latents"} == set(out)  # the encoder's named outputs
   for name in out:
-    # Another graph (the SavedModel's fusions): float32 rounding over ~20 layers,
-    # relative to the output's scale.
-    atol = 1e-5 * max(1.0, float(np.abs(out[name]).max()))
-    np.testing.assert_allclose(got[name], out[name], rtol=1e-5, atol=atol, err_msg=name)
+    assert_close_f32(got[name], out[name], reduction, depth, err_msg=name)
   # The export carries the averaged weights, not the raw ones.
   assert not np.allclose(got["latents"], raw.latents(images).numpy(), atol=1e-4)
 
@@ -183,8 +185,9 @@ def test_keras_copy_loads_and_fine_tunes_with_any_optimizer_in_a_fresh_process(t
   got = np.load(tmp_path / "outputs.npz")
   want = averaged.encoder(whole)
   assert set(got.files) == set(want)  # the named outputs: stem, stack1..3, pooled
-  for name in want:  # float32 encoder outputs of O(1) scale, another graph: 1e-5
-    np.testing.assert_allclose(got[name], want[name], rtol=1e-5, atol=1e-5)
+  reduction, depth = network_terms(averaged.encoder)
+  for name in want:  # a rebuilt Keras model in another process: float32 rounding only
+    assert_close_f32(got[name], want[name], reduction, depth, err_msg=name)
   with open(tmp_path / "report.json") as f:
     report = json.load(f)
   assert set(report) == {"SGD", "Adam", "AdamW", "RMSprop"}

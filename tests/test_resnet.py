@@ -7,6 +7,7 @@ import tensorflow as tf
 
 from cpc_tf import resnet
 from cpc_tf.configs import EncoderConfig
+from tolerances import assert_close_f32, f32_atol, network_terms
 
 
 def test_resnet161_has_the_papers_size():
@@ -89,7 +90,9 @@ def test_layer_norm_keeps_patches_independent():
     encoder = resnet.build_encoder(EncoderConfig(name="tiny", norm=norm))
     a = encoder(x, training=True)["pooled"][0]
     b = encoder(y, training=True)["pooled"][0]
-    assert np.allclose(a, b, atol=1e-5) == independent, norm
+    # Other patches in the batch may change oneDNN's kernel choice: float32 rounding only.
+    atol = f32_atol(a, *network_terms(encoder))
+    assert np.allclose(a, b, rtol=0.0, atol=atol) == independent, norm
 
 
 def _layer_norm_input():
@@ -139,7 +142,9 @@ def test_symmetric_padding_keeps_constant_images_constant():
   for symmetric, flat_out in [(True, True), (False, False)]:
     encoder = resnet.build_encoder(EncoderConfig(name="tiny", symmetric_padding=symmetric))
     grid = encoder(flat)["stack3"].numpy()
-    assert np.allclose(grid, grid[:, :1, :1], atol=1e-5) == flat_out
+    # Border and inner positions may take different vectorised code paths: float32 rounding.
+    atol = f32_atol(grid, *network_terms(encoder))
+    assert np.allclose(grid, grid[:, :1, :1], rtol=0.0, atol=atol) == flat_out
 
 
 def test_unknown_encoder_is_a_clear_error():
@@ -172,11 +177,15 @@ def test_remat_gives_the_same_outputs_and_gradients(norm):
   (y0, g0), (y1, g1) = gradients(plain), gradients(remat)
   # The recomputed forward is the same graph, but oneDNN may fuse the two copies
   # differently: float32 tolerance relative to each tensor's scale.
-  np.testing.assert_allclose(y1, y0, atol=1e-5 * float(tf.reduce_max(tf.abs(y0))))
+  reduction, depth = network_terms(plain)
+  assert_close_f32(y1, y0, reduction, depth)
   assert len(g0) == len(g1) == len(plain.trainable_variables)
+  # A kernel's gradient sums over B * H * W positions; backward doubles the depth; a
+  # gradient near zero by cancellation is noise at the scale of the largest one.
+  positions = int(np.prod(images.shape[:3]))
+  scale = max(float(tf.reduce_max(tf.abs(a))) for a in g0)
   for v, a, b in zip(plain.trainable_variables, g0, g1):
-    scale = float(tf.reduce_max(tf.abs(a))) + 1e-12
-    np.testing.assert_allclose(b, a, atol=1e-4 * scale, err_msg=v.path)
+    assert_close_f32(b, a, max(reduction, positions), 2 * depth, err_msg=v.path, scale=scale)
 
 
 def test_remat_recomputes_every_stack_in_the_backward_pass():
@@ -208,5 +217,5 @@ def test_every_custom_layer_reloads_from_a_keras_file(tmp_path, config):
   encoder.save(path)
   loaded = keras.saving.load_model(path)
   x = np.random.default_rng(0).uniform(size=(1, 32, 32, 3)).astype(np.float32)
-  # Same weights, the same layers rebuilt: equal up to float32 rounding of O(1) values.
-  np.testing.assert_allclose(loaded(x)["pooled"], encoder(x)["pooled"], rtol=1e-6, atol=1e-6)
+  # Same weights, the same layers rebuilt: equal up to float32 rounding through them.
+  assert_close_f32(loaded(x)["pooled"], encoder(x)["pooled"], *network_terms(encoder))
