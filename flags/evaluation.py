@@ -61,11 +61,14 @@ LINEAR_OVERRIDES = {
     "batch_size": ("batch_size", "Global batch over all replicas (supp. B: 512).", None),
     "learning_rate": ("learning_rate", "Adam learning rate (supp. B: 5e-4).", None),
     "train_steps": ("train_steps", "Training steps.", None),
-    "eval_every": ("eval_every", "Checkpoint every N steps.", None),
+    "eval_every": ("eval_every", "Checkpoint (and validate) every N steps.", None),
     "eval_batch_size": ("eval_batch_size", "Global batch of the evaluation.", None),
     "encoder": ("encoder", "Expected encoder architecture; empty accepts the model_dir's.",
                 None),
-    "seed": ("seed", "Seed of the input pipeline.", None),
+    "seed": ("seed", "Seed of the input pipeline and of the validation carve.", None),
+    "validation_size": ("validation_size", "Training images held out (seeded, "
+                        "class-stratified) to validate on; the best validated step is "
+                        "tested. 0: none, as supp. B.", None),
 }
 _FEW_LABELS = {
     key: (f"subset.{path}", text, choices) for key, (path, text, choices) in _DATA.items()}

@@ -160,3 +160,23 @@ def test_help_lists_the_binarys_own_flags_with_the_presets_defaults():
     for flag in shown:
       assert flag in text, (module, flag)
     assert f"--preset={preset}'s" in text
+
+
+def test_validation_carve_is_stratified_disjoint_and_picks_the_tested_step(model_dir, tmp_path):
+  data = DataConfig(source="fashion_mnist", max_examples=64)
+  train, val = linear.carve_validation(data, 20, seed=3)
+  assert len(val) == 20 and len(train) == 44 and not set(train) & set(val)
+  assert linear.carve_validation(data, 20, seed=3) == (train, val)  # a rerun: same carve
+  assert linear.carve_validation(data, 0, seed=3) == (None, None)
+  with pytest.raises(ValueError, match="holds out every one of the 64"):
+    linear.carve_validation(data, 64, seed=3)
+  out = str(tmp_path / "linear")
+  log = run_binary("launch.linear_eval", *ARGS, "--validation_size=20",
+                   f"--model_dir={model_dir}", f"--output_dir={out}")
+  assert "best at step" in log or "validation" in log
+  with open(os.path.join(out, "results.json")) as f:
+    rows = json.load(f)["rows"]
+  assert [r["split"] for r in rows] == ["validation", "test"]
+  assert all(r["num_train_examples"] == 44 for r in rows)
+  done = json.load(open(os.path.join(out, "linear", "done.json")))
+  assert done["best_step"] in (2, 3) and done["val_top1"] == rows[0]["top1"]
