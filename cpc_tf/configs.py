@@ -705,6 +705,11 @@ class DetectionConfig:
   # Phase 2 updates the backbone with Adam at a smaller rate, as supp. C.2 does
   # for fine-tuned classifiers; the value is ours.
   encoder_learning_rate: float = 4e-5
+  # Phase 2 with a batch-norm backbone (a supervised baseline's): False keeps its
+  # moving statistics fixed, as He et al. 2016 (appendix A) do when fine-tuning
+  # detection; True normalises with the batch's and updates them. The paper is
+  # silent; layer norm (the CPC encoders) has no statistics, so it is unaffected.
+  backbone_batch_stats: bool = False
   clip_norm: float = 10.0  # guards the early RPN steps; not in the paper
   frozen_steps: int = 20_000  # not stated in the paper
   finetune_steps: int = 20_000

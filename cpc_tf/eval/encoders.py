@@ -9,8 +9,8 @@ An encoder comes from
     ones evaluated. The model is the encoder of `cpc_tf.resnet` (images
     [N, h, w, 3] in [0, 1] -> dict of named outputs);
   * or a SavedModel written by `cpc_tf.export`: its `whole_image` signature
-    becomes an encoder with the same named outputs. It has no config, so only the whole-image protocols (supp. C.2)
-    can use it;
+    becomes an encoder with the same named outputs. It has no config, so only
+    the whole-image protocols (supp. C.2) can use it;
   * or the output_dir of a finished supervised baseline
     (`cpc_tf.eval.supervised`, supp. C.1; config.json protocol "supervised"):
     the same `cpc_tf.resnet` encoder (SupervisedConfig.architecture / .norm)

@@ -39,7 +39,9 @@ PHASE2_FIELDS = ("encoder_learning_rate", "encoder_beta_1", "encoder_beta_2",
 # decoupled decay and Keras' default Adam. Such a run resumes only with them.
 IMPLIED_BEFORE_FIELDS = {"config.weight_decay_mode": "decoupled",
                          "config.encoder_beta_1": 0.9, "config.encoder_beta_2": 0.999,
-                         "config.encoder_epsilon": 1e-7}
+                         "config.encoder_epsilon": 1e-7,
+                         # detection: phase 2 ran the backbone in training mode
+                         "config.backbone_batch_stats": True}
 # Not decayed in the decoupled mode, by name: the variables `loop.decayed` leaves out.
 NOT_DECAYED = ("bias", "gamma", "beta")
 
