@@ -238,9 +238,9 @@ def define_flags(protocol: str, flag_values=flags.FLAGS, exclude: Sequence[str] 
       if protocol == "detection":
         saved = (" Or a SavedModel written by launch/export.py (no --checkpoint_step). "
                  "Or the --output_dir of a finished launch/supervised_baseline.py run "
-                 "(its best sweep point's encoder: the supervised-transfer baseline; "
-                 "--architecture=detection_small or another stride-16 encoder; no "
-                 "--checkpoint_step). Not with --backbone=random.")
+                 "(the encoder of its best sweep point: the supervised-transfer "
+                 "baseline; trained with a stride-16 architecture such as "
+                 "detection_small; no --checkpoint_step). Not with --backbone=random.")
       flags.DEFINE_string(
           "model_dir", None, "Pre-training directory (launch/pretrain.py --model_dir): "
           "its config.json and the Polyak-averaged weights of its checkpoint." + saved,
