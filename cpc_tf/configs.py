@@ -696,7 +696,9 @@ class DetectionConfig:
   # Scale augmentation (ICLR 4.3) as zoom factors; None would be the pipeline's.
   scale_range: tuple[float, float] = (0.8, 1.25)  # cpc_tf.augment.scale_with_boxes
   color_drop_p: float = 0.8  # ICLR 4.3 colour dropping; our probability (unstated)
-  backbone: str = "pretrained"  # or "random": the same architecture from pixels
+  # "pretrained": the encoder of model_dir (CPC run, export, or a supervised
+  # baseline's output_dir); "random": `architecture` from pixels.
+  backbone: str = "pretrained"
   architecture: str = "resnet161"  # of a "random" backbone (resnet.SPECS)
   encoder: str = ""  # expected pre-trained architecture; "" accepts the model_dir's
   batch_size: int = 16  # global images per step (not stated; Detectron: 16)
