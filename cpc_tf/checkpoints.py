@@ -67,6 +67,17 @@ def read_config(model_dir: str) -> PretrainConfig | None:
   return configs.from_dict(PretrainConfig, _read_record(model_dir, _pretrain_way_out))
 
 
+def read_record(directory: str) -> dict | None:
+  """Any run directory's CONFIG_FILE with its recorded changes applied; None without one.
+
+  An evaluation output_dir's record is {"protocol", "encoder", "config"}
+  (`cpc_tf.eval.sweep.check_run`); a pre-training model_dir's is the config itself.
+  """
+  if not tf.io.gfile.exists(config_path(directory)):
+    return None
+  return _read_record(directory)
+
+
 def diff(a, b, prefix: str = "") -> list[tuple[str, object, object]]:
   """Dotted paths where two config dicts differ, with both values."""
   out = []

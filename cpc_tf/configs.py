@@ -773,7 +773,9 @@ class DetectionConfig:
   # Scale augmentation (ICLR 4.3) as zoom factors; None would be the pipeline's.
   scale_range: tuple[float, float] = (0.8, 1.25)  # cpc_tf.augment.scale_with_boxes
   color_drop_p: float = 0.8  # ICLR 4.3 colour dropping; our probability (unstated)
-  backbone: str = "pretrained"  # or "random": the same architecture from pixels
+  # "pretrained": the encoder of model_dir (CPC run, export, or a supervised
+  # baseline's output_dir); "random": `architecture` from pixels.
+  backbone: str = "pretrained"
   architecture: str = "resnet161"  # of a "random" backbone (resnet.SPECS)
   encoder: str = ""  # expected pre-trained architecture; "" accepts the model_dir's
   batch_size: int = 16  # global images per step (not stated; Detectron: 16)
@@ -782,6 +784,11 @@ class DetectionConfig:
   # Phase 2 updates the backbone with Adam at a smaller rate, as supp. C.2 does
   # for fine-tuned classifiers; the value is ours.
   encoder_learning_rate: float = 4e-5
+  # Phase 2 with a batch-norm backbone (a supervised baseline's): False keeps its
+  # moving statistics fixed, as He et al. 2016 (appendix A) do when fine-tuning
+  # detection; True normalises with the batch's and updates them. The paper is
+  # silent; layer norm (the CPC encoders) has no statistics, so it is unaffected.
+  backbone_batch_stats: bool = False
   clip_norm: float = 10.0  # guards the early RPN steps; not in the paper
   frozen_steps: int = 20_000  # not stated in the paper
   finetune_steps: int = 20_000

@@ -149,8 +149,9 @@ DETECTION_OVERRIDES = {
     "image_size": ("image_size", "Longer image side in px (Ren et al.: 600).", None),
     "color_drop_p": ("color_drop_p", "Probability of colour dropping in training "
                      "(ICLR 4.3).", None),
-    "backbone": ("backbone", "'pretrained' (--model_dir) or 'random' (--architecture "
-                 "from pixels, the baseline).", configs.DETECTION_BACKBONES),
+    "backbone": ("backbone", "'pretrained' (--model_dir: CPC, or a supervised baseline's "
+                 "output_dir) or 'random' (--architecture from pixels, the baseline).",
+                 configs.DETECTION_BACKBONES),
     "architecture": ("architecture", "Encoder of --backbone=random.",
                      tuple(sorted(resnet.SPECS))),
     "encoder": ("encoder", "Expected encoder architecture; empty accepts the model_dir's.",
@@ -159,6 +160,10 @@ DETECTION_OVERRIDES = {
     "learning_rate": ("learning_rate", "SGD learning rate of RPN and box head.", None),
     "encoder_learning_rate": ("encoder_learning_rate", "Adam learning rate of the "
                               "backbone in phase 2.", None),
+    "backbone_batch_stats": ("backbone_batch_stats", "Phase 2: normalise a batch-norm "
+                             "backbone (a supervised baseline's) with batch statistics "
+                             "and update them; default keeps them fixed (He et al. "
+                             "2016). No effect on layer norm (CPC).", None),
     "momentum": ("momentum", "SGD momentum.", None),
     "clip_norm": ("clip_norm", "Global-norm clip of the summed gradient.", None),
     "frozen_steps": ("frozen_steps", "Phase 1 steps (backbone frozen); 0 skips it.", None),
@@ -235,7 +240,10 @@ def define_flags(protocol: str, flag_values=flags.FLAGS, exclude: Sequence[str] 
                "--checkpoint_step)." if protocol == "efficient" else "")
       if protocol == "detection":
         saved = (" Or a SavedModel written by launch/export.py (no --checkpoint_step). "
-                 "Not with --backbone=random.")
+                 "Or the --output_dir of a finished launch/supervised_baseline.py run "
+                 "(the encoder of its best sweep point: the supervised-transfer "
+                 "baseline; trained with a stride-16 architecture such as "
+                 "detection_small; no --checkpoint_step). Not with --backbone=random.")
       flags.DEFINE_string(
           "model_dir", None, "Pre-training directory (launch/pretrain.py --model_dir): "
           "its config.json and the Polyak-averaged weights of its checkpoint." + saved,

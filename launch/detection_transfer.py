@@ -11,6 +11,17 @@ paper, Table 3: 70.6 mAP with ResNet-101, 72.7 with ResNet-161):
 --dataset=folder:/path/VOCdevkit reads a VOC folder as downloaded instead of TFDS;
 --backbone=random --architecture=NAME trains the encoder from pixels (baseline).
 
+Supervised transfer (Table 3's supervised row): --model_dir may be the
+--output_dir of a finished launch/supervised_baseline.py run whose architecture
+ends at stride 16; its best sweep point's encoder is the backbone, rows read
+"Supervised <architecture>". On CPU:
+  python -m launch.supervised_baseline --preset=supervised_tiny \
+    --architecture=detection_small --output_dir=runs/sup_det
+  python -m launch.detection_transfer --preset=detection_synthetic \
+    --backbone=pretrained --model_dir=runs/sup_det --output_dir=runs/det_sup
+A batch-norm backbone keeps its moving statistics fixed (phase 2 too, unless
+--backbone_batch_stats).
+
 Phase 1 trains RPN and box head on the frozen backbone, phase 2 everything
 (backbone with Adam at --encoder_learning_rate); each validates the VOC07
 11-point mAP@0.5 every --eval_every steps and keeps its best weights.

@@ -1,4 +1,5 @@
-"""cpc_tf.eval.detection: backbones, data sources, bad input, the paper-size detector."""
+"""cpc_tf.eval.detection: backbones (CPC, supervised baseline, random), data sources,
+bad input, the paper-size detector."""
 
 import dataclasses
 import os
@@ -16,7 +17,7 @@ from cpc_tf.data.errors import DataError
 from cpc_tf.detection import detector as detector_lib
 from cpc_tf.detection import voc_folder
 from cpc_tf.eval import detection
-from test_encoders import pretrained_model_dir
+from test_encoders import pretrained_model_dir, supervised_output_dir
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 _OBJECT = ("<object><name>{name}</name><difficult>{hard}</difficult><bndbox><xmin>{x0}"
@@ -238,3 +239,91 @@ def test_an_exported_savedmodel_is_a_backbone_and_is_fine_tuned(tmp_path):
   saved_sums = sorted(float(np.sum(reader.get_tensor(n), dtype=np.float64)) for n in names)
   export_sums = sorted(float(np.sum(w.numpy(), dtype=np.float64)) for w in encoder.weights)
   assert saved_sums != export_sums
+
+
+# ----------------------------------------------------------------------------
+# A supervised baseline as the backbone (Table 3's supervised transfer)
+
+
+def test_a_supervised_baseline_is_the_backbone_end_to_end(tmp_path_factory, tmp_path,
+                                                          monkeypatch):
+  from cpc_tf.eval import encoders, report
+  source = supervised_output_dir(tmp_path_factory)
+  seen = {}
+  load = detection.load_backbone
+
+  def spy(*args, **kwargs):  # the backbone train_detection builds, and its first weights
+    seen["backbone"] = backbone = load(*args, **kwargs)
+    seen["start"] = [w.numpy().copy() for w in backbone.model.weights]
+    return backbone
+
+  monkeypatch.setattr(detection, "load_backbone", spy)
+  config = tiny(backbone="pretrained", frozen_steps=1, finetune_steps=1, eval_every=1,
+                validation_images=4, test_images=4)
+  out = str(tmp_path / "det")
+  doc = detection.train_detection(source, config, out, verbose=False)
+  assert doc["encoder"] == f"supervised:{source}"
+  assert [(r["method"], r["split"]) for r in doc["rows"]] == [
+      ("Supervised detection_small (frozen)", "validation"),
+      ("Supervised detection_small (fine-tuned)", "validation"),
+      ("Supervised detection_small (fine-tuned)", "test")]
+  backbone = seen["backbone"]
+  assert backbone.feature == "stack3"
+  # It started from the baseline's tested weights (test_encoders checks those
+  # against the checkpoint bit for bit).
+  tested = encoders.load(source).model.weights
+  assert len(seen["start"]) == len(tested) == 68
+  for start, want in zip(seen["start"], tested):
+    np.testing.assert_array_equal(start, want.numpy())
+  # Phase 2 fine-tuned it; its batch-norm statistics stayed fixed in both phases
+  # (frozen backbone in inference mode; backbone_batch_stats=False).
+  moved = [not np.array_equal(w.numpy(), s)
+           for w, s in zip(backbone.model.weights, seen["start"])]
+  moving = ["moving_" in w.path for w in backbone.model.weights]
+  assert sum(moving) == 26 and not any(m for m, s in zip(moved, moving) if s)
+  assert any(moved)
+  # launch/report.py's Table-3 section names it beside the CPC and random rows.
+  text = report.write_report([out], str(tmp_path / "report"))
+  assert (f"| Supervised detection_small (fine-tuned) | supervised:{source} | synthetic |"
+          in text)
+
+
+def test_backbone_norm_statistics_move_only_in_training_mode(tmp_path_factory):
+  config = tiny(backbone="pretrained")
+  backbone = detection.load_backbone(supervised_output_dir(tmp_path_factory), config)
+  model = detector_lib.FasterRCNN(backbone.model, 3, config.detector, feature=backbone.feature)
+  batch = next(iter(detection.train_dataset(config, None, seed=0)))
+  stats = [w for w in backbone.model.weights if "moving_" in w.path]
+  before = [w.numpy().copy() for w in stats]
+  for backbone_training in (False, None):  # None: the call's training=True
+    detector_lib.batch_losses(model, batch, backbone_training=backbone_training)
+    changed = [not np.array_equal(w.numpy(), b) for w, b in zip(stats, before)]
+    assert all(changed) if backbone_training is None else not any(changed)
+
+
+def test_a_supervised_encoder_not_at_stride_16_is_refused(tmp_path_factory):
+  # The "tiny" spec keeps full resolution in its stem: its last stack is at stride 4.
+  source = supervised_output_dir(tmp_path_factory, architecture="tiny", points=1)
+  backbone = detection.load_backbone(source, tiny(backbone="pretrained"))
+  assert backbone.method == "Supervised tiny"
+  with pytest.raises(ValueError, match="its stride is not 16"):
+    detector_lib.FasterRCNN(backbone.model, 3, configs.detection_tiny().detector,
+                            feature=backbone.feature)
+
+
+def test_a_run_from_before_backbone_batch_stats_resumes_as_it_trained(tmp_path):
+  """Its config.json lacks the field; the version that wrote it trained the backbone's
+  norm in training mode, so it resumes only with backbone_batch_stats=True."""
+  import json
+  from cpc_tf.eval import sweep
+  out = tmp_path / "old"
+  sweep.check_run(str(out), "detection", "random:detection_small", tiny())
+  doc = json.loads((out / "config.json").read_text())
+  del doc["config"]["backbone_batch_stats"]
+  (out / "config.json").write_text(json.dumps(doc))
+  (out / "frozen").mkdir()
+  (out / "frozen" / "checkpoint").write_text("")  # the run has started
+  with pytest.raises(ValueError, match="backbone_batch_stats: saved True \\(implied"):
+    sweep.check_run(str(out), "detection", "random:detection_small", tiny())
+  sweep.check_run(str(out), "detection", "random:detection_small",
+                  tiny(backbone_batch_stats=True))

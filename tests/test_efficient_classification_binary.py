@@ -173,3 +173,16 @@ def test_image_folder_with_a_test_path_is_tested_on_it_only(model_dir, tmp_path)
                           trained_ids=subset["train_ids"] + subset["validation_ids"])
   assert splits["roots"]["test"] == tests and len(splits["ids"]["train"]) == 24
   assert not set(subset["train_ids"]) & set(subset["validation_ids"])
+
+
+def test_a_supervised_baseline_is_named_as_such(tmp_path_factory, tmp_path):
+  """Its output_dir as --model_dir (cpc_tf.eval.encoders): rows "Supervised <arch> (...)"."""
+  from test_encoders import supervised_output_dir
+  source = supervised_output_dir(tmp_path_factory)
+  config = configs.replace(configs.efficient_tiny(), frozen_steps=1, eval_every=1,
+                           finetune=False)
+  doc = efficient.train_efficient(source, config, str(tmp_path / "e"), verbose=False)
+  assert doc["encoder"] == f"supervised:{source}"
+  assert [(r["method"], r["split"]) for r in doc["rows"]] == [
+      ("Supervised detection_small (frozen)", "validation"),
+      ("Supervised detection_small (frozen)", "test")]

@@ -1,10 +1,11 @@
 """Loading a pre-trained encoder: averaged weights, checkpoint choice, clear errors.
 
-`pretrained_model_dir` is shared with the other evaluation tests: one tiny
-pre-training run per session, in pytest's session temp directory.
+`pretrained_model_dir` and `supervised_output_dir` are shared with the other
+evaluation tests: one tiny run each per session, in pytest's session temp directory.
 """
 
 import json
+import os
 import shutil
 
 import numpy as np
@@ -12,7 +13,7 @@ import pytest
 import tensorflow as tf
 
 from cpc_tf import checkpoints, configs, train
-from cpc_tf.eval import encoders
+from cpc_tf.eval import encoders, results, supervised
 from tolerances import assert_close_f32, network_terms
 
 
@@ -137,3 +138,108 @@ def test_savedmodel_refusals(export_dir, tmp_path):
     encoders.load(export_dir, expect="resnet161")
   with pytest.raises(ValueError, match="exported SavedModel. Linear evaluation.*--model_dir"):
     linear.train_linear(export_dir, configs.linear_eval_tiny(), str(tmp_path))
+
+
+# ----------------------------------------------------------------------------
+# A supervised baseline's output_dir (supp. C.1) as the encoder
+
+
+def supervised_output_dir(tmp_path_factory, architecture: str = "detection_small",
+                          points: int = 2) -> str:
+  """A finished supervised_tiny baseline (32 px, 2 steps a point), made once per setting."""
+  path = tmp_path_factory.getbasetemp() / f"supervised_{architecture}_{points}"
+  if not (path / results.RESULTS_FILE).exists():
+    config = configs.replace(
+        configs.supervised_tiny(), architecture=architecture, train_steps=2, eval_every=1,
+        **{"sweep.size": points, "sweep.batch_per_replica": (8,)})
+    supervised.train_supervised(config, str(path), verbose=False)
+  return str(path)
+
+
+@pytest.fixture(scope="module")
+def supervised_dir(tmp_path_factory):
+  return supervised_output_dir(tmp_path_factory)
+
+
+def _tested_point(output_dir):
+  """The point the baseline tested, recomputed here: highest val_top1, first on ties."""
+  rows = results.read_sweep(os.path.join(output_dir, results.SWEEP_FILE))
+  assert sorted(r["point"] for r in rows) == [0, 1]
+  return max(rows, key=lambda r: (r["val_top1"], -r["point"]))["point"]
+
+
+def test_a_supervised_baseline_gives_the_encoder_it_tested(supervised_dir):
+  encoder = encoders.load(supervised_dir)
+  assert encoder.pretrain is None and encoder.supervised.norm == "batch"
+  assert encoder.name == "detection_small"
+  assert encoder.method == "Supervised detection_small"
+  assert encoder.source == f"supervised:{supervised_dir}"
+  assert set(encoder.model.output) == {"stem", "stack1", "stack2", "stack3", "pooled"}
+  # The best point's best weights (what the baseline restored and tested), bit for
+  # bit: every encoder variable of that checkpoint, moving statistics included.
+  point = _tested_point(supervised_dir)
+  path = os.path.join(supervised_dir, f"point-{point}", "supervised", "best", "ckpt")
+  reader = tf.train.load_checkpoint(path)
+  saved = sorted((tuple(reader.get_tensor(k).shape), reader.get_tensor(k).tobytes())
+                 for k in reader.get_variable_to_shape_map() if k.startswith("model/encoder/"))
+  loaded = sorted((tuple(w.shape), w.numpy().tobytes()) for w in encoder.model.weights)
+  assert len(loaded) == 68 and loaded == saved
+  # The same loader serves a protocol's `expect` check.
+  assert encoders.load(supervised_dir, expect="detection_small").name == "detection_small"
+
+
+def _copy(source, tmp_path, name):
+  target = str(tmp_path / name)
+  shutil.copytree(source, target)
+  return target
+
+
+def test_supervised_baseline_refusals(supervised_dir, tmp_path):
+  with pytest.raises(ValueError, match="best sweep point, so checkpoint step 4 cannot be "
+                     "chosen"):
+    encoders.load(supervised_dir, step=4)
+  with pytest.raises(ValueError, match="trained a 'detection_small' encoder but this "
+                     "evaluation expects 'resnet161'. Pass --encoder=detection_small"):
+    encoders.load(supervised_dir, expect="resnet161")
+
+  unfinished = _copy(supervised_dir, tmp_path, "unfinished")
+  os.remove(os.path.join(unfinished, results.RESULTS_FILE))
+  with pytest.raises(FileNotFoundError, match="holds no results.json: the supervised "
+                     "baseline has not finished"):
+    encoders.load(unfinished)
+  no_sweep = _copy(supervised_dir, tmp_path, "no_sweep")
+  os.remove(os.path.join(no_sweep, results.SWEEP_FILE))
+  with pytest.raises(FileNotFoundError, match="records 0 of the 2 sweep points: no best"):
+    encoders.load(no_sweep)
+  no_weights = _copy(supervised_dir, tmp_path, "no_weights")
+  point = _tested_point(supervised_dir)
+  shutil.rmtree(os.path.join(no_weights, f"point-{point}"))
+  with pytest.raises(FileNotFoundError, match=f"best weights of sweep point {point}"):
+    encoders.load(no_weights)
+
+  # A record that does not describe the checkpoint: other shapes, or layer norm
+  # (same shapes as batch norm's scale and offset, but no moving statistics).
+  for name, change in (("arch", {"architecture": "tiny"}), ("norm", {"norm": "layer"})):
+    mixed = _copy(supervised_dir, tmp_path, name)
+    with open(os.path.join(mixed, "config.json")) as f:
+      doc = json.load(f)
+    doc["config"].update(change)
+    with open(os.path.join(mixed, "config.json"), "w") as f:
+      json.dump(doc, f)
+    with pytest.raises(ValueError, match="does not hold the weights of the .* encoder.*"
+                       "mixes two runs"):
+      encoders.load(mixed)
+
+  other = tmp_path / "linear_run"
+  other.mkdir()
+  (other / "config.json").write_text(json.dumps(
+      {"protocol": "linear", "encoder": "x", "config": {}}))
+  with pytest.raises(ValueError, match="output_dir of a 'linear' evaluation, which trains "
+                     "no encoder"):
+    encoders.load(str(other))
+
+
+def test_linear_evaluation_refuses_a_supervised_baseline(supervised_dir, tmp_path):
+  from cpc_tf.eval import linear
+  with pytest.raises(ValueError, match="is a supervised baseline. Linear evaluation"):
+    linear.train_linear(supervised_dir, configs.linear_eval_tiny(), str(tmp_path))

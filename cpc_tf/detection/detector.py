@@ -83,12 +83,16 @@ class FasterRCNN(keras.Model):
     crops = roi_align_lib.roi_align(feature_map, rois, self.config.feature_stride, size)
     return tf.reshape(crops, [-1, size, size, feature_map.shape[-1]])
 
-  def loss_terms(self, images, boxes, classes, valid_mask, training: bool = True) -> dict:
+  def loss_terms(self, images, boxes, classes, valid_mask, training: bool = True,
+                 backbone_training: bool | None = None) -> dict:
     """Training losses for one batch (not named `losses`: that is keras.Model's property
     of regularisation losses, which a generic loop may sum).
 
     images [B, H, W, 3], boxes [B, M, 4] fractions, classes [B, M] int (0-based),
     valid_mask [B, M] bool -> {"rpn_objectness", "rpn_box", "roi_class", "roi_box"}.
+    backbone_training (None: `training`) is the backbone's mode alone: False
+    normalises a batch-norm backbone with its moving statistics and leaves them
+    unchanged (a frozen backbone, or fixed statistics when fine-tuning).
     """
     images = tf.convert_to_tensor(images, tf.float32)
     boxes = tf.convert_to_tensor(boxes, tf.float32)
@@ -107,7 +111,8 @@ class FasterRCNN(keras.Model):
     gt = tf.concat([gt, tf.zeros([batch, 1, 4])], axis=1)
     valid_mask = tf.concat([valid_mask, tf.zeros([batch, 1], tf.bool)], axis=1)
     classes = tf.concat([classes, tf.zeros([batch, 1], tf.int32)], axis=1)
-    fmap = self.features(images, training=training)
+    fmap = self.features(images, training=training if backbone_training is None
+                         else backbone_training)
     anchors = self._anchors(fmap)
     logits, deltas = self.rpn_head(fmap)
     out = rpn.losses(logits, deltas, anchors, gt, valid_mask, c, hw)
@@ -157,19 +162,22 @@ class FasterRCNN(keras.Model):
     return self.detect(images)
 
 
-def batch_losses(model: FasterRCNN, batch: dict, use_difficult: bool = False):
+def batch_losses(model: FasterRCNN, batch: dict, use_difficult: bool = False,
+                 backbone_training: bool | None = None):
   """One pipeline batch -> (dict of scalar losses, total loss): the step a loop calls.
 
   `batch` is a `cpc_tf.data.detection_dataset` element (image, boxes, labels with
   -1 pads, difficult). py-faster-rcnn trains without "difficult" objects by
   default; use_difficult=True keeps them. Every loss is a mean over this batch's
   sampled anchors / RoIs, so a loop over several replicas divides the total by
-  the number of replicas before summing gradients.
+  the number of replicas before summing gradients. backbone_training: as in
+  `FasterRCNN.loss_terms`.
   """
   valid = batch["labels"] >= 0
   if not use_difficult:
     valid = valid & tf.logical_not(tf.cast(batch["difficult"], tf.bool))
-  parts = model.loss_terms(batch["image"], batch["boxes"], batch["labels"], valid, training=True)
+  parts = model.loss_terms(batch["image"], batch["boxes"], batch["labels"], valid,
+                           training=True, backbone_training=backbone_training)
   total = tf.add_n(list(parts.values()))
   return parts, total
 

@@ -3,13 +3,27 @@
 Glossary: B global batch of images, R replicas in sync, S padded image side,
 K object classes.
 
-The backbone is the encoder of a pre-training model_dir or an exported
-SavedModel (`cpc_tf.eval.encoders`, as the other protocols), or the same
-architecture randomly initialised (config.backbone="random": the from-pixels
-baseline). Its last stack, at stride 16, feeds the detector of
-`cpc_tf.detection` (`FasterRCNN`). Both phases train through
-`cpc_tf.eval.loop`; each validates with the VOC07 11-point mAP and keeps its
-best weights:
+The backbone (`cpc_tf.eval.encoders`, as the other protocols) is
+  * the encoder of a pre-training model_dir or an exported SavedModel
+    (results rows "CPC v2 <architecture> (...)");
+  * the encoder of a supervised baseline's output_dir
+    (`launch/supervised_baseline.py`, supp. C.1), the weights of its best
+    sweep point: Table 3's supervised-transfer comparison, trained here on
+    the baseline's data rather than ImageNet unless that is its dataset
+    (rows "Supervised <architecture> (...)", encoder "supervised:<dir>");
+  * or the same architecture randomly initialised (config.backbone="random":
+    the from-pixels baseline; rows "Random init <architecture> (...)").
+Its last stack must be at stride 16 (checked by `FasterRCNN`): the CPC
+encoders (resnet161, resnet101_cpc_v1) and "detection_small" are; "small" and
+"tiny" (stride 4) and the four-stack resnet*_v2 (32) are refused.
+Supervised transfer on CPU (the baseline first, then its output_dir):
+  python -m launch.supervised_baseline --preset=supervised_tiny \
+    --architecture=detection_small --output_dir=runs/sup_det
+  python -m launch.detection_transfer --preset=detection_synthetic \
+    --backbone=pretrained --model_dir=runs/sup_det --output_dir=runs/det_sup
+The last stack feeds the detector of `cpc_tf.detection` (`FasterRCNN`).
+Both phases train through `cpc_tf.eval.loop`; each validates with the VOC07
+11-point mAP and keeps its best weights:
   phase 1  "detection_frozen"    RPN and box head (SGD), backbone frozen
   phase 2  "detection_finetune"  everything; the backbone with Adam at the
                                  smaller config.encoder_learning_rate
@@ -58,7 +72,7 @@ class Backbone:
 
 def load_backbone(model_dir: str | None, config: DetectionConfig,
                   step: int | None = None) -> Backbone:
-  """The pre-trained encoder of model_dir, or a random one (config.backbone)."""
+  """The encoder of model_dir (pre-trained or supervised), or a random one (config.backbone)."""
   if config.backbone == "random":
     if model_dir or step is not None:
       given = f"--model_dir={model_dir}" if model_dir else f"--checkpoint_step={step}"
@@ -69,12 +83,14 @@ def load_backbone(model_dir: str | None, config: DetectionConfig,
     return Backbone(model, resnet.last_stack(model.output.keys()),
                     f"random:{config.architecture}", f"Random init {config.architecture}")
   if not model_dir:
-    raise ValueError("backbone='pretrained' needs --model_dir (a pre-training directory or "
-                     "an exported SavedModel); or pass --backbone=random for the "
-                     "from-pixels baseline.")
+    raise ValueError("backbone='pretrained' needs --model_dir (a pre-training directory, "
+                     "an exported SavedModel or a supervised baseline's output_dir); or "
+                     "pass --backbone=random for the from-pixels baseline.")
   encoder = encoders.load(model_dir, step, config.encoder)
+  # "CPC v2 <name>", or "Supervised <architecture>" for a supervised baseline's
+  # output_dir: Table 3's supervised-transfer row.
   return Backbone(encoder.model, resnet.last_stack(encoder.model.output.keys()),
-                  encoder.source, f"CPC v2 {encoder.name}")
+                  encoder.source, encoder.method)
 
 
 def class_names(config: DetectionConfig) -> tuple[str, ...]:
@@ -190,9 +206,16 @@ def train_detection(model_dir: str | None, config: DetectionConfig, output_dir: 
       f"{backbone.source} ({backbone.feature}), {len(names)} classes")
   heads = model.rpn_head.trainable_variables + model.box_head.trainable_variables
 
-  def loss_fn(m, batch):
-    # Each loss is the mean over this replica's batch; the loop divides by R.
-    return detector_lib.batch_losses(m, batch, use_difficult=config.use_difficult)[1]
+  def loss_fn(finetune):
+    # The frozen backbone runs in inference mode, so no norm statistic moves in
+    # phase 1; phase 2 as config.backbone_batch_stats says.
+    backbone_training = finetune and config.backbone_batch_stats
+
+    def fn(m, batch):
+      # Each loss is the mean over this replica's batch; the loop divides by R.
+      return detector_lib.batch_losses(m, batch, use_difficult=config.use_difficult,
+                                       backbone_training=backbone_training)[1]
+    return fn
 
   def validate():
     values = evaluate_map(model, strategy, eval_dataset(
@@ -221,7 +244,8 @@ def train_detection(model_dir: str | None, config: DetectionConfig, output_dir: 
       if finetune:
         groups.append(loop_lib.Group(keras.optimizers.Adam(config.encoder_learning_rate),
                                      list(backbone.model.trainable_variables)))
-    loop = loop_lib.Loop(model, groups, loss_fn, strategy, clip_norm=config.clip_norm)
+    loop = loop_lib.Loop(model, groups, loss_fn(finetune), strategy,
+                         clip_norm=config.clip_norm)
     track = {"rpn": model.rpn_head, "box_head": model.box_head}
     if finetune:
       track["backbone"] = backbone.model

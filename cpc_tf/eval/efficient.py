@@ -44,6 +44,8 @@ def train_efficient(model_dir: str, config: EfficientConfig, output_dir: str,
   with strategy.scope():
     # Loaded once: phase 1 never changes it; phase 2 fine-tunes it after the sweep.
     encoder = encoders.load(model_dir, step, config.encoder)
+  # A supervised baseline's encoder is named as such ("Supervised <architecture>").
+  method = encoder.method if encoder.supervised else "CPC v2"
   run = sweep.few_labels("efficient", config, output_dir, strategy, encoder.source,
                          subset_file, stop_after_steps, verbose)
 
@@ -67,7 +69,7 @@ def train_efficient(model_dir: str, config: EfficientConfig, output_dir: str,
                          lambda i, hp: frozen(i, hp)[0])
   hp = sweep.hparams(best)
   _, loop = frozen(best["point"], hp)  # restores the best frozen head
-  rows = run.rows("CPC v2 (frozen)", best, run.test(loop))
+  rows = run.rows(f"{method} (frozen)", best, run.test(loop))
   if config.finetune:
     model = loop.model
     with strategy.scope():
@@ -83,6 +85,6 @@ def train_efficient(model_dir: str, config: EfficientConfig, output_dir: str,
                            point=best["point"])
     done = loop_lib.run_phase(loop, phase, run.train_fn(hp), validate=run.validate(loop),
                               budget=run.budget, log=run.log)
-    rows += run.rows("CPC v2 (fine-tuned)", done, run.test(loop))
+    rows += run.rows(f"{method} (fine-tuned)", done, run.test(loop))
   return sweep.write_results(run.chief, output_dir, "efficient", config.subset.data.source,
                              encoder.source, rows, config, run.test_summary)

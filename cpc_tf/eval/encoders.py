@@ -9,9 +9,15 @@ An encoder comes from
     ones evaluated. The model is the encoder of `cpc_tf.resnet` (images
     [N, h, w, 3] in [0, 1] -> dict of named outputs);
   * or a SavedModel written by `cpc_tf.export`: its `whole_image` signature
-    becomes an encoder with the same named outputs. It has no config, so only the whole-image protocols (supp. C.2)
-    can use it.
-Both are trainable, so the same object serves the frozen and the fine-tuned phase.
+    becomes an encoder with the same named outputs. It has no config, so only
+    the whole-image protocols (supp. C.2) can use it;
+  * or the output_dir of a finished supervised baseline
+    (`cpc_tf.eval.supervised`, supp. C.1; config.json protocol "supervised"):
+    the same `cpc_tf.resnet` encoder (SupervisedConfig.architecture / .norm)
+    with the weights the baseline tested, those of its best sweep point. No
+    patch grid either: whole-image protocols only (ICLR 4.3's supervised
+    transfer baseline).
+All three are trainable, so the same object serves the frozen and the fine-tuned phase.
 """
 
 from __future__ import annotations
@@ -21,19 +27,28 @@ import dataclasses
 import keras
 import tensorflow as tf
 
-from cpc_tf import checkpoints, resnet
-from cpc_tf.configs import GridConfig, PretrainConfig
+from cpc_tf import checkpoints, configs, resnet
+from cpc_tf.configs import GridConfig, PretrainConfig, SupervisedConfig
+from cpc_tf.eval import supervised as supervised_lib
 
 
 @dataclasses.dataclass
 class Encoder:
   model: keras.Model | SavedModelEncoder
-  pretrain: PretrainConfig | None  # the pre-training run's config (None: a SavedModel)
+  pretrain: PretrainConfig | None  # the pre-training run's config (None: not CPC's model_dir)
   source: str  # what results.json records as "encoder"
+  supervised: SupervisedConfig | None = None  # a supervised baseline's config
 
   @property
   def name(self) -> str:
-    return self.pretrain.model.encoder.name if self.pretrain else "savedmodel"
+    if self.pretrain:
+      return self.pretrain.model.encoder.name
+    return self.supervised.architecture if self.supervised else "savedmodel"
+
+  @property
+  def method(self) -> str:
+    """Results-row name of what it transfers: "CPC v2 <name>" or "Supervised <architecture>"."""
+    return f"Supervised {self.name}" if self.supervised else f"CPC v2 {self.name}"
 
 
 class SavedModelEncoder(tf.Module):
@@ -66,7 +81,7 @@ class SavedModelEncoder(tf.Module):
 
 
 def load(source: str, step: int | None = None, expect: str = "") -> Encoder:
-  """A pre-training model_dir or an exported SavedModel directory -> Encoder."""
+  """A pre-training model_dir, an exported SavedModel or a supervised baseline -> Encoder."""
   if tf.io.gfile.isdir(source) and tf.saved_model.contains_saved_model(source):
     if step is not None:
       raise ValueError(f"{source} is an exported SavedModel: it holds one set of weights, "
@@ -77,7 +92,75 @@ def load(source: str, step: int | None = None, expect: str = "") -> Encoder:
                        f"architecture, so --encoder={expect} cannot be checked. Pass "
                        "--encoder= (empty), or the pre-training --model_dir.")
     return Encoder(SavedModelEncoder(source), None, source)
+  record = _run_record(source)
+  protocol = record.get("protocol") if isinstance(record, dict) else None
+  if protocol == supervised_lib.PROTOCOL:
+    return load_supervised(source, record, step, expect)
+  if protocol is not None:
+    raise ValueError(
+        f"{source} is the output_dir of a {protocol!r} evaluation, which trains no encoder "
+        "to transfer. Pass a pre-training --model_dir, an exported SavedModel or the "
+        "output_dir of launch/supervised_baseline.py.")
   return load_encoder(source, step, expect)
+
+
+def _run_record(source: str) -> dict | None:
+  """source's config.json record, or None (no directory, no record, or a damaged one:
+  `load_encoder` then names the problem and the pre-training way out)."""
+  if not tf.io.gfile.isdir(source):
+    return None
+  try:
+    return checkpoints.read_record(source)
+  except ValueError:
+    return None
+
+
+def load_supervised(output_dir: str, record: dict, step: int | None = None,
+                    expect: str = "") -> Encoder:
+  """The encoder a finished supervised baseline tested (`record`: its config.json).
+
+  Rebuilds the baseline's ResNet-v2 (`supervised.encoder_config`) and restores
+  the encoder entry of its best sweep point's best weights
+  (`supervised.best_weights`); the classifier head is never built. `expect`
+  as in `load_encoder`. Call inside the strategy's scope for distributed
+  variables.
+  """
+  if step is not None:
+    raise ValueError(f"{output_dir} is a supervised baseline: it holds the weights of its "
+                     f"best sweep point, so checkpoint step {step} cannot be chosen. Drop "
+                     "the step (--checkpoint_step).")
+  try:
+    config = configs.from_dict(SupervisedConfig, record["config"])
+  except (KeyError, TypeError, ValueError) as e:
+    raise ValueError(f"{checkpoints.config_path(output_dir)} is not the record of a "
+                     f"supervised baseline ({e}); pass the --output_dir of a "
+                     "launch/supervised_baseline.py run.") from None
+  name = config.architecture
+  if expect and expect != name:
+    raise ValueError(
+        f"The supervised baseline in {output_dir} trained a {name!r} encoder but this "
+        f"evaluation expects {expect!r}. Pass --encoder={name} (or --encoder= to accept "
+        f"any), or a baseline trained with --architecture={expect}.")
+  path = supervised_lib.best_weights(output_dir, config)
+  encoder = resnet.build_encoder(supervised_lib.encoder_config(config), name="encoder")
+  # The nesting mirrors the baseline's checkpoint: its Classifier is `model`,
+  # the encoder its `encoder` attribute.
+  try:
+    status = tf.train.Checkpoint(model=tf.train.Checkpoint(encoder=encoder)).read(path)
+    status.expect_partial().assert_existing_objects_matched()
+    # Every encoder variable restored is not enough: a saved encoder with more
+    # (batch norm's moving statistics where layer norm has none) must not load.
+    saved = [k for k in tf.train.load_checkpoint(path).get_variable_to_shape_map()
+             if k.startswith("model/encoder/")]
+    if len(saved) != len(encoder.weights):
+      raise ValueError(f"{len(saved)} saved encoder variables, {len(encoder.weights)} built")
+  except (AssertionError, ValueError, tf.errors.OpError) as e:
+    reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+    raise ValueError(
+        f"{path} does not hold the weights of the {name} encoder (norm {config.norm}) that "
+        f"{checkpoints.config_path(output_dir)} describes ({reason}); the directory mixes "
+        "two runs: train the baseline again in a fresh --output_dir.") from None
+  return Encoder(encoder, None, f"supervised:{output_dir}", supervised=config)
 
 
 def load_encoder(model_dir: str, step: int | None = None, expect: str = "") -> Encoder:

@@ -49,8 +49,9 @@ def train_linear(model_dir: str, config: LinearEvalConfig, output_dir: str,
     encoder = encoders.load(model_dir, step, config.encoder)
   pre = encoder.pretrain
   if pre is None:
+    kind = "a supervised baseline" if encoder.supervised else "an exported SavedModel"
     raise ValueError(
-        f"{model_dir} is an exported SavedModel. Linear evaluation cuts images into the "
+        f"{model_dir} is {kind}. Linear evaluation cuts images into the "
         "pre-training patch grid and applies the pre-training augmentation (supp. B), "
         "which only a pre-training model_dir records (config.json): pass that --model_dir.")
   grid = eval_grid(pre, config.grid, config.grid_image_size, config.grid_patch_size,

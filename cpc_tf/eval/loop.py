@@ -311,7 +311,8 @@ class _State:
     return self.variables[name].numpy()
 
 
-def _best_path(directory: str) -> str:
+def best_path(directory: str) -> str:
+  """Where a phase directory keeps its best validation weights (`track` alone)."""
   return os.path.join(directory, "best", "ckpt")
 
 
@@ -346,8 +347,8 @@ def restore_phase(loop: Loop, phase: Phase, track: dict) -> _State:
           "output directory was edited by hand; use a fresh --output_dir.")
     if not state.chief and state.value(f"best_{phase.metrics[0]}") >= 0:
       # The chief's best so far becomes this worker's, then its own checkpoint again.
-      state.best.read(_best_path(phase.run_dir)).expect_partial()
-      state.best.write(_best_path(save_dir))
+      state.best.read(best_path(phase.run_dir)).expect_partial()
+      state.best.write(best_path(save_dir))
       checkpoint.restore(latest)
   return state
 
@@ -374,7 +375,7 @@ def keep_if_best(state: _State, phase: Phase, step: int, values: dict) -> bool:
       state.variables[f"best_{name}"].assign(values[name])
     state.variables["best_step"].assign(step)
     state.variables["evals_since_best"].assign(0)
-    state.best.write(_best_path(state.save_dir))
+    state.best.write(best_path(state.save_dir))
     return False
   state.variables["evals_since_best"].assign_add(1)
   return 0 < phase.patience <= int(state.value("evals_since_best"))
@@ -445,7 +446,7 @@ def finish_phase(phase: Phase, state: _State, stopped_early: bool,
     done[f"val_{name}"] = float(state.value(f"best_{name}")) if validated else None
   done["stopped_early"] = stopped_early
   if validated:
-    state.best.read(_best_path(state.save_dir)).expect_partial()
+    state.best.read(best_path(state.save_dir)).expect_partial()
   if state.chief:
     records.write_json(os.path.join(phase.run_dir, DONE_FILE), done)
   else:
@@ -469,7 +470,7 @@ def run_phase(loop: Loop, phase: Phase, train_fn: DatasetFn, *,
   done_path = os.path.join(phase.run_dir, DONE_FILE)
   if tf.io.gfile.exists(done_path):
     done = records.read_json(done_path, "Delete it to run the phase's last steps again.")
-    weights = (_best_path(phase.run_dir) if validate is not None
+    weights = (best_path(phase.run_dir) if validate is not None
                else tf.train.latest_checkpoint(phase.run_dir))
     tf.train.Checkpoint(**track).read(weights).expect_partial()
     return done

@@ -39,7 +39,9 @@ PHASE2_FIELDS = ("encoder_learning_rate", "encoder_beta_1", "encoder_beta_2",
 # decoupled decay, Keras' default Adam and 8%-area crops. Such a run resumes only with them.
 IMPLIED_BEFORE_FIELDS = {"config.weight_decay_mode": "decoupled",
                          "config.encoder_beta_1": 0.9, "config.encoder_beta_2": 0.999,
-                         "config.encoder_epsilon": 1e-7, "config.crop_min_area": 0.08}
+                         "config.encoder_epsilon": 1e-7, "config.crop_min_area": 0.08,
+                         # detection: phase 2 ran the backbone in training mode
+                         "config.backbone_batch_stats": True}
 # Not decayed in the decoupled mode, by name: the variables `loop.decayed` leaves out.
 NOT_DECAYED = ("bias", "gamma", "beta")
 
@@ -81,6 +83,14 @@ def sweep_points(sweep: SweepConfig, given: HParams) -> list[HParams]:
 def best_point(rows: list[dict]) -> dict:
   """The sweep row of highest validation Top-1 (the first one on ties)."""
   return max(rows, key=lambda r: (r["val_top1"], -r["point"]))
+
+
+def tested_point(finished: dict[int, dict], num_points: int) -> dict:
+  """The row a sweep of `num_points` points tests: the best of points 0..num_points-1.
+
+  finished maps point -> sweep.csv row; a point missing from it raises KeyError.
+  """
+  return best_point([finished[i] for i in range(num_points)])
 
 
 def hparams(row: dict) -> HParams:
@@ -144,6 +154,11 @@ def write_results(chief: bool, output_dir: str, protocol: str, dataset: str, enc
 # ----------------------------------------------------------------------------
 # The few-label run of supp. C (efficient classification, supervised baseline)
 
+def point_dir(output_dir: str, point: int, phase: str) -> str:
+  """The phase directory of sweep point `point` (see the layout above)."""
+  return os.path.join(output_dir, f"point-{point}", phase)
+
+
 @dataclasses.dataclass
 class FewLabels:
   """A resolved few-label run: its subsets, data settings and output directory."""
@@ -165,7 +180,7 @@ class FewLabels:
     return data.num_classes(self.subsets.train)
 
   def point_dir(self, point: int, phase: str) -> str:
-    return os.path.join(self.output_dir, f"point-{point}", phase)
+    return point_dir(self.output_dir, point, phase)
 
   def train_fn(self, hp: HParams) -> loop_lib.DatasetFn:
     def fn(ctx, seed):
@@ -243,6 +258,6 @@ def run_sweep(run: FewLabels, points: list[HParams],
     if run.chief:
       results.append_sweep(csv_path, entry)
       prune(run.output_dir, best_point(list(finished.values()))["point"])
-  best = best_point([finished[i] for i in range(len(points))])
+  best = tested_point(finished, len(points))
   run.log(f"best sweep point {best['point']}: validation top-1 {best['val_top1']:.4f}")
   return best
