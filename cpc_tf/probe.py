@@ -129,7 +129,7 @@ def labelled_set(config: ProbeConfig, pretrain_data: DataConfig) -> LabelledSet:
 
   Sources that list their ids cheaply (Fashion-MNIST, folders) are drawn from
   in full; a TFDS split only from its first M + Q examples in storage order,
-  so that no run reads a whole ImageNet split to pick 750 images.
+  so that no run reads a whole ImageNet split to pick a few hundred images.
   """
   data = probe_data(config, pretrain_data)
   wanted = config.memory_size + config.query_size
