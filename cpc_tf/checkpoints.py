@@ -28,6 +28,7 @@ written once.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 from typing import Callable
@@ -47,8 +48,11 @@ CHANGES_FILE = "config_changes.json"
 # the step it took effect. Every other field (architecture, batch, optimizer,
 # augmentation, data identity, seed, precision) shaped the checkpoints and is
 # refused. train_steps / epochs also stretch a cosine schedule (optimizer.decay).
+# The kNN probe only reads the weights: all of it may change, and "probe" itself
+# covers a record written before the field existed.
 RESUMABLE_CHANGES = ("train_steps", "epochs", "checkpoint_every", "keep_checkpoints",
-                     "log_every", "steps_per_loop", "data.data_dir", "data.path")
+                     "log_every", "steps_per_loop", "data.data_dir", "data.path", "probe",
+                     *(f"probe.{f.name}" for f in dataclasses.fields(configs.ProbeConfig)))
 
 
 def config_path(model_dir: str) -> str:
@@ -226,9 +230,15 @@ def check_resumable(config: PretrainConfig, model_dir: str, write: bool = False)
                write=write, what="a run with other settings",
                hint="Its checkpoints were trained with the saved ones. Use a new "
                     "--model_dir, or the saved settings; only "
-                    f"{', '.join(RESUMABLE_CHANGES)} may change on resume",
+                    f"{', '.join(_shown(RESUMABLE_CHANGES))} may change on resume",
                step=steps[-1] if steps else None,
                started=bool(tf.train.latest_checkpoint(model_dir)))
+
+
+def _shown(names) -> list[str]:
+  """`names` with the probe's fields folded into one "probe.*"."""
+  return [n for n in names if not n.startswith("probe")] + (
+      ["probe.*"] if any(n.startswith("probe") for n in names) else [])
 
 
 def checkpoint_steps(model_dir: str) -> list[int]:

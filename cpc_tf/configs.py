@@ -253,6 +253,50 @@ class DataConfig:
 
 
 @dataclass(frozen=True)
+class ProbeConfig:
+  """Online k-nearest-neighbour probe during pre-training (`cpc_tf.probe`; issue 10).
+
+  Every `every_steps` steps the chief encodes `memory_size` + `query_size`
+  disjoint labelled images of `split` and classifies each query by a
+  k-nearest-neighbour vote (cosine similarity) over the memory. Not in the
+  paper: a cheap view of what the encoder learns while it trains. On in
+  fashion_mnist_small; off in the other presets (tiny: the tests' config stays
+  fast; at paper scale the chief alone would encode the set outside the
+  distributed step; ImageNet's train split has labels: --probe_every turns it on).
+  """
+
+  every_steps: int = 0  # 0 = off
+  k: int = 10  # neighbours that vote
+  # "" = the pre-training data (DataConfig source, path, data_dir); else a
+  # DataConfig.source ("fashion_mnist", "folder" with `path`, a TFDS name).
+  source: str = ""
+  path: str | None = None  # image folder or Fashion-MNIST directory of `source`
+  # A split with labels; pre-training never reads labels, so drawing the probe
+  # from its own (training) split keeps the test split unseen.
+  split: str = "train"
+  # Sized for fashion_mnist_small on 2 CPU cores: 375 images every 300 steps
+  # cost ~5% of the run (README); a larger or many-class set needs more.
+  memory_size: int = 250  # reference images whose labels vote
+  query_size: int = 125  # images classified; top-1 over them is probe/knn_top1
+  batch_size: int = 256  # images per encoder call
+  seed: int = 0  # draws the two disjoint sets
+
+  def __post_init__(self):
+    sizes = {"every_steps": self.every_steps, "memory_size": self.memory_size,
+             "query_size": self.query_size, "batch_size": self.batch_size}
+    if self.every_steps < 0 or min(self.memory_size, self.query_size, self.batch_size) < 1:
+      raise ValueError(f"probe {sizes}: need every_steps >= 0 (0 = off) and sizes >= 1.")
+    if not 1 <= self.k <= self.memory_size:
+      raise ValueError(f"probe k={self.k}: need 1 <= k <= memory_size={self.memory_size} "
+                       "(the neighbours come from the memory set).")
+    if self.path and not self.source:
+      raise ValueError(f"probe path={self.path!r} without a probe source: the path belongs "
+                       "to a source, e.g. source='folder' (--probe_source=folder:PATH).")
+    if not self.split:
+      raise ValueError("probe split='': name the labelled split to draw from, e.g. 'train'.")
+
+
+@dataclass(frozen=True)
 class PretrainConfig:
   """Everything a pre-training run needs; written as JSON into model_dir."""
 
@@ -275,6 +319,7 @@ class PretrainConfig:
   # global reading is the harder task but gathers targets across replicas.
   cross_replica_negatives: bool = True
   steps_per_loop: int = 1  # training steps per tf.function call (host overhead on TPU)
+  probe: ProbeConfig = field(default_factory=ProbeConfig)  # off unless every_steps > 0
 
   def __post_init__(self):
     if self.batch_size <= 0:
@@ -369,7 +414,8 @@ def fashion_mnist_small() -> PretrainConfig:
       epochs=1.0,
       train_steps=300,
       checkpoint_every=100,
-      log_every=10)
+      log_every=10,
+      probe=ProbeConfig(every_steps=300))  # cost share: see ProbeConfig
 
 
 def tiny() -> PretrainConfig:

@@ -17,6 +17,10 @@ One code path serves every strategy (default, mirrored, multi-worker, TPU):
   * the optimizer is built inside the strategy scope before the first step:
     creating Adam's slots lazily inside a distributed tf.function fails.
 Strategies, the chief and the workers' scratch directories: `cpc_tf.distribute`.
+
+The online kNN probe (`cpc_tf.probe`, config.probe) runs between calls, on
+the chief alone, outside the distributed step: every worker ends its calls on
+probe boundaries, so all of them still run the same steps per call.
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ from absl import logging
 from tensorflow.core.framework import summary_pb2
 
 from cpc_tf import checkpoints, data, flops, gradients, optimization, records, stop
+from cpc_tf import probe as probe_lib
 from cpc_tf.averaging import PolyakAverage
 from cpc_tf.configs import PretrainConfig
 from cpc_tf.distribute import is_chief, set_precision, worker_dir
@@ -193,6 +198,7 @@ def pretrain(config: PretrainConfig, model_dir: str,
   not return within stop_grace seconds (a stuck input pipeline), the process
   ends without saving (`cpc_tf.stop`). Writes that fail raise records.WriteError.
   """
+  run_started = time.perf_counter()
   strategy = strategy or tf.distribute.get_strategy()
   check_config(config, strategy.num_replicas_in_sync)
   chief = is_chief(strategy)
@@ -202,8 +208,17 @@ def pretrain(config: PretrainConfig, model_dir: str,
   steps = total_steps(config, num_examples)
   dataset_fn = dataset_fn or _default_dataset_fn(config)
   set_precision(config.precision)
+  probing = chief and config.probe.every_steps > 0
+  # Drawn before the model is built: a probe asked for where there are no labels
+  # fails here, not after the first interval of training.
+  probe_started = time.perf_counter()
+  labelled = probe_lib.labelled_set(config.probe, config.data) if probing else None
+  probe_setup = time.perf_counter() - probe_started
 
   trainer = Trainer(config, strategy, steps)
+  # The Polyak-averaged encoder: the weights checkpoints hand to evaluation (supp. A).
+  probe = (probe_lib.Probe(config.probe, labelled, config.model.grid,
+                           trainer.averaged_model.encoder) if probing else None)
   # Non-chief workers must take part in saving (variables may be distributed)
   # but write to a scratch directory of their own.
   save_dir = worker_dir(model_dir, strategy)
@@ -253,7 +268,8 @@ def pretrain(config: PretrainConfig, model_dir: str,
           f"backward), {step_flops * (steps - step):.3g} FLOP for the {steps - step} steps "
           "to run", flush=True)
   bar = keras.utils.Progbar(max(steps - step, 1), stateful_metrics=[
-      "step", "loss", "accuracy", "gradient_norm"]) if verbose and chief else None
+      "step", "loss", "accuracy", "gradient_norm", "knn_top1"]) if verbose and chief else None
+  every = config.probe.every_steps  # > 0 on every worker: calls end on its boundaries
 
   g = config.model.grid.grid_size
   metrics, preempted = {}, False
@@ -266,10 +282,11 @@ def pretrain(config: PretrainConfig, model_dir: str,
           "command to resume." if last else "No checkpoint had been saved yet.")
   with stop.StopSignal(stop_grace, note) as stop_signal, writer.as_default():
     while step < steps:
-      # Calls end on log and checkpoint boundaries so both happen on schedule.
+      # Calls end on log, checkpoint and probe boundaries so all happen on schedule.
       n = min(config.steps_per_loop, steps - step,
               config.log_every - step % config.log_every,
-              config.checkpoint_every - step % config.checkpoint_every)
+              config.checkpoint_every - step % config.checkpoint_every,
+              every - step % every if every else steps)
       started = time.perf_counter()
       metrics, done, stopping = trainer.train_loop(iterator, n, stop_signal.requested)
       elapsed = time.perf_counter() - started
@@ -302,12 +319,17 @@ def pretrain(config: PretrainConfig, model_dir: str,
                          config.batch_size, g * g)
         window_steps, window_time = 0, 0.0
         logged_sums, logged_steps = {}, 0
+      shown = []
+      if probe is not None and not stopping and (step % every == 0 or step == steps):
+        top1 = probe()
+        write_scalar(probe_lib.SCALAR, top1, step)
+        shown = [("knn_top1", top1)]
       if bar is not None:
         accuracy = [metrics[f"accuracy/{d}"] for d in config.model.head.directions]
         bar.update(min(step - (steps - bar.target), bar.target), values=[
             ("step", step), ("loss", metrics["loss"]),
             ("accuracy", sum(accuracy) / len(accuracy)),
-            ("gradient_norm", metrics["gradient_norm"])])
+            ("gradient_norm", metrics["gradient_norm"])] + shown)
       if stopping:
         save()
         preempted = True
@@ -319,6 +341,12 @@ def pretrain(config: PretrainConfig, model_dir: str,
         stop_signal.note = (f"The last checkpoint (ckpt-{step} in {model_dir}) is intact: "
                             "rerun the same command to resume.")
   writer.flush()
+  if probe is not None and probe.calls and verbose:
+    total, cost = time.perf_counter() - run_started, probe.seconds + probe_setup
+    print(f"Probe: {probe.calls} kNN probe(s) took {cost:.1f} s with the set-up, "
+          f"{100 * cost / total:.1f}% of the run's {total:.0f} s (every {every} steps, "
+          f"{config.probe.memory_size} memory + {config.probe.query_size} query images)",
+          flush=True)
   return Result(step=step, metrics=metrics, preempted=preempted, trainer=trainer,
                 status=stop_signal.status if preempted else 0)
 

@@ -56,8 +56,27 @@ PRETRAIN_OVERRIDES = {
     "log_every": ("log_every", "Write TensorBoard scalars every N steps.", None),
     "steps_per_loop": ("steps_per_loop",
                        "Training steps per tf.function call (inner tf.range loop).", None),
+    "probe_every": ("probe.every_steps",
+                    "Online kNN probe (cpc_tf.probe): every N steps the chief logs "
+                    "probe/knn_top1, the k-nearest-neighbour top-1 of the averaged "
+                    "encoder's mean-pooled features on a small labelled set; 0 = off. "
+                    "On in the Fashion-MNIST preset; a --dataset other than the preset's "
+                    "switches it off unless a --probe_* flag is set.", None),
+    "probe_k": ("probe.k", "Neighbours that vote in the kNN probe (majority vote, cosine "
+                "similarity; a tie goes to the class of the nearest).", None),
+    "probe_split": ("probe.split", "Labelled split the probe draws its memory and query "
+                    "images from (disjoint); the training split keeps test unseen.", None),
+    "probe_memory_size": ("probe.memory_size", "Probe memory (reference) images.", None),
+    "probe_query_size": ("probe.query_size",
+                         "Probe query images; probe/knn_top1 is the top-1 over them.", None),
     **axes.AXIS_FLAGS,  # every ablation axis (SPEC 6)
 }
+PROBE_SOURCE_HELP = (
+    "Labelled images of the kNN probe: empty = the pre-training data (--dataset); else "
+    "'fashion_mnist', a TFDS name, or an image folder of class sub-folders as "
+    "'folder:/path' or a path.")
+PROBE_FLAGS = ("probe_every", "probe_k", "probe_split", "probe_memory_size",
+               "probe_query_size", "probe_source")
 
 
 def field_default(path: str, config=None):
@@ -116,6 +135,8 @@ def define_pretrain_flags(flag_values=flags.FLAGS) -> None:
       "Pre-training images: 'fashion_mnist' (embedded), a TFDS name (e.g. "
       "imagenet2012, stl10), or an image folder as 'folder:/path' or a path. "
       "Default: the preset's.", flag_values=flag_values)
+  flags.DEFINE_string("probe_source", field_default("probe.source"), PROBE_SOURCE_HELP,
+                      flag_values=flag_values)
   for name, (path, help_text, choices) in PRETRAIN_OVERRIDES.items():
     define_flag(name, field_default(path), f"{help_text} Overrides the preset; the default "
             "shown is the PretrainConfig field's.", choices, flag_values)
@@ -151,7 +172,30 @@ def config_from_flags(flag_values=flags.FLAGS) -> PretrainConfig:
   changes.update(axes.prediction_length_changes(flag_values))
   if flag_values["dataset"].present:
     changes.update(dataset_override(flag_values.dataset))
+  if flag_values["probe_source"].present:
+    changes.update(probe_source_override(flag_values.probe_source))
+  probe_flags = [n for n in PROBE_FLAGS if flag_values[n].present]
+  other_data = any(changes.get(f"data.{k}", getattr(config.data, k))
+                   != getattr(config.data, k) for k in ("source", "path"))
+  if (flag_values["dataset"].present and other_data and not probe_flags
+      and not config.probe.source):
+    # The preset's probe read the preset's data; the new data may have no labels
+    # (the probe is on by default only for the embedded Fashion-MNIST).
+    changes["probe.every_steps"] = 0
   return configs.replace(config, **changes)
+
+
+
+def probe_source_override(value: str) -> dict:
+  """--probe_source value -> {"probe.source": ..., "probe.path": ...} changes."""
+  if not value:
+    return {"probe.source": "", "probe.path": None}
+  try:
+    data = dataset_override(value)
+  except ValueError:
+    raise ValueError("--probe_source=folder: needs a path, e.g. "
+                     "--probe_source=folder:/data/labelled.") from None
+  return {"probe.source": data["data.source"], "probe.path": data.get("data.path")}
 
 
 def check_strategy_flags(flag_values=flags.FLAGS) -> None:

@@ -19,17 +19,19 @@ flag (flags/axes.py), e.g. one rung with the other layer-norm reading:
 Prints a start line (step, total steps, global and per-replica batch), the
 run's cost (analytic FLOPs per step and for all steps left, cpc_tf.flops),
 the projected wall time once ten steps are timed, a progress bar with ETA,
-loss, mean InfoNCE accuracy over directions and the
-gradient norm before clipping, then "Done: step N ..." with the final metrics.
+loss, mean InfoNCE accuracy over directions, the gradient norm before clipping
+and, when the online kNN probe is on (--probe_every, cpc_tf.probe; on in the
+Fashion-MNIST preset), its latest knn_top1; then the probe's cost share of the
+run ("Probe: ...") and "Done: step N ..." with the final metrics.
 
 Writes into --model_dir: config.json (the resolved config), ckpt-<step>
 checkpoints (the model, its Polyak average, optimizer, step) every
 --checkpoint_every steps and at the end, and TensorBoard scalars (loss and
 InfoNCE accuracy per direction, learning rate, gradient norm, images/s,
-patches/s): `tensorboard --logdir=<model_dir>`.
+patches/s, probe/knn_top1): `tensorboard --logdir=<model_dir>`.
 
-Rerun the same command to resume from the latest checkpoint; only budgets and
-cadence may change (checkpoints.RESUMABLE_CHANGES, recorded in
+Rerun the same command to resume from the latest checkpoint; only budgets,
+cadence and the probe may change (checkpoints.RESUMABLE_CHANGES, recorded in
 config_changes.json). SIGTERM saves a checkpoint and exits with status 143,
 Ctrl-C (SIGINT) likewise with 130; a run whose step does not return within 60 s
 of the signal (a stuck input pipeline) exits with that status without saving.

@@ -99,6 +99,29 @@ def test_a_failed_first_start_does_not_block_a_corrected_retry(tmp_path):
   assert checkpoints.read_config(str(tmp_path)) == small_config()
 
 
+def test_a_record_from_before_the_probe_resumes_with_the_probe_on_and_may_retune_it(tmp_path):
+  started_run(tmp_path, step=4)
+  record = saved_record(tmp_path)
+  del record["probe"]  # config.json written before ProbeConfig existed
+  with open(tmp_path / checkpoints.CONFIG_FILE, "w") as f:
+    json.dump(record, f)
+  assert checkpoints.read_config(str(tmp_path)) == small_config()  # probe off, the default
+  probing = small_config(probe=configs.ProbeConfig(every_steps=2, k=5))
+  checkpoints.check_resumable(probing, str(tmp_path), write=True)
+  assert checkpoints.read_config(str(tmp_path)) == probing
+  retuned = small_config(probe=configs.ProbeConfig(every_steps=3, k=5, split="test"))
+  checkpoints.check_resumable(retuned, str(tmp_path), write=True)
+  with open(tmp_path / checkpoints.CHANGES_FILE) as f:
+    changes = json.load(f)
+  assert list(changes[0]["changes"]) == ["probe"]
+  assert changes[1]["changes"] == {"probe.every_steps": {"from": 2, "to": 3},
+                                   "probe.split": {"from": "train", "to": "test"}}
+  assert checkpoints.read_config(str(tmp_path)) == retuned
+  # Everything else is still refused, and the hint names the probe once.
+  with pytest.raises(ValueError, match=r"batch_size: saved 4, now 8\n.*probe\.\* may change"):
+    checkpoints.check_resumable(small_config(batch_size=8), str(tmp_path))
+
+
 def test_guard_config_writes_then_refuses_only_what_may_not_change(tmp_path):
   doc = {"a": 1, "b": {"c": [1, 2]}}
   guard = lambda d, write=True: checkpoints.guard_config(

@@ -1,5 +1,7 @@
 """flags/common.py: defaults from the dataclasses, overrides only for flags the user set."""
 
+import dataclasses
+
 import pytest
 from absl import flags as absl_flags
 
@@ -127,3 +129,30 @@ def test_bad_axis_values_are_clear_errors():
     common.config_from_flags(parse("--directions=down,sideways"))
   with pytest.raises(absl_flags.IllegalFlagValueError):
     parse("--norm=group")
+
+
+def test_probe_flags_override_their_fields():
+  config = common.config_from_flags(parse(
+      "--preset=tiny", "--probe_every=5", "--probe_k=3", "--probe_split=test",
+      "--probe_memory_size=40", "--probe_query_size=20", "--probe_source=folder:/data/lab"))
+  assert config.probe == configs.ProbeConfig(every_steps=5, k=3, split="test",
+                                             memory_size=40, query_size=20,
+                                             source="folder", path="/data/lab")
+  assert common.config_from_flags(parse("--probe_source=stl10")).probe.source == "stl10"
+
+
+def test_other_data_switches_the_presets_probe_off_unless_a_probe_flag_is_set():
+  preset = configs.fashion_mnist_small().probe
+  assert common.config_from_flags(parse()).probe == preset
+  assert common.config_from_flags(parse("--dataset=fashion_mnist")).probe == preset
+  assert common.config_from_flags(parse("--dataset=stl10")).probe.every_steps == 0
+  assert common.config_from_flags(parse("--dataset=/data/x")).probe.every_steps == 0
+  kept = common.config_from_flags(parse("--dataset=stl10", "--probe_split=train"))
+  assert kept.probe == dataclasses.replace(preset, split="train")
+
+
+def test_bad_probe_flags_are_clear_errors():
+  with pytest.raises(ValueError, match="probe k=0"):
+    common.config_from_flags(parse("--probe_k=0"))
+  with pytest.raises(ValueError, match="--probe_source=folder: needs a path"):
+    common.config_from_flags(parse("--probe_source=folder:"))

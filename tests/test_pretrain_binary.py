@@ -267,6 +267,7 @@ def test_sigkill_then_restart_continues_from_the_last_checkpoint(tmp_path):
     (["--strategy=multi_worker"], "TF_CONFIG"),
     (["--batch_size=0"], "positive multiple"),
     (["--dataset=folder:"], "needs a path"),
+    (["--probe_every=2", "--probe_k=0"], "probe k=0"),
     # Offline, a TPU name cannot be resolved: one line instead of a 69-line URLError.
     (["--strategy=tpu", "--tpu=no-such-tpu-cpc"],
      "Error: --tpu=no-such-tpu-cpc: no such TPU could be reached"),
@@ -282,9 +283,23 @@ def test_bad_flags_are_refused_with_a_clear_message(tmp_path, args, message):
   assert "Traceback" not in proc.stderr, proc.stderr[-3000:]
 
 
+def test_a_probe_where_there_are_no_labels_is_one_error_line(tmp_path):
+  images = tmp_path / "images"
+  images.mkdir()
+  for i in range(4):  # a flat folder: images to pre-train on, no class sub-folders
+    tf.io.write_file(str(images / f"{i}.png"), tf.io.encode_png(tf.zeros([32, 32, 3], tf.uint8)))
+  proc = run(command(str(tmp_path / "run"), f"--dataset=folder:{images}", "--probe_every=2"))
+  assert proc.returncode != 0
+  lines = [l for l in proc.stderr.splitlines() if l.startswith("Error:")]
+  assert len(lines) == 1 and "The kNN probe cannot read the 'train' split" in lines[0], (
+      proc.stderr[-3000:])
+  assert "--probe_every=0" in lines[0] and "Traceback" not in proc.stderr
+  assert not tf.io.gfile.glob(str(tmp_path / "run" / "ckpt-*"))  # refused before training
+
+
 def test_help_lists_every_flag_with_its_default():
   proc = run([sys.executable, "-m", "launch.pretrain", "--help"])  # absl exits 1 here
-  for name in ["model_dir", "strategy", "tpu", "preset", "dataset",
+  for name in ["model_dir", "strategy", "tpu", "preset", "dataset", "probe_source",
                *common.PRETRAIN_OVERRIDES]:
     assert f"--{name}" in proc.stdout or f"--[no]{name}" in proc.stdout, name
   assert "(default: 'fashion_mnist_small')" in proc.stdout

@@ -87,6 +87,26 @@ def test_pretrain_writes_checkpoints_config_summaries_and_resumes(tmp_path):
       averaged.get_weights(), result.trainer.model.get_weights()))
 
 
+def test_the_probe_logs_knn_top1_on_its_schedule_and_in_the_progress_line(tmp_path, capsys):
+  # Synthetic patches to pre-train on; the probe reads labelled Fashion-MNIST
+  # (config.data) on steps 2 and 4 (every_steps=2, train_steps=4).
+  config = small_config(probe=configs.ProbeConfig(every_steps=2, k=3, memory_size=20,
+                                                  query_size=10, batch_size=16))
+  result = train.pretrain(config, str(tmp_path), dataset_fn=synthetic_fn(config))
+  assert result.step == 4
+  logged = {}
+  for name in tf.io.gfile.glob(os.path.join(str(tmp_path), "events.out.tfevents.*")):
+    for event in tf.compat.v1.train.summary_iterator(name):
+      for v in event.summary.value:
+        if v.tag == "probe/knn_top1":
+          logged[event.step] = float(tf.make_ndarray(v.tensor))
+  assert sorted(logged) == [2, 4] and all(0.0 <= t <= 1.0 for t in logged.values())
+  out = capsys.readouterr().out
+  shown = f"{logged[4]:.4f}" if logged[4] > 1e-3 else f"{logged[4]:.4e}"  # as Progbar
+  assert f"knn_top1: {shown}" in out  # the progress line
+  assert "Probe: 2 kNN probe(s) took" in out and "% of the" in out  # the cost share
+
+
 def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path):
   config = small_config(train_steps=6)
   with pytest.raises(train.NonFiniteLossError, match="at step 3") as error:
