@@ -297,3 +297,22 @@ def test_detection_training_moves_boxes_and_is_deterministic(voc):
   centres = np.concatenate([(b["boxes"][..., 1] + b["boxes"][..., 3])[b["labels"] >= 0]
                             for b in first])
   assert len(np.unique(np.round(centres, 2))) > 3
+
+
+def test_crop_min_area_one_keeps_the_whole_image():
+  """efficient_train with crop_min_area=1: the Inception crop can only take the whole
+  image (any crop of full area is the image), so the batch is the image resized."""
+  from cpc_tf.data import fashion_mnist
+  data = DataConfig(source="fashion_mnist", max_examples=8, shuffle_buffer=1)
+  off = AugmentConfig(randaugment=False, elastic_p=0.0, histogram_p=0.0,
+                      inception_color_p=0.0, grayscale_p=0.0)
+  images, _ = next(iter(classification_dataset(
+      data, "efficient_train", 8, seed=1, augment=off, image_size=32, crop_min_area=1.0)))
+  raw, _ = fashion_mnist.load("train")
+  want = tf.clip_by_value(tf.image.resize(
+      tf.image.grayscale_to_rgb(tf.constant(raw[:8], tf.float32) / 255.0), [32, 32]),
+      0.0, 1.0).numpy()
+  # The stream is shuffled: each output is one of the 8 images resized by the same
+  # bilinear op on the same pixels (a float32 rounding apart at most).
+  for image in images.numpy():
+    assert min(np.abs(image - w).max() for w in want) < 1e-6

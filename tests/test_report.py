@@ -200,3 +200,24 @@ def test_detection_and_classification_files_together(two_files):
   text = report.write_report([str(two_files / "*.json")], str(two_files / "out"))
   assert "## Top-1 accuracy (%)" in text and report.DETECTION_TITLE in text
   assert (two_files / "out" / "report.png").exists()
+
+
+def test_aggregate_averages_repeated_cells_with_sample_std(tmp_path):
+  for seed, top1 in enumerate((0.50, 0.56, 0.62)):
+    _write(tmp_path / f"s{seed}.json", "efficient", [
+        _row("CPC v2 (frozen)", 0.01, top1, 0.9), *([_row("CPC v2 (frozen)", 1.0, 0.8, 0.99)]
+                                                    if seed == 0 else [])])
+  loaded = report.load([str(tmp_path / "*.json")])
+  (curve,) = report.curves_from_results(loaded, aggregate=True)
+  cell = curve.points[0.01]
+  assert cell["n"] == 3 and cell["top1"] == pytest.approx(0.56)
+  assert cell["top1_std"] == pytest.approx(0.06)  # ddof=1: sqrt((0.06^2 * 2) / 2)
+  assert curve.points[1.0] == {"top1": 0.8, "top5": 0.99}  # a single run stays as it is
+  assert report.markdown_table([curve], "top1").splitlines()[-1] == (
+      "| CPC v2 (frozen) | 56.0 ± 6.0 (n=3) | 80.0 |")
+  text = report.write_report([str(tmp_path / "*.json")], str(tmp_path / "out"),
+                             aggregate=True)
+  assert "56.0 ± 6.0 (n=3)" in text
+  assert os.path.getsize(tmp_path / "out" / "report.png") > 0
+  with pytest.raises(report.ReportError, match="also in"):  # without aggregate: refused
+    report.curves_from_results(loaded)
