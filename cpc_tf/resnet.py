@@ -64,6 +64,10 @@ SPECS: dict[str, ResNetSpec] = {
     # CPU-sized encoders: no stem down-sampling so 16 px patches keep detail.
     "small": ResNetSpec(32, 3, 1, False, (
         StackSpec(2, 64, 16, 1), StackSpec(2, 128, 32, 2), StackSpec(2, 256, 64, 2))),
+    # "small" with one block per stack: the claim study's encoder (configs.
+    # fashion_mnist_small), about 2.5x its steps per second at the same width.
+    "compact": ResNetSpec(32, 3, 1, False, (
+        StackSpec(1, 64, 16, 1), StackSpec(1, 128, 32, 2), StackSpec(1, 256, 64, 2))),
     "tiny": ResNetSpec(8, 3, 1, False, (
         StackSpec(1, 16, 4, 1), StackSpec(1, 16, 4, 2), StackSpec(1, 32, 8, 2))),
     # CPU-sized detection backbone: the ImageNet layout (stem /4, stacks /1, /2, /2),
