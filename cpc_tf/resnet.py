@@ -141,13 +141,16 @@ class Builder:
   The one bottleneck-block builder of the package: the encoders below and the
   supp. C.2 classifier head (`cpc_tf.eval.classifiers.ResNetHead`) use it.
   norm: "layer", "layer_example", "batch" or "none"; symmetric: mirror (True) or zero padding;
-  epsilon: of every normalisation layer. Convolutions carry a bias only
-  without normalisation (a norm's offset makes it redundant).
+  epsilon: of every normalisation layer; bn_momentum: of batch norm's moving
+  statistics (Keras' 0.99 by default; short runs need less memory, see
+  configs.BN_MOMENTUM). Convolutions carry a bias only without normalisation
+  (a norm's offset makes it redundant).
   """
 
-  def __init__(self, norm: str, symmetric: bool, epsilon: float):
+  def __init__(self, norm: str, symmetric: bool, epsilon: float, bn_momentum: float = 0.99):
     self.norm = norm
     self.symmetric = symmetric
+    self.bn_momentum = bn_momentum
     self.epsilon = epsilon
 
   def conv(self, x, filters: int, kernel: int, stride: int, name: str):
@@ -169,7 +172,8 @@ class Builder:
     elif self.norm == "layer_example":  # the other reading (SPEC 7): over (H, W, C)
       x = ExampleLayerNorm(epsilon=self.epsilon, name=f"{name}_ln")(x)
     elif self.norm == "batch":
-      x = keras.layers.BatchNormalization(epsilon=self.epsilon, name=f"{name}_bn")(x)
+      x = keras.layers.BatchNormalization(epsilon=self.epsilon, momentum=self.bn_momentum,
+                                          name=f"{name}_bn")(x)
     return keras.layers.ReLU(name=f"{name}_relu")(x)
 
   def block(self, x, out_dim: int, bottleneck: int, stride: int, project: bool, name: str):
@@ -214,11 +218,15 @@ class RecomputeGrad(keras.layers.Layer):
     return cls(stack, **config)
 
 
-def build_encoder(config: EncoderConfig, name: str | None = None) -> keras.Model:
-  """Functional ResNet-v2: images [N, h, w, 3] in [0, 1] -> dict of named outputs."""
+def build_encoder(config: EncoderConfig, name: str | None = None,
+                  bn_momentum: float = 0.99) -> keras.Model:
+  """Functional ResNet-v2: images [N, h, w, 3] in [0, 1] -> dict of named outputs.
+
+  bn_momentum matters only for norm="batch" (the supervised baselines).
+  """
   s = spec(config.name)
   # Epsilon 1e-5: the encoder's value since its first release (the paper states none).
-  b = Builder(config.norm, config.symmetric_padding, epsilon=1e-5)
+  b = Builder(config.norm, config.symmetric_padding, epsilon=1e-5, bn_momentum=bn_momentum)
   images = keras.Input(shape=(None, None, 3), name="images")
   x = keras.layers.Rescaling(2.0, offset=-1.0, name="to_unit_range")(images)  # [0,1] -> [-1,1]
   x = b.conv(x, s.stem_dim, s.stem_kernel, s.stem_stride, "stem_conv")

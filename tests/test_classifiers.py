@@ -110,3 +110,21 @@ def test_checkpoints_hold_every_weight(tmp_path):
     keys = [k for k in tf.train.load_checkpoint(path).get_variable_to_shape_map()
             if k != "_CHECKPOINTABLE_OBJECT_GRAPH"]
     assert len(keys) == len(obj.weights), name
+
+
+@pytest.mark.parametrize("momentum", [0.99, 0.9])
+def test_batch_norm_momentum_reaches_every_head_and_the_supervised_encoder(momentum):
+  """One training call moves each moving mean to momentum * 0 + (1 - momentum) * batch mean."""
+  grid = tf.random.uniform([4, 2, 2, 6]) + 1.0
+  head = classifiers.LinearHead(3, bn_momentum=momentum)
+  head(grid, training=True)
+  batch_mean = tf.reduce_mean(grid, axis=[0, 1, 2]).numpy()
+  np.testing.assert_allclose(head.norm.moving_mean.numpy(), (1 - momentum) * batch_mean,
+                             rtol=1e-5)  # one mean of 16 values in float32
+  res = classifiers.ResNetHead(ClassifierConfig(blocks=1, width=8, bottleneck=4,
+                                                bn_momentum=momentum), 3, 0.0)
+  res(grid, training=False)
+  encoder = resnet.build_encoder(EncoderConfig(name="tiny", norm="batch"), bn_momentum=momentum)
+  for model in (res.trunk, encoder):
+    norms = [l for l in model.layers if isinstance(l, keras.layers.BatchNormalization)]
+    assert norms and {l.momentum for l in norms} == {momentum}

@@ -22,11 +22,11 @@ from cpc_tf.configs import ClassifierConfig, GridConfig
 class LinearHead(keras.layers.Layer):
   """supp. B: batch norm without its scale, 1x1 conv to K logits, spatial mean of the logits."""
 
-  def __init__(self, num_classes: int, **kwargs):
+  def __init__(self, num_classes: int, bn_momentum: float = 0.99, **kwargs):
     super().__init__(**kwargs)
     self.num_classes = num_classes
     # supp. B: "omitting the scale parameter"; a scale in front of a linear map is redundant.
-    self.norm = keras.layers.BatchNormalization(scale=False, name="bn")
+    self.norm = keras.layers.BatchNormalization(scale=False, momentum=bn_momentum, name="bn")
     self.conv = keras.layers.Conv2D(num_classes, 1, name="logits")
 
   def call(self, grid, training=False):
@@ -56,7 +56,7 @@ class ResNetHead(keras.layers.Layer):
 
   def build(self, input_shape):
     c = self.config
-    b = resnet.Builder(c.norm, symmetric=False, epsilon=1e-3)
+    b = resnet.Builder(c.norm, symmetric=False, epsilon=1e-3, bn_momentum=c.bn_momentum)
     x = grid = keras.Input(shape=(None, None, input_shape[-1]), name="grid")
     for i in range(c.blocks):
       # A projection shortcut in the first block: D -> width.
@@ -149,10 +149,11 @@ def build(model: Classifier, input_shape) -> Classifier:
   return model
 
 
-def linear_classifier(encoder: keras.Model, grid: GridConfig, num_classes: int) -> Classifier:
+def linear_classifier(encoder: keras.Model, grid: GridConfig, num_classes: int,
+                      bn_momentum: float = 0.99) -> Classifier:
   """supp. B: frozen encoder per patch -> [B, Gh, Gw, D] -> LinearHead."""
-  model = Classifier(encoder, LinearHead(num_classes, name="linear_head"), "pooled", grid,
-                     name="linear_classifier")
+  head = LinearHead(num_classes, bn_momentum, name="linear_head")
+  model = Classifier(encoder, head, "pooled", grid, name="linear_classifier")
   return build(model, (grid.grid_size, grid.grid_size, grid.patch_size, grid.patch_size, 3))
 
 

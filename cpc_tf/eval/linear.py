@@ -71,7 +71,8 @@ def train_linear(model_dir: str, config: LinearEvalConfig, output_dir: str,
                                                config.seed)
   classifiers.seed_initialisers(config.seed)
   with strategy.scope():
-    model = classifiers.linear_classifier(encoder.model, grid, data.num_classes(train_data))
+    model = classifiers.linear_classifier(encoder.model, grid, data.num_classes(train_data),
+                                          config.bn_momentum)
     groups = [loop_lib.Group(keras.optimizers.Adam(config.learning_rate),  # supp. B
                              model.head.trainable_variables)]
   loop = loop_lib.classification_loop(model, groups, train_encoder=False,

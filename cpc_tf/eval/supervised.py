@@ -76,7 +76,8 @@ def train_supervised(config: SupervisedConfig, output_dir: str,
   def train_point(point, hp):
     classifiers.seed_initialisers(config.seed + point)  # the same network on a rerun
     with strategy.scope():
-      encoder = resnet.build_encoder(encoder_config(config), name="encoder")
+      encoder = resnet.build_encoder(encoder_config(config), name="encoder",
+                                     bn_momentum=config.bn_momentum)
       model = classifiers.supervised_classifier(encoder, run.num_classes, hp.dropout,
                                                 config.image_size)
       groups = [sweep.sgd(hp, config.momentum, config.weight_decay_mode,

@@ -36,10 +36,12 @@ RESUMABLE_CHANGES = ("train_steps", "frozen_steps", "finetune_steps", "eval_ever
 PHASE2_FIELDS = ("encoder_learning_rate", "encoder_beta_1", "encoder_beta_2",
                  "encoder_epsilon")
 # What a config.json written before these fields existed trained with: Keras'
-# decoupled decay, Keras' default Adam and 8%-area crops. Such a run resumes only with them.
+# decoupled decay, Keras' default Adam, 8%-area crops and batch-norm momentum. Such a run
+# resumes only with them.
 IMPLIED_BEFORE_FIELDS = {"config.weight_decay_mode": "decoupled",
                          "config.encoder_beta_1": 0.9, "config.encoder_beta_2": 0.999,
                          "config.encoder_epsilon": 1e-7, "config.crop_min_area": 0.08,
+                         "config.bn_momentum": 0.99, "config.classifier.bn_momentum": 0.99,
                          # detection: phase 2 ran the backbone in training mode
                          "config.backbone_batch_stats": True}
 # Not decayed in the decoupled mode, by name: the variables `loop.decayed` leaves out.
