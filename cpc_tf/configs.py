@@ -419,10 +419,10 @@ def fashion_mnist_small() -> PretrainConfig:
       data=DataConfig(source="fashion_mnist", pipeline="v1", shuffle_buffer=5000),
       batch_size=16,
       epochs=1.0,
-      train_steps=1200,
-      checkpoint_every=300,
+      train_steps=1100,
+      checkpoint_every=275,
       log_every=20,
-      probe=ProbeConfig(every_steps=400))  # cost share: see ProbeConfig
+      probe=ProbeConfig(every_steps=275))  # cost share: see ProbeConfig
 
 
 def tiny() -> PretrainConfig:
@@ -771,7 +771,7 @@ def linear_eval_fashion_mnist() -> LinearEvalConfig:
   """
   return LinearEvalConfig(
       data=DataConfig(source="fashion_mnist", shuffle_buffer=10_000), test_split="test",
-      batch_size=64, learning_rate=5e-3, train_steps=120, eval_every=60,
+      batch_size=64, learning_rate=5e-3, train_steps=100, eval_every=50,
       eval_batch_size=500, validation_size=500, bn_momentum=0.9)
 
 
@@ -786,8 +786,8 @@ def efficient_fashion_mnist() -> EfficientConfig:
       classifier=ClassifierConfig(blocks=1, width=128, bottleneck=32, bn_momentum=0.9),
       hparams=HParams(learning_rate=0.1, weight_decay=1e-4, dropout=0.0,
                       batch_per_replica=32),
-      sweep=SweepConfig(size=1), frozen_steps=100, finetune_steps=100,
-      encoder_learning_rate=1e-4, eval_every=50, patience=3, eval_batch_size=500)
+      sweep=SweepConfig(size=1), frozen_steps=80, finetune_steps=80,
+      encoder_learning_rate=1e-4, eval_every=40, patience=3, eval_batch_size=500)
 
 
 def supervised_fashion_mnist() -> SupervisedConfig:
@@ -804,7 +804,7 @@ def supervised_fashion_mnist() -> SupervisedConfig:
       # supp. C.1's search cut to the learning rate: two points, the rest fixed.
       sweep=SweepConfig(learning_rates=(0.05, 0.1), weight_decays=(1e-4,), dropouts=(0.0,),
                         batch_per_replica=(32,), size=0),
-      train_steps=150, eval_every=75, eval_batch_size=500)
+      train_steps=120, eval_every=60, eval_batch_size=500)
 
 
 # ----------------------------------------------------------------------------

@@ -36,7 +36,7 @@ import tensorflow as tf
 from cpc_tf import checkpoints, configs, data, records, train
 from cpc_tf.configs import StudyConfig
 from cpc_tf.distribute import is_chief
-from cpc_tf.eval import dynamics, efficient, linear, report, results, supervised
+from cpc_tf.eval import dynamics, efficient, linear, report, results, supervised, sweep
 from cpc_tf.stop import Preempted
 
 CONFIG_FILE = checkpoints.CONFIG_FILE
@@ -180,8 +180,17 @@ def images_table(loaded, config: StudyConfig) -> str:
         seen.add(key)
         lines.append(f"| {row['method']} | {report.format_fraction(row['label_fraction'])} "
                      f"| {row['num_train_examples']} |")
-  lines += ["", f"Pre-training (no labels): {pre.train_steps} steps x {pre.batch_size} "
-                f"images = {pre.train_steps * pre.batch_size} image crops."]
+  lin, eff, sup = config.linear, config.efficient, config.supervised
+  points = len(sweep.sweep_points(sup.sweep, sup.hparams))
+  lines += ["", "What each run trained for, the same at every label fraction (so beyond the "
+            "smallest fraction a row can be limited by its steps rather than its labels):",
+            f"- pre-training (no labels): {pre.train_steps} steps x {pre.batch_size} "
+            f"images = {pre.train_steps * pre.batch_size} image crops",
+            f"- linear: {lin.train_steps} steps x {lin.batch_size} images",
+            f"- CPC few-label: {eff.frozen_steps} frozen + {eff.finetune_steps} fine-tuned "
+            f"steps x {eff.hparams.batch_per_replica} images per replica",
+            f"- supervised: {sup.train_steps} steps x {sup.hparams.batch_per_replica} images "
+            f"per replica, for each of {points} sweep point(s)"]
   return "\n".join(lines)
 
 
