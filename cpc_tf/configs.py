@@ -405,6 +405,10 @@ def fashion_mnist_small() -> PretrainConfig:
 
   Command: bash scripts/pretrain.sh   (see README); the claim study
     (bash scripts/study.sh) runs the same preset as its first stage.
+  Measured (2026-11-22, the study's stage on the quiet 2-core machine): 0.14
+  s/step, 168 s for the 1100 steps; the loss (2 directions x 2 offsets,
+  log(16*49) = 6.66 each at chance, 26.6 in all) falls to 16.7, the mean
+  InfoNCE top-1 rises from chance (0.13%) to 8.4%, the kNN probe reads 55.2%.
   """
   return PretrainConfig(
       model=ModelConfig(
@@ -768,6 +772,9 @@ def linear_eval_fashion_mnist() -> LinearEvalConfig:
 
   Command: python -m launch.linear_eval --preset=linear_eval_fashion_mnist
     --model_dir=runs/study/pretrain --output_dir=runs/linear
+  Measured (2026-11-22, in the study, quiet 2-core machine): test top-1 71.9%
+  (validation 70.8%) for fashion_mnist_small's encoder, 58.8% for the same
+  architecture at random initialisation; 84 s and 73 s.
   """
   return LinearEvalConfig(
       data=DataConfig(source="fashion_mnist", shuffle_buffer=10_000), test_split="test",
@@ -780,6 +787,8 @@ def efficient_fashion_mnist() -> EfficientConfig:
 
   Command: python -m launch.efficient_classification --preset=efficient_fashion_mnist
     --model_dir=runs/study/pretrain --label_fraction=0.01 --output_dir=runs/efficient
+  Measured (2026-11-22, in the study): at 1% (595 images) test top-1 67.3 ± 3.8%
+  frozen and 72.5 ± 1.7% fine-tuned over three subset seeds; 39-56 s a run.
   """
   return EfficientConfig(
       subset=_fashion_mnist_subset(), image_size=28, crop_min_area=0.5, augment=_NO_AUGMENT,
@@ -795,6 +804,9 @@ def supervised_fashion_mnist() -> SupervisedConfig:
 
   Command: python -m launch.supervised_baseline --preset=supervised_fashion_mnist
     --label_fraction=0.01 --output_dir=runs/supervised
+  Measured (2026-11-22, in the study): at 1% test top-1 56.9 ± 6.2% over three
+  subset seeds; 62.0% at 10%, 39.6% at 100% (120 steps: unconverged, step-limited,
+  not label-limited); 38-52 s a run.
   """
   return SupervisedConfig(
       subset=_fashion_mnist_subset(), image_size=28, crop_min_area=0.5, augment=_NO_AUGMENT,
@@ -988,6 +1000,10 @@ def study_fashion_mnist() -> StudyConfig:
 
   Command: bash scripts/study.sh   (set-up, then python -m launch.study
     --preset=study_fashion_mnist --output_dir=runs/study)
+  Measured (2026-11-22, fresh clone, quiet 2-core machine, pip cache warm):
+  14 min 6 s in all; prints the Table-5-shaped table of the README (CPC linear
+  71.9% vs random init 58.8%; at 1% fine-tuned CPC 72.5 ± 1.7% vs supervised
+  56.9 ± 6.2%: both targets met).
   """
   return StudyConfig(pretrain=fashion_mnist_small(), linear=linear_eval_fashion_mnist(),
                      efficient=efficient_fashion_mnist(),
