@@ -29,42 +29,28 @@ SIGTERM during pre-training saves a checkpoint and exits with status 143.
 from __future__ import annotations
 
 import os
-import sys
 
 import tensorflow as tf
 from absl import app
 from absl import flags
 
-from cpc_tf import ablation, distribute, records, train
-from cpc_tf.data import DataError
+from cpc_tf import ablation
 from flags import ablation as ablation_flags
 from flags import common
 
 ablation_flags.define_flags()
 flags.adopt_module_key_flags(ablation_flags)
 flags.adopt_module_key_flags(common)
-FLAGS = flags.FLAGS
 
 
-def main(argv):
-  if len(argv) > 1:
-    raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
-  try:
-    records.check_writable(FLAGS.output_dir, "--output_dir")
-    config = ablation_flags.config_from_flags(FLAGS)
-    common.check_strategy_flags(FLAGS)
-    strategy = distribute.make_strategy(FLAGS.strategy, FLAGS.tpu)
-    ablation.run(config, FLAGS.output_dir, strategy)
-  except ablation.Preempted as e:
-    print(e, flush=True)
-    sys.exit(e.status)
-  except (ValueError, FileNotFoundError, DataError, train.NonFiniteLossError,
-          records.WriteError) as e:
-    sys.exit(f"Error: {e}")
-  with tf.io.gfile.GFile(os.path.join(FLAGS.output_dir, ablation.MARKDOWN_FILE)) as f:
+def report(output_dir: str) -> None:
+  with tf.io.gfile.GFile(os.path.join(output_dir, ablation.MARKDOWN_FILE)) as f:
     print(f.read(), flush=True)
   for name in (ablation.CSV_FILE, ablation.MARKDOWN_FILE, ablation.PLOT_FILE):
-    print(f"Wrote {os.path.join(FLAGS.output_dir, name)}")
+    print(f"Wrote {os.path.join(output_dir, name)}")
+
+
+main = common.driver_main(ablation_flags.config_from_flags, ablation.run, report)
 
 
 if __name__ == "__main__":

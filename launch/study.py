@@ -26,41 +26,25 @@ a checkpoint and exit with 128 + the signal number.
 from __future__ import annotations
 
 import os
-import sys
 
 from absl import app
 from absl import flags
 
-from cpc_tf import distribute, records, train
-from cpc_tf.data import DataError
-from cpc_tf.eval import loop, study
-from cpc_tf.stop import Preempted
+from cpc_tf.eval import study
 from flags import common
 from flags import study as study_flags
 
 study_flags.define_flags()
 flags.adopt_module_key_flags(study_flags)
 flags.adopt_module_key_flags(common)
-FLAGS = flags.FLAGS
 
 
-def main(argv):
-  if len(argv) > 1:
-    raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
-  try:
-    records.check_writable(FLAGS.output_dir, "--output_dir")
-    config = study_flags.config_from_flags(FLAGS)
-    common.check_strategy_flags(FLAGS)
-    strategy = distribute.make_strategy(FLAGS.strategy, FLAGS.tpu)
-    study.run(config, FLAGS.output_dir, strategy)
-  except (Preempted, loop.Stopped) as e:
-    print(f"Stopped: {e}. Rerun the same command to continue.", flush=True)
-    sys.exit(e.status)
-  except (ValueError, FileNotFoundError, DataError, train.NonFiniteLossError,
-          records.WriteError) as e:
-    sys.exit(f"Error: {e}")
+def report(output_dir: str) -> None:
   for name in ("study.md", "study.png", study.SUMMARY_FILE):
-    print(f"Wrote {os.path.join(FLAGS.output_dir, name)}")
+    print(f"Wrote {os.path.join(output_dir, name)}")
+
+
+main = common.driver_main(study_flags.config_from_flags, study.run, report)
 
 
 if __name__ == "__main__":
