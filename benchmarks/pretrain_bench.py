@@ -176,7 +176,17 @@ def worker(args) -> None:
   if accelerator == "GPU":
     details = tf.config.experimental.get_device_details(tf.config.list_physical_devices("GPU")[0])
     device_name = details.get("device_name", "GPU")
+  # The analytic count of the config this worker runs, with its own tree's cpc_tf
+  # (a git:REF variant may run another preset than this tree's of the same name).
+  try:
+    from cpc_tf import flops as worker_flops
+    cost = worker_flops.pretrain_cost(config, r)
+    counted = {"step_flops": cost.train * r,
+               "activation_bytes_per_image": cost.activation_bytes_per_image}
+  except (ImportError, AttributeError):  # a tree from before cpc_tf.flops
+    counted = {}
   say({"ready": True, "build_and_first_s": time.perf_counter() - built, "first_call_s": first,
+       **counted,
        "replicas": r, "device": accelerator or "CPU", "device_name": device_name,
        "precision": config.precision, "peak_dtype": peak_dtype,
        "images_per_step": config.batch_size, "patches_per_image": g * g,
@@ -329,9 +339,13 @@ def main() -> None:
     if args.precision:
       overrides["precision"] = args.precision
     config = configs.replace(configs.preset(args.preset), **overrides)
-    cost = flops.pretrain_cost(config, v.info["replicas"])
-    step_flops = cost.train * v.info["replicas"]
-    activations[name] = cost.activation_bytes_per_image
+    if "step_flops" in v.info:  # counted by the worker on the config it ran
+      step_flops = v.info["step_flops"]
+      activations[name] = v.info["activation_bytes_per_image"]
+    else:  # a tree without cpc_tf.flops: this tree's count of the same config
+      cost = flops.pretrain_cost(config, v.info["replicas"])
+      step_flops = cost.train * v.info["replicas"]
+      activations[name] = cost.activation_bytes_per_image
     for part in args.parts.split(","):
       n = args.steps if part != "input" else args.input_steps
       walls = [r[part][0] / n for r in v.rounds]
