@@ -78,11 +78,7 @@ def parse_override(text: str) -> tuple[str, object]:
 def config_from_flags(flag_values=flags.FLAGS) -> AblationConfig:
   """The --preset with every set flag applied; ValueError for bad values."""
   config = configs.ablation_preset(flag_values.preset)
-  changes = {}
-  for name, (path, _, _) in ABLATION_OVERRIDES.items():
-    if flag_values[name].present:
-      value = flag_values[name].value
-      changes[path] = tuple(value) if isinstance(value, list) else value
+  changes = common.set_flag_changes(ABLATION_OVERRIDES, flag_values)
   if flag_values["dataset"].present:
     for path, value in common.dataset_override(flag_values.dataset).items():
       changes[path] = value

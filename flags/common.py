@@ -157,6 +157,20 @@ def dataset_override(value: str) -> dict:
   return {"data.source": value}
 
 
+def set_flag_changes(overrides: dict, flag_values) -> dict:
+  """{dotted config field: value} of every flag of `overrides` the user set.
+
+  `overrides` maps flag -> (dotted field, help, choices), as PRETRAIN_OVERRIDES;
+  list flags become tuples (config fields are tuples).
+  """
+  changes = {}
+  for name, (path, _, _) in overrides.items():
+    if flag_values[name].present:
+      value = flag_values[name].value
+      changes[path] = tuple(value) if isinstance(value, list) else value
+  return changes
+
+
 def config_from_flags(flag_values=flags.FLAGS) -> PretrainConfig:
   """The preset, with the fields of every flag the user set replaced.
 
@@ -164,11 +178,7 @@ def config_from_flags(flag_values=flags.FLAGS) -> PretrainConfig:
   cannot run (e.g. a grid too small for the prediction offsets).
   """
   config = configs.preset(flag_values.preset)
-  changes = {}
-  for name, (path, _, _) in PRETRAIN_OVERRIDES.items():
-    if flag_values[name].present:
-      value = flag_values[name].value
-      changes[path] = tuple(value) if isinstance(value, list) else value
+  changes = set_flag_changes(PRETRAIN_OVERRIDES, flag_values)
   changes.update(axes.prediction_length_changes(flag_values))
   if flag_values["dataset"].present:
     changes.update(dataset_override(flag_values.dataset))

@@ -48,17 +48,15 @@ def define_flags(flag_values=flags.FLAGS) -> None:
 def config_from_flags(flag_values=flags.FLAGS) -> StudyConfig:
   """The --preset with every set flag applied; ValueError for bad values."""
   config = configs.study_preset(flag_values.preset)
-  changes = {}
-  for name, (path, _, _) in STUDY_OVERRIDES.items():
-    if flag_values[name].present:
-      value = flag_values[name].value
-      if name in LIST_TYPES:
-        try:
-          value = tuple(LIST_TYPES[name](v) for v in value)
-        except ValueError as e:
-          raise ValueError(f"--{name}={','.join(value)}: {e}; give a comma-separated list, "
-                           "e.g. --label_fractions=0.01,0.1,1 --seeds=0,1,2.") from e
-      changes[path] = value
+  changes = common.set_flag_changes(STUDY_OVERRIDES, flag_values)
+  for name, kind in LIST_TYPES.items():
+    path = STUDY_OVERRIDES[name][0]
+    if path in changes:
+      try:
+        changes[path] = tuple(kind(v) for v in changes[path])
+      except ValueError as e:
+        raise ValueError(f"--{name}={','.join(changes[path])}: {e}; give a comma-separated "
+                         "list, e.g. --label_fractions=0.01,0.1,1 --seeds=0,1,2.") from e
   for text in flag_values.override:
     path, value = ablation_flags.parse_override(text)
     changes[path] = value
