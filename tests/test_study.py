@@ -115,8 +115,6 @@ def test_a_stopped_study_resumes_without_repeating_a_finished_stage(tmp_path, mo
 
 def test_a_missed_target_is_reported_as_missed(tmp_path, monkeypatch):
   fake = FakeProtocols(monkeypatch)
-  fake.efficient = lambda *a, **k: None
-  monkeypatch.setattr(study.efficient, "train_efficient", FakeProtocols.efficient.__get__(fake))
   monkeypatch.setattr(study.supervised, "train_supervised",
                       lambda config, output_dir, strategy, verbose=True: fake._write(
                           output_dir, "supervised", [results.row(
