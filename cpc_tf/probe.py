@@ -13,7 +13,8 @@ not look at it during training).
 The feature of an image is the one the pre-training model computes for it,
 without augmentation: the single centre crop cut into the pre-training patch
 grid (`data.grid_patches` without a seed, the input linear evaluation tests
-on, supp. B), each patch encoded to its "pooled" vector
+on, supp. B; framed like the pre-training jitter, if any, as linear evaluation
+frames them by default), each patch encoded to its "pooled" vector
 (`model.encode_patches`, as in pre-training), then the mean over the Gh x Gw
 grid -> [D]. Memory features are recomputed at every probe, since the encoder
 changes; the cut patches are cached (CACHE_BYTES).
@@ -175,8 +176,10 @@ class Probe:
   """`probe()` -> kNN top-1 of the encoder's current weights on the labelled set."""
 
   def __init__(self, config: ProbeConfig, labelled: LabelledSet, grid: GridConfig,
-               encoder: keras.Model):
+               encoder: keras.Model, frame: int = 0):
+    """frame: the pre-training jitter size (AugmentConfig.jitter_size), 0 = none."""
     self.config = config
+    self.frame = frame
     self.labelled = labelled
     self.encoder = encoder
     self.seconds = 0.0  # spent in probe() so far, tracing and data included
@@ -209,7 +212,8 @@ class Probe:
       return {name: tf.boolean_mask(value, mask) for name, value in batch.items()}
 
     def make(element):
-      patches = data_lib.grid_patches(source.decode(element["image"]), grid)
+      patches = data_lib.grid_patches(source.decode(element["image"]), grid,
+                                      frame=self.frame)
       return patches, element["label"], in_memory(element["id"][None])[0]
 
     ds = (source.dataset.batch(4096).map(kept).unbatch()

@@ -218,7 +218,8 @@ def pretrain(config: PretrainConfig, model_dir: str,
   trainer = Trainer(config, strategy, steps)
   # The Polyak-averaged encoder: the weights checkpoints hand to evaluation (supp. A).
   probe = (probe_lib.Probe(config.probe, labelled, config.model.grid,
-                           trainer.averaged_model.encoder) if probing else None)
+                           trainer.averaged_model.encoder, config.augment.jitter_size)
+           if probing else None)
   # Non-chief workers must take part in saving (variables may be distributed)
   # but write to a scratch directory of their own.
   save_dir = worker_dir(model_dir, strategy)

@@ -39,7 +39,9 @@ def test_rung_config_substitutes_then_sets_budget_data_and_overrides():
 def test_every_ladder_rung_has_a_runnable_small_config():
   c = configs.ablation_fashion_mnist()
   names = [ablation.rung_config(c, p).model.encoder.name for p in c.presets]
-  assert set(names) == {"tiny", "small"}  # capacity still changes at small scale
+  # Capacity still changes at small scale, at +MC and only there (blocks doubled).
+  mc = c.presets.index("ladder_mc")
+  assert set(names[:mc]) == {"compact"} and set(names[mc:]) == {"small"}
 
 
 def test_bad_override_is_a_clear_error():

@@ -55,3 +55,22 @@ def test_jitter_is_a_random_crop_in_a_centred_zero_frame():
 def test_jitter_larger_than_patch_raises():
   with pytest.raises(ValueError, match=r"\(8, 16, 16, 3\)"):
     v1.jitter(_images(), SEED, P + 1)
+
+
+def test_centre_jitter_keeps_the_centred_window_and_zeroes_its_frame():
+  images = _images().numpy()
+  grid = images.reshape(2, 4, P, P, 3)  # [Gh, Gw, P, P, 3]: any leading dimensions
+  out = v1.centre_jitter(tf.constant(grid), J).numpy()
+  top = (P - J) // 2
+  frame = np.ones((P, P), bool)
+  frame[top:top + J, top:top + J] = False
+  assert (out[..., frame, :] == 0).all()
+  np.testing.assert_array_equal(out[..., ~frame, :], grid[..., ~frame, :])  # pixel copies
+  # The same frame as `jitter`'s, whose every crop offset lands inside it.
+  jittered = v1.jitter(tf.constant(images), SEED, J).numpy()
+  assert ((jittered != 0) <= ~frame[None, :, :, None]).all()
+
+
+def test_centre_jitter_size_is_checked():
+  with pytest.raises(ValueError, match=r"size 17 must lie in \[1, min\(H, W\)\]"):
+    v1.centre_jitter(_images(), P + 1)

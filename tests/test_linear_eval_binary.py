@@ -1,6 +1,7 @@
 """launch/linear_eval.py end to end on Fashion-MNIST and an image folder: interrupt,
 resume, results.json, the held-out test split, grid flags, --help."""
 
+import dataclasses
 import json
 import os
 import subprocess
@@ -180,3 +181,31 @@ def test_validation_carve_is_stratified_disjoint_and_picks_the_tested_step(model
   assert all(r["num_train_examples"] == 44 for r in rows)
   done = json.load(open(os.path.join(out, "linear", "done.json")))
   assert done["best_step"] in (2, 3) and done["val_top1"] == rows[0]["top1"]
+
+
+@pytest.mark.parametrize("frame_test_patches, want", [(True, 5), (False, 0)])
+def test_a_jittered_encoder_is_validated_and_tested_on_framed_patches(
+    model_dir, tmp_path, monkeypatch, frame_test_patches, want):
+  # The tiny run had no jitter; pretend it had a 5 px one (arXiv v1 4.1).
+  real_load = linear.encoders.load
+
+  def jittered(*args):
+    encoder = real_load(*args)
+    return dataclasses.replace(encoder, pretrain=configs.replace(
+        encoder.pretrain, **{"augment.jitter_size": 5}))
+
+  frames = []
+  real_eval_dataset = linear.sweep.eval_dataset
+
+  def spy(strategy, data_config, mode, batch_size, ids=None, **kwargs):
+    frames.append((mode, kwargs.get("frame")))
+    return real_eval_dataset(strategy, data_config, mode, batch_size, ids, **kwargs)
+
+  monkeypatch.setattr(linear.encoders, "load", jittered)
+  monkeypatch.setattr(linear.sweep, "eval_dataset", spy)
+  config = configs.replace(configs.linear_eval_tiny(), train_steps=2, validation_size=20,
+                           frame_test_patches=frame_test_patches,
+                           **{"data.max_examples": 64})
+  doc = linear.train_linear(model_dir, config, str(tmp_path / "linear"), verbose=False)
+  assert frames == [("linear_eval", want)] * 2  # the validation carve, then the test split
+  assert [r["split"] for r in doc["rows"]] == ["validation", "test"]

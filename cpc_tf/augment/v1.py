@@ -51,3 +51,23 @@ def jitter(images, seed, size: int) -> tf.Tensor:
   out = moved * tf.cast(window, tf.float32)[None, :, :, None]
   out.set_shape(images.shape)
   return out
+
+
+@no_autograph
+def centre_jitter(images, size: int) -> tf.Tensor:
+  """The jitter's deterministic counterpart: the centred J x J window, frame zeroed.
+
+  images [..., H, W, C]. Test patches of an encoder pre-trained with `jitter`
+  get the frame its training patches always had, as a centre crop stands in
+  for random crops (arXiv v1 4.1 is silent on test patches).
+  """
+  images = tf.convert_to_tensor(images)
+  h, w = images.shape[-3], images.shape[-2]
+  if h is None or w is None or size < 1 or size > min(h, w):
+    raise ValueError(f"centre_jitter size {size} must lie in [1, min(H, W)] for patches "
+                     f"of static shape {images.shape}.")
+  top, left = (h - size) // 2, (w - size) // 2
+  rows = tf.range(h)[:, None]
+  cols = tf.range(w)[None, :]
+  window = (rows >= top) & (rows < top + size) & (cols >= left) & (cols < left + size)
+  return images * tf.cast(window, images.dtype)[:, :, None]
