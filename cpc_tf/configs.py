@@ -501,10 +501,10 @@ class LinearEvalConfig:
   # B selects nothing on ImageNet (0); small runs pick their budget this way.
   validation_size: int = 0
   bn_momentum: float = BN_MOMENTUM  # the head's batch norm (BN_MOMENTUM)
-  # Encoders pre-trained with v1 spatial jitter: validation and test patches get its
-  # zero frame around a centred crop (arXiv v1 4.1 is silent on test patches;
-  # unframed ones are a train/test shift). False: plain patches.
-  frame_test_patches: bool = True
+  # Encoders whose every training patch had a v1 mark (jitter; colour drop at p = 1):
+  # validation and test patches get its deterministic form (augment.test_form). The
+  # texts are silent on test patches (arXiv v1 4.1); plain ones are a train/test shift.
+  match_test_patches: bool = True
 
   def __post_init__(self):
     _check_momentum(self.bn_momentum)
@@ -1282,7 +1282,7 @@ def ablation_fashion_mnist() -> AblationConfig:
       substitutions=_FASHION_MNIST_SUBSTITUTIONS,
       # The claim study's linear protocol (500-image validation carve, full 10k test
       # split) with the best of three validated steps; v1 rungs' test patches get their
-      # jitter's frame (LinearEvalConfig.frame_test_patches).
+      # v1 marks in deterministic form (LinearEvalConfig.match_test_patches).
       linear=dataclasses.replace(linear_eval_fashion_mnist(), train_steps=300,
                                  eval_every=100))
 

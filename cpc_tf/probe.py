@@ -13,8 +13,8 @@ not look at it during training).
 The feature of an image is the one the pre-training model computes for it,
 without augmentation: the single centre crop cut into the pre-training patch
 grid (`data.grid_patches` without a seed, the input linear evaluation tests
-on, supp. B; framed like the pre-training jitter, if any, as linear evaluation
-frames them by default), each patch encoded to its "pooled" vector
+on, supp. B; in the deterministic form of the pre-training's v1 marks, as linear
+evaluation tests by default: `augment.test_form`), each patch encoded to its "pooled" vector
 (`model.encode_patches`, as in pre-training), then the mean over the Gh x Gw
 grid -> [D]. Memory features are recomputed at every probe, since the encoder
 changes; the cut patches are cached (CACHE_BYTES).
@@ -47,7 +47,7 @@ import numpy as np
 import tensorflow as tf
 
 from cpc_tf import data as data_lib
-from cpc_tf.configs import DataConfig, GridConfig, ProbeConfig
+from cpc_tf.configs import AugmentConfig, DataConfig, GridConfig, ProbeConfig
 from cpc_tf.data import DataError, sources
 from cpc_tf.model import encode_patches
 
@@ -176,10 +176,10 @@ class Probe:
   """`probe()` -> kNN top-1 of the encoder's current weights on the labelled set."""
 
   def __init__(self, config: ProbeConfig, labelled: LabelledSet, grid: GridConfig,
-               encoder: keras.Model, frame: int = 0):
-    """frame: the pre-training jitter size (AugmentConfig.jitter_size), 0 = none."""
+               encoder: keras.Model, test_form: AugmentConfig | None = None):
+    """test_form: the pre-training AugmentConfig (`data.grid_patches`), or None."""
     self.config = config
-    self.frame = frame
+    self.test_form = test_form
     self.labelled = labelled
     self.encoder = encoder
     self.seconds = 0.0  # spent in probe() so far, tracing and data included
@@ -213,7 +213,7 @@ class Probe:
 
     def make(element):
       patches = data_lib.grid_patches(source.decode(element["image"]), grid,
-                                      frame=self.frame)
+                                      test_form=self.test_form)
       return patches, element["label"], in_memory(element["id"][None])[0]
 
     ds = (source.dataset.batch(4096).map(kept).unbatch()

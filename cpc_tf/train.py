@@ -218,7 +218,7 @@ def pretrain(config: PretrainConfig, model_dir: str,
   trainer = Trainer(config, strategy, steps)
   # The Polyak-averaged encoder: the weights checkpoints hand to evaluation (supp. A).
   probe = (probe_lib.Probe(config.probe, labelled, config.model.grid,
-                           trainer.averaged_model.encoder, config.augment.jitter_size)
+                           trainer.averaged_model.encoder, config.augment)
            if probing else None)
   # Non-chief workers must take part in saving (variables may be distributed)
   # but write to a scratch directory of their own.

@@ -69,10 +69,12 @@ LINEAR_OVERRIDES = {
     "validation_size": ("validation_size", "Training images held out (seeded, "
                         "class-stratified) to validate on; the best validated step is "
                         "tested. 0: none, as supp. B.", None),
-    "frame_test_patches": ("frame_test_patches", "Encoders pre-trained with v1 spatial "
-                           "jitter (arXiv v1 4.1): validation and test patches get its zero "
-                           "frame around a centred crop, as every training patch had it; "
-                           "false: plain patches (a train/test shift).", None),
+    "match_test_patches": ("match_test_patches", "Encoders whose every training patch "
+                           "had a v1 mark (arXiv v1 4.1: spatial jitter, colour dropping at "
+                           "p=1): validation and test patches get its deterministic form "
+                           "(the jitter's zero frame around a centred crop; one kept channel, "
+                           "the others mid-grey). False: plain patches, a train/test shift.",
+                           None),
 }
 _FEW_LABELS = {
     key: (f"subset.{path}", text, choices) for key, (path, text, choices) in _DATA.items()}

@@ -113,6 +113,21 @@ def test_color_drop_keeps_exactly_one_channel():
   assert single.shape == (P, P, 3)
 
 
+def test_keep_channel_is_color_drop_without_its_draw_and_noise():
+  images = _images()
+  out = color.keep_channel(images).numpy()
+  np.testing.assert_array_equal(out[..., 1], images.numpy()[..., 1])  # a pixel copy
+  assert (out[..., [0, 2]] == 0.5).all()
+  # Each patch of color_drop (p = 1) that kept green is the same up to its 1/100 noise.
+  dropped = color.color_drop(images, SEED).numpy()
+  green = [i for i in range(len(out)) if np.array_equal(dropped[i, ..., 1],
+                                                        images.numpy()[i, ..., 1])]
+  assert green
+  np.testing.assert_allclose(dropped[green], out[green], atol=0.05)
+  with pytest.raises(ValueError, match="channel 0, 1 or 2; got shape"):
+    color.keep_channel(images, 3)
+
+
 def test_bad_shapes_name_the_shape():
   with pytest.raises(ValueError, match=r"\(2, 12, 12, 1\)"):
     color.grayscale(tf.zeros([2, 12, 12, 1]), SEED)

@@ -114,3 +114,20 @@ def test_config_rejects_bad_values():
     AugmentConfig(grayscale_p=1.5)
   with pytest.raises(ValueError, match="0-10"):
     AugmentConfig(randaugment_magnitude=30.0)
+
+
+def test_test_form_is_the_deterministic_form_of_marks_on_every_patch():
+  patches = tf.random.stateless_uniform([2, 3, 16, 16, 3], [5, 6])  # [Gh, Gw, P, P, 3]
+  plain = AugmentConfig(randaugment=False, elastic_p=0.0, histogram_p=0.0,
+                        inception_color_p=0.0, grayscale_p=0.0)
+  # Steps drawn with p < 1 leave plain patches in the training mix: nothing to match.
+  some = dataclasses.replace(plain, color_drop_p=0.5, flip_p=0.5)
+  for config in (plain, some):
+    assert not augment.pipeline.marks_every_patch(config)
+    np.testing.assert_array_equal(augment.test_form(patches, config), patches)
+  marked = dataclasses.replace(plain, color_drop_p=1.0, jitter_size=12)
+  assert augment.pipeline.marks_every_patch(marked)
+  want = augment.centre_jitter(augment.keep_channel(patches), 12)  # the training order
+  got = augment.test_form(patches, marked).numpy()
+  np.testing.assert_array_equal(got, want)
+  assert (got[..., :2, :, :] == 0).all() and (got[..., 2:14, 2:14, 0] == 0.5).all()

@@ -116,13 +116,14 @@ def test_classification_modes_shapes_and_eval_order():
   _check_images(x, (2, 6, 6, 80, 80, 3))
   np.testing.assert_array_equal(y, labels[:2])  # evaluation keeps the split's order
   # A jittered encoder's test patches: the same pixels in the centred 70 px window.
-  framed, _ = _first(classification_dataset(FMNIST, "linear_eval", 2, grid=g, frame=70))
+  form = AugmentConfig(jitter_size=70)
+  framed, _ = _first(classification_dataset(FMNIST, "linear_eval", 2, grid=g, test_form=form))
   window = np.zeros((80, 80), bool)
   window[5:75, 5:75] = True
   np.testing.assert_array_equal(framed[..., window, :], x[..., window, :])
   assert (framed[..., ~window, :] == 0).all() and (x[..., ~window, :] > 0).any()
   with pytest.raises(DataError, match="only 'linear_eval'"):
-    classification_dataset(FMNIST, "linear_train", 2, grid=g, augment=V1_OPS, frame=70)
+    classification_dataset(FMNIST, "linear_train", 2, grid=g, augment=V1_OPS, test_form=form)
   x, y = _first(classification_dataset(FMNIST, "efficient_train", 2, augment=AugmentConfig(
       randaugment_num_ops=1, elastic_p=0.0), image_size=64))
   _check_images(x, (2, 64, 64, 3))

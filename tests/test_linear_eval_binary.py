@@ -183,9 +183,9 @@ def test_validation_carve_is_stratified_disjoint_and_picks_the_tested_step(model
   assert done["best_step"] in (2, 3) and done["val_top1"] == rows[0]["top1"]
 
 
-@pytest.mark.parametrize("frame_test_patches, want", [(True, 5), (False, 0)])
+@pytest.mark.parametrize("match_test_patches", [True, False])
 def test_a_jittered_encoder_is_validated_and_tested_on_framed_patches(
-    model_dir, tmp_path, monkeypatch, frame_test_patches, want):
+    model_dir, tmp_path, monkeypatch, match_test_patches):
   # The tiny run had no jitter; pretend it had a 5 px one (arXiv v1 4.1).
   real_load = linear.encoders.load
 
@@ -198,14 +198,16 @@ def test_a_jittered_encoder_is_validated_and_tested_on_framed_patches(
   real_eval_dataset = linear.sweep.eval_dataset
 
   def spy(strategy, data_config, mode, batch_size, ids=None, **kwargs):
-    frames.append((mode, kwargs.get("frame")))
+    form = kwargs.get("test_form")
+    frames.append((mode, form.jitter_size if form is not None else 0))
     return real_eval_dataset(strategy, data_config, mode, batch_size, ids, **kwargs)
 
   monkeypatch.setattr(linear.encoders, "load", jittered)
   monkeypatch.setattr(linear.sweep, "eval_dataset", spy)
   config = configs.replace(configs.linear_eval_tiny(), train_steps=2, validation_size=20,
-                           frame_test_patches=frame_test_patches,
+                           match_test_patches=match_test_patches,
                            **{"data.max_examples": 64})
   doc = linear.train_linear(model_dir, config, str(tmp_path / "linear"), verbose=False)
+  want = 5 if match_test_patches else 0
   assert frames == [("linear_eval", want)] * 2  # the validation carve, then the test split
   assert [r["split"] for r in doc["rows"]] == ["validation", "test"]

@@ -200,14 +200,15 @@ def test_the_probe_changes_no_weight_no_optimizer_slot_and_no_average():
     np.testing.assert_array_equal(a, b)  # bit-identical: the probe only reads
 
 
-@pytest.mark.parametrize("frame", [0, 5], ids=["plain", "jitter_frame"])
-def test_features_are_the_grid_mean_of_the_model_latents_of_the_centre_crop(frame):
+@pytest.mark.parametrize("form", [None, configs.AugmentConfig(jitter_size=5, color_drop_p=1.0)],
+                         ids=["plain", "v1_marks"])
+def test_features_are_the_grid_mean_of_the_model_latents_of_the_centre_crop(form):
   config = configs.tiny()
   trainer = _trainer(config)
   probe_config = ProbeConfig(every_steps=1, k=1, memory_size=7, query_size=3, batch_size=4)
   labelled = probe.labelled_set(probe_config, config.data)
   knn = probe.Probe(probe_config, labelled, config.model.grid, trainer.averaged_model.encoder,
-                    frame=frame)
+                    test_form=form)
   features, labels, in_memory = knn.encode()  # 10 images: batches of 4, 4 and 2 (padded)
   depth = trainer.averaged_model.encoder.output["pooled"].shape[-1]
   assert features.shape == (10, depth) and labels.shape == in_memory.shape == (10,)
@@ -217,7 +218,7 @@ def test_features_are_the_grid_mean_of_the_model_latents_of_the_centre_crop(fram
   # The images, decoded on their own, centre-cropped and cut as in pre-training.
   pixels, all_labels = data.fashion_mnist.load("train")
   patches = tf.stack([data.grid_patches(data.images.to_rgb(image), config.model.grid,
-                                        frame=frame) for image in pixels[order]])
+                                        test_form=form) for image in pixels[order]])
   want = tf.reduce_mean(trainer.averaged_model.latents(patches), axis=[1, 2])
   # Graph vs eager on float32 features of scale ~1: a few ulps of reassociation.
   np.testing.assert_allclose(features, want, rtol=1e-5, atol=1e-5)

@@ -173,3 +173,18 @@ def color_drop(images, seed, p: float = 1.0) -> tf.Tensor:
   dropped = tf.clip_by_value(images * kept + noise * (1.0 - kept), 0.0, 1.0)
   out = where(bernoulli(s_apply, n, p), dropped, images)
   return out[0] if single else out
+
+
+KEPT_CHANNEL = 1  # green, the channel closest to luminance
+
+
+@no_autograph
+def keep_channel(images, channel: int = KEPT_CHANNEL) -> tf.Tensor:
+  """[..., 3] -> channel `channel` kept, the others mid-grey 0.5: colour dropping's
+  deterministic form (`color_drop` without its draw and its 1/100 noise)."""
+  images = tf.convert_to_tensor(images)
+  if images.shape[-1] != 3 or channel not in (0, 1, 2):
+    raise ValueError(f"keep_channel needs [..., 3] images and channel 0, 1 or 2; got "
+                     f"shape {images.shape}, channel {channel}.")
+  kept = tf.one_hot(channel, 3, dtype=images.dtype)
+  return images * kept + 0.5 * (1.0 - kept)

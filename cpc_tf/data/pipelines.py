@@ -69,7 +69,7 @@ def classification_dataset(
     data: DataConfig, mode: str, batch_size: int, seed: int = 0, *,
     grid: GridConfig | None = None, augment: AugmentConfig | None = None,
     image_size: int = EFFICIENT_IMAGE_SIZE, crop_min_area: float = 0.08,
-    frame: int = 0, repeat: bool | None = None,
+    test_form: AugmentConfig | None = None, repeat: bool | None = None,
     keep_ids: Collection[str | int] | None = None,
     input_context: tf.distribute.InputContext | None = None,
     on_bad_file: str = "skip") -> tf.data.Dataset:
@@ -79,9 +79,9 @@ def classification_dataset(
     "linear_train"    pre-training pipeline (needs `grid`, `augment`) -> patches;
                       supp. B. ICLR A.3's grid is PRESET_GRIDS["linear_iclr"].
     "linear_eval"     resize to grid.resize_to, single centre grid.image_size crop,
-                      no augmentation -> patches [B, Gh, Gw, P, P, 3]; frame > 0
-                      zeroes each patch outside its centred frame^2 window
-                      (`grid_patches`), as a pre-training jitter of that size did.
+                      no augmentation -> patches [B, Gh, Gw, P, P, 3]; with
+                      `test_form` (the pre-training AugmentConfig) the
+                      deterministic form of its v1 marks (`grid_patches`).
     "efficient_train" Inception random-sized crop (crop_min_area to all of the
                       area) to `image_size`, then per-image
                       steps 1-4 of supp. A (`augment`) -> [B, S, S, 3]; supp. C.
@@ -105,9 +105,9 @@ def classification_dataset(
                     "set its probabilities to 0 to switch steps off).")
   if mode == "linear_train":
     _check_pipeline(data, augment)
-  if frame and mode != "linear_eval":
-    raise DataError(f"frame={frame} frames test patches; mode={mode!r} takes none "
-                    "(only 'linear_eval' does).")
+  if test_form is not None and mode != "linear_eval":
+    raise DataError(f"test_form shapes test patches; mode={mode!r} takes none (only "
+                    "'linear_eval' does).")
   min_size = grid.image_size if mode.startswith("linear") else image_size
   source = sources.load(data, labelled=True, shuffle_files=training, seed=seed,
                         input_context=input_context, on_bad_file=on_bad_file,
@@ -121,7 +121,7 @@ def classification_dataset(
     if mode == "linear_train":
       image = augment_grid(grid_patches(image, grid, first), augment, second)
     elif mode == "linear_eval":
-      image = grid_patches(image, grid, frame=frame)
+      image = grid_patches(image, grid, test_form=test_form)
     elif mode == "efficient_train":
       image = augment_lib.inception_crop(image, image_size, first,
                                          area_range=(crop_min_area, 1.0))
@@ -248,14 +248,15 @@ def example_ids(data: DataConfig, labelled: bool = True) -> list[str]:
 # Image -> network input
 
 def grid_patches(image: tf.Tensor, grid: GridConfig, seed: tf.Tensor | None = None,
-                 frame: int = 0) -> tf.Tensor:
+                 test_form: AugmentConfig | None = None) -> tf.Tensor:
   """[H, W, 3] -> [Gh, Gw, P, P, 3]: resize to resize_to^2, crop image_size^2, cut.
 
   supp. A: the resize ignores the aspect ratio ("resize the image to 300x300").
   A random crop when `seed` is given, else the centre crop (single-crop
-  evaluation, supp. B). Smaller images are upscaled by the resize. frame > 0:
-  every patch keeps only its centred frame x frame window
-  (`augment.centre_jitter`), the test-time form of a pre-training jitter.
+  evaluation, supp. B). Smaller images are upscaled by the resize. test_form:
+  the pre-training AugmentConfig whose v1 marks on every patch the test
+  patches get in deterministic form (`augment.test_form`: jitter frame, kept
+  channel).
   """
   r, s = grid.resize_to, grid.image_size
   if s > r:
@@ -269,7 +270,7 @@ def grid_patches(image: tf.Tensor, grid: GridConfig, seed: tf.Tensor | None = No
     image = tf.image.stateless_random_crop(image, [s, s, 3], seed)
   image.set_shape([s, s, 3])
   patches = extract_patches(image[None], grid.patch_size, grid.stride)[0]
-  return augment_lib.centre_jitter(patches, frame) if frame > 0 else patches
+  return augment_lib.test_form(patches, test_form) if test_form is not None else patches
 
 
 def augment_grid(patches: tf.Tensor, augment: AugmentConfig, seed: tf.Tensor) -> tf.Tensor:

@@ -37,8 +37,8 @@ def train_linear(model_dir: str, config: LinearEvalConfig, output_dir: str,
 
   The frozen encoder sees the pre-training patch grid (or `config.grid`);
   training patches get the pre-training augmentation, test patches none
-  (single centre crop; with config.frame_test_patches, the frame of the
-  pre-training jitter, if it had one). With config.validation_size > 0 that many training
+  (single centre crop; with config.match_test_patches, the deterministic form
+  of the pre-training's v1 marks on every patch: `augment.test_form`). With config.validation_size > 0 that many training
   images are held out and the best validated step is tested. Returns the
   results.json dict (rows named `method`). Raises loop.Interrupted after
   `stop_after_steps` steps.
@@ -84,12 +84,12 @@ def train_linear(model_dir: str, config: LinearEvalConfig, output_dir: str,
         train_data, "linear_train", config.batch_size, seed, grid=grid,
         augment=pre.augment, keep_ids=train_ids, input_context=ctx)
 
-  frame = pre.augment.jitter_size if config.frame_test_patches else 0
+  form = pre.augment if config.match_test_patches else None
   validate = None
   if validation_ids is not None:
     val_data = sweep.eval_dataset(strategy, train_data, "linear_eval",
                                   config.eval_batch_size, validation_ids, grid=grid,
-                                  frame=frame)
+                                  test_form=form)
     validate = lambda: loop_lib.evaluate(loop, val_data)  # noqa: E731
   phase = loop_lib.Phase(os.path.join(output_dir, "linear"), "linear", config.train_steps,
                          config.eval_every, seed=config.seed)
@@ -98,7 +98,7 @@ def train_linear(model_dir: str, config: LinearEvalConfig, output_dir: str,
                             track={"head": model.head},
                             budget=loop_lib.Budget(stop_after_steps), log=log)
   test = loop_lib.evaluate(loop, sweep.eval_dataset(
-      strategy, test_data, "linear_eval", config.eval_batch_size, grid=grid, frame=frame))
+      strategy, test_data, "linear_eval", config.eval_batch_size, grid=grid, test_form=form))
   log(f"test: top-1 {test['top1']:.4f} top-5 {test['top5']:.4f} on {test['count']} images "
       f"({test_data.split} split)")
   n = (len(train_ids) if train_ids is not None

@@ -42,7 +42,7 @@ IMPLIED_BEFORE_FIELDS = {"config.weight_decay_mode": "decoupled",
                          "config.encoder_beta_1": 0.9, "config.encoder_beta_2": 0.999,
                          "config.encoder_epsilon": 1e-7, "config.crop_min_area": 0.08,
                          "config.bn_momentum": 0.99, "config.classifier.bn_momentum": 0.99,
-                         "config.frame_test_patches": False,
+                         "config.match_test_patches": False,
                          # detection: phase 2 ran the backbone in training mode
                          "config.backbone_batch_stats": True}
 # Not decayed in the decoupled mode, by name: the variables `loop.decayed` leaves out.
