@@ -183,8 +183,8 @@ def worker(args) -> None:
     cost = worker_flops.pretrain_cost(config, r)
     counted = {"step_flops": cost.train * r,
                "activation_bytes_per_image": cost.activation_bytes_per_image}
-  except (ImportError, AttributeError):  # a tree from before cpc_tf.flops
-    counted = {}
+  except (ImportError, AttributeError):  # a tree from before cpc_tf.flops: the parent
+    counted = {"config": configs.to_dict(config)}  # counts this config with its own
   say({"ready": True, "build_and_first_s": time.perf_counter() - built, "first_call_s": first,
        **counted,
        "replicas": r, "device": accelerator or "CPU", "device_name": device_name,
@@ -342,7 +342,9 @@ def main() -> None:
     if "step_flops" in v.info:  # counted by the worker on the config it ran
       step_flops = v.info["step_flops"]
       activations[name] = v.info["activation_bytes_per_image"]
-    else:  # a tree without cpc_tf.flops: this tree's count of the same config
+    else:  # a tree without cpc_tf.flops: this tree's count of the config it ran
+      if "config" in v.info:
+        config = configs.from_dict(configs.PretrainConfig, v.info["config"])
       cost = flops.pretrain_cost(config, v.info["replicas"])
       step_flops = cost.train * v.info["replicas"]
       activations[name] = cost.activation_bytes_per_image

@@ -398,9 +398,9 @@ def fashion_mnist_small() -> PretrainConfig:
       images per second, so more steps fit; 1200 steps of it at lr 2e-3 gave
       78.2% against small's 77.8% after 900 steps at 1e-3 (random inits: 67.3%
       and 68.9%);
-    - no v1 spatial jitter (supp. A has none either): its zero frame around
-      every training patch is absent from the evaluation patches; without it
-      79.7% instead of 78.2%. Horizontal flips (arXiv v1) stay.
+    - no v1 spatial jitter (supp. A has none either): without it 79.7% instead
+      of 78.2%, measured while the probe's patches had no jitter frame (before
+      LinearEvalConfig.match_test_patches). Horizontal flips (arXiv v1) stay.
   Larger lr and looser clip / averaging than supp. A: a short run.
 
   Command: bash scripts/pretrain.sh   (see README); the claim study
