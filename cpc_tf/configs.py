@@ -1274,7 +1274,9 @@ def ablation_fashion_mnist() -> AblationConfig:
 
   Command: python -m launch.ablation --preset=ablation_fashion_mnist
     --output_dir=runs/ablation
-  Expected: not measured yet.
+  Measured (2026-11-22, seed 0, 79 min of wall time with other runs beside it):
+  linear test top-1 from 67.4% (CPC v1) through 70.5% (+LN), 70.8% (+MC) and
+  61.8% (+PA) to 68.5% (CPC v2); every rung and a second seed in the README.
   """
   return AblationConfig(
       data=DataConfig(source="fashion_mnist", shuffle_buffer=5000),
