@@ -501,7 +501,7 @@ class LinearEvalConfig:
   # B selects nothing on ImageNet (0); small runs pick their budget this way.
   validation_size: int = 0
   bn_momentum: float = BN_MOMENTUM  # the head's batch norm (BN_MOMENTUM)
-  # Encoders whose every training patch had a v1 mark (jitter; colour drop at p = 1):
+  # Encoders whose every training patch had a v1 mark (jitter; colour drop, flip at p=1):
   # validation and test patches get its deterministic form (augment.test_form). The
   # texts are silent on test patches (arXiv v1 4.1); plain ones are a train/test shift.
   match_test_patches: bool = True

@@ -13,10 +13,10 @@ not look at it during training).
 The feature of an image is the one the pre-training model computes for it,
 without augmentation: the single centre crop cut into the pre-training patch
 grid (`data.grid_patches` without a seed, the input linear evaluation tests
-on, supp. B; in the deterministic form of the pre-training's v1 marks, as linear
-evaluation tests by default: `augment.test_form`), each patch encoded to its "pooled" vector
-(`model.encode_patches`, as in pre-training), then the mean over the Gh x Gw
-grid -> [D]. Memory features are recomputed at every probe, since the encoder
+on, supp. B; in the deterministic form of the pre-training's v1 marks, as
+linear evaluation tests by default: `augment.test_form`), each patch encoded to
+its "pooled" vector (`model.encode_patches`, as in pre-training), then the mean
+over the Gh x Gw grid -> [D]. Memory features are recomputed at every probe, since the encoder
 changes; the cut patches are cached (CACHE_BYTES).
 
 Weights: the Polyak-averaged encoder (`Trainer.averaged_model.encoder`), the

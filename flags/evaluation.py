@@ -70,10 +70,11 @@ LINEAR_OVERRIDES = {
                         "class-stratified) to validate on; the best validated step is "
                         "tested. 0: none, as supp. B.", None),
     "match_test_patches": ("match_test_patches", "Encoders whose every training patch "
-                           "had a v1 mark (arXiv v1 4.1: spatial jitter, colour dropping at "
-                           "p=1): validation and test patches get its deterministic form "
-                           "(the jitter's zero frame around a centred crop; one kept channel, "
-                           "the others mid-grey). False: plain patches, a train/test shift.",
+                           "had a v1 mark (arXiv v1 4.1: spatial jitter; colour dropping or "
+                           "flips at p=1): validation and test patches get its deterministic "
+                           "form (the jitter's zero frame around a centred crop; one kept "
+                           "channel, the others mid-grey; a mirror). False: plain patches, a "
+                           "train/test shift.",
                            None),
 }
 _FEW_LABELS = {

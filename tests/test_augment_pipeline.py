@@ -123,11 +123,10 @@ def test_test_form_is_the_deterministic_form_of_marks_on_every_patch():
   # Steps drawn with p < 1 leave plain patches in the training mix: nothing to match.
   some = dataclasses.replace(plain, color_drop_p=0.5, flip_p=0.5)
   for config in (plain, some):
-    assert not augment.pipeline.marks_every_patch(config)
     np.testing.assert_array_equal(augment.test_form(patches, config), patches)
-  marked = dataclasses.replace(plain, color_drop_p=1.0, jitter_size=12)
-  assert augment.pipeline.marks_every_patch(marked)
-  want = augment.centre_jitter(augment.keep_channel(patches), 12)  # the training order
+  marked = dataclasses.replace(plain, color_drop_p=1.0, flip_p=1.0, jitter_size=12)
+  # The training order; pixel copies and constants, so exact.
+  want = augment.centre_jitter(augment.keep_channel(patches)[..., ::-1, :], 12)
   got = augment.test_form(patches, marked).numpy()
   np.testing.assert_array_equal(got, want)
   assert (got[..., :2, :, :] == 0).all() and (got[..., 2:14, 2:14, 0] == 0.5).all()

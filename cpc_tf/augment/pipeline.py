@@ -23,25 +23,22 @@ from cpc_tf.configs import AugmentConfig
 def test_form(patches, config: AugmentConfig) -> tf.Tensor:
   """[..., P, P, 3] -> the deterministic form of the v1 steps that change EVERY patch.
 
-  For test patches of an encoder whose training patches all carried a v1 mark:
-  colour dropping at p = 1 keeps one channel (`color.keep_channel`), spatial
-  jitter leaves its zero frame around a centred crop (`v1.centre_jitter`), in
-  the training order. Steps drawn per patch with p < 1 left some training
-  patches plain, so plain test patches are in distribution: untouched. Flips
-  never change what a patch looks like to a classifier of both. The texts are
-  silent on test patches (arXiv v1 4.1, supp. B).
+  For test patches of an encoder whose training patches all carried a v1 mark,
+  in the training order: colour dropping at p = 1 keeps one channel
+  (`color.keep_channel`), flipping at p = 1 mirrors, spatial jitter leaves its
+  zero frame around a centred crop (`v1.centre_jitter`). A step drawn with
+  p < 1 left some training patches plain, so plain test patches are in
+  distribution: it is left out. The texts are silent on test patches (arXiv v1
+  4.1, supp. B).
   """
   x = tf.convert_to_tensor(patches)
   if config.color_drop_p >= 1.0:
     x = color.keep_channel(x)
+  if config.flip_p >= 1.0:
+    x = tf.reverse(x, [-2])
   if config.jitter_size > 0:
     x = v1.centre_jitter(x, config.jitter_size)
   return x
-
-
-def marks_every_patch(config: AugmentConfig) -> bool:
-  """Whether `test_form` changes anything for this config."""
-  return config.color_drop_p >= 1.0 or config.jitter_size > 0
 
 
 def _with_probability(images, seed, p, fn):

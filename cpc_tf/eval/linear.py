@@ -38,8 +38,9 @@ def train_linear(model_dir: str, config: LinearEvalConfig, output_dir: str,
   The frozen encoder sees the pre-training patch grid (or `config.grid`);
   training patches get the pre-training augmentation, test patches none
   (single centre crop; with config.match_test_patches, the deterministic form
-  of the pre-training's v1 marks on every patch: `augment.test_form`). With config.validation_size > 0 that many training
-  images are held out and the best validated step is tested. Returns the
+  of the pre-training's v1 marks on every patch: `augment.test_form`). With
+  config.validation_size > 0 that many training images are held out and the
+  best validated step is tested. Returns the
   results.json dict (rows named `method`). Raises loop.Interrupted after
   `stop_after_steps` steps.
   """
