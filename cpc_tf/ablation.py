@@ -245,8 +245,8 @@ def plot(rungs: list[RungResult], path: str) -> None:
   ax.set_ylabel("linear classification Top-1 (%)")
   shown = sorted({r.directions for r in rungs})
   ax.legend(handles=[Patch(color=bar_colour(d), label=f"{d} direction{'s' * (d > 1)}")
-                     for d in shown], loc="upper left", fontsize="small")
-  ax.set_ylim(0, max(heights) * 1.15 + 1)
+                     for d in shown], loc="upper left", fontsize="small", ncol=len(shown))
+  ax.set_ylim(0, max(heights) * 1.3 + 1)  # room for the one-row legend above the labels
   ax.grid(True, axis="y", alpha=0.3)
   fig.suptitle("From CPC v1 to CPC v2 (cf. ICLR Figure 3)")
   fig.tight_layout()
