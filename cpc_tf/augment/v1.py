@@ -45,10 +45,7 @@ def jitter(images, seed, size: int) -> tf.Tensor:
   linear = tf.eye(2, batch_shape=[n])
   moved = geometry.transform(images, geometry.affine_transforms(linear, shift, h, w),
                              interpolation="NEAREST", fill_value=0.0)
-  rows = tf.range(h)[:, None]
-  cols = tf.range(w)[None, :]
-  window = (rows >= top) & (rows < top + size) & (cols >= left) & (cols < left + size)
-  out = moved * tf.cast(window, tf.float32)[None, :, :, None]
+  out = moved * tf.cast(_centred_window(h, w, size), tf.float32)[None, :, :, None]
   out.set_shape(images.shape)
   return out
 
@@ -66,8 +63,12 @@ def centre_jitter(images, size: int) -> tf.Tensor:
   if h is None or w is None or size < 1 or size > min(h, w):
     raise ValueError(f"centre_jitter size {size} must lie in [1, min(H, W)] for patches "
                      f"of static shape {images.shape}.")
+  return images * tf.cast(_centred_window(h, w, size), images.dtype)[:, :, None]
+
+
+def _centred_window(h, w, size: int) -> tf.Tensor:
+  """[H, W] bool: True inside the centred size x size window, the jitter's frame False."""
   top, left = (h - size) // 2, (w - size) // 2
   rows = tf.range(h)[:, None]
   cols = tf.range(w)[None, :]
-  window = (rows >= top) & (rows < top + size) & (cols >= left) & (cols < left + size)
-  return images * tf.cast(window, images.dtype)[:, :, None]
+  return (rows >= top) & (rows < top + size) & (cols >= left) & (cols < left + size)
