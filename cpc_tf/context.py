@@ -14,6 +14,7 @@ import keras
 import tensorflow as tf
 
 from cpc_tf.configs import ContextConfig
+from cpc_tf.pointwise import PointwiseConv2D
 
 
 class PixelCNN(keras.layers.Layer):
@@ -34,10 +35,10 @@ class PixelCNN(keras.layers.Layer):
     # Held as named attributes, not in a list: tf.train.Checkpoint does not
     # track layers inside Keras 3's list wrappers.
     for k in range(self.config.num_blocks):
-      block = (conv(f, (1, 1), name=f"block{k}_in"),
+      block = (PointwiseConv2D(f, name=f"block{k}_in"),  # 1x1: Conv2D as a matmul
                conv(f, (1, 3), padding="same", name=f"block{k}_row"),
                conv(f, (2, 1), padding="valid", name=f"block{k}_up"),
-               conv(depth, (1, 1), name=f"block{k}_out"))
+               PointwiseConv2D(depth, name=f"block{k}_out"))
       shapes = (input_shape, input_shape[:-1] + (f,),
                 (input_shape[0], None, input_shape[2], f), input_shape[:-1] + (f,))
       for layer, shape in zip(block, shapes):

@@ -17,6 +17,7 @@ import tensorflow as tf
 
 from cpc_tf.configs import HeadConfig
 from cpc_tf.context import PixelCNN
+from cpc_tf.pointwise import PointwiseConv2D
 
 # Counter-clockwise quarter turns that make each direction read top-to-bottom:
 # "right" (left-to-right) turns the grid clockwise so column 0 becomes row 0.
@@ -85,10 +86,10 @@ class DirectionHead(keras.layers.Layer):
     # Weights in the pseudocode's order: pixelCNN, targets, one prediction per offset.
     self.context = PixelCNN(self.config.context, name="context")
     self.context.build(latent_shape)
-    self.target_proj = keras.layers.Conv2D(self.config.target_dim, 1, name="targets")
+    self.target_proj = PointwiseConv2D(self.config.target_dim, name="targets")
     self.target_proj.build(latent_shape)
     for i in self.steps:  # named attributes: tf.train.Checkpoint skips list-held layers
-      layer = keras.layers.Conv2D(self.config.target_dim, 1, name=f"preds_{i}")
+      layer = PointwiseConv2D(self.config.target_dim, name=f"preds_{i}")
       layer.build(latent_shape)
       setattr(self, layer.name, layer)
 

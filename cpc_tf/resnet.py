@@ -22,6 +22,7 @@ import tensorflow as tf
 from cpc_tf.configs import EncoderConfig
 from cpc_tf.layer_norm import ChannelLayerNorm
 from cpc_tf.padding import symmetric_pad
+from cpc_tf.pointwise import PointwiseConv2D
 
 
 @dataclass(frozen=True)
@@ -154,13 +155,14 @@ class Builder:
     self.epsilon = epsilon
 
   def conv(self, x, filters: int, kernel: int, stride: int, name: str):
-    if kernel > 1:
-      # arXiv v1 4.2: symmetric padding in all convolutions (zeros when off).
-      total = kernel - 1
-      x = Pad2D(total // 2, total - total // 2, self.symmetric, name=f"{name}_pad")(x)
+    use_bias = self.norm == "none"
+    if kernel == 1:  # Conv2D's variables and outputs, computed as a matmul (faster)
+      return PointwiseConv2D(filters, strides=stride, use_bias=use_bias, name=name)(x)
+    # arXiv v1 4.2: symmetric padding in all convolutions (zeros when off).
+    total = kernel - 1
+    x = Pad2D(total // 2, total - total // 2, self.symmetric, name=f"{name}_pad")(x)
     return keras.layers.Conv2D(
-        filters, kernel, strides=stride, padding="valid",
-        use_bias=self.norm == "none", name=name)(x)
+        filters, kernel, strides=stride, padding="valid", use_bias=use_bias, name=name)(x)
 
   def norm_act(self, x, name: str):
     if self.norm == "layer":

@@ -65,10 +65,17 @@ def test_every_part_is_counted():
 def test_backward_has_two_convolutions_per_forward_one():
   """The 3x rule: each conv gets an input- and a filter-gradient conv, each matmul two matmuls."""
   config = configs.tiny()
+  forward = collections.Counter(op.type for op in _graph(config, 2, train=False).get_operations())
   counts = collections.Counter(op.type for op in _graph(config, 2, train=True).get_operations())
-  assert counts["Conv2DBackpropFilter"] == counts["Conv2D"]
+  assert counts["Conv2DBackpropFilter"] == counts["Conv2D"] == forward["Conv2D"]
   assert counts["Conv2DBackpropInput"] == counts["Conv2D"]
-  assert counts["MatMul"] == 3 * len(config.model.head.directions) * 2  # 2 offsets
+  # MatMuls: the InfoNCE logits (2 offsets per direction) and every 1x1 convolution
+  # (cpc_tf/pointwise.py): 3 per encoder block, and per direction the context's
+  # in / out per block, the targets and one prediction per offset.
+  head = config.model.head
+  pointwise = 3 * 3 + len(head.directions) * (2 * head.context.num_blocks + 1 + 2)
+  assert forward["MatMul"] == len(head.directions) * 2 + pointwise
+  assert counts["MatMul"] == 3 * forward["MatMul"]
   cost = flops.step_cost(config.model, 2)
   assert cost.train == pytest.approx(3 * cost.forward - cost.stem_forward)
 

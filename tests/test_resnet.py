@@ -189,7 +189,11 @@ def test_remat_gives_the_same_outputs_and_gradients(norm):
 
 
 def test_remat_recomputes_every_stack_in_the_backward_pass():
-  """The step graph runs each stack's convolutions twice, the stem's once."""
+  """The step graph runs each stack's 3x3 convolutions twice, the stem's once.
+
+  (1x1 convolutions run as MatMul, cpc_tf/pointwise.py, whose gradients are MatMuls too,
+  so the Conv2D ops are the ones to count.)
+  """
   counts = []
   for remat in (False, True):
     encoder = resnet.build_encoder(EncoderConfig(name="tiny", remat=remat))
@@ -203,8 +207,9 @@ def test_remat_recomputes_every_stack_in_the_backward_pass():
     graph = step.get_concrete_function(tf.TensorSpec([2, 16, 16, 3])).graph.as_graph_def()
     nodes = list(graph.node) + [n for f in graph.library.function for n in f.node_def]
     counts.append(sum(n.op == "Conv2D" for n in nodes))
-  stack_convs = len(resnet.conv_layers(resnet.build_encoder(EncoderConfig(name="tiny")))) - 1
-  assert counts[1] == counts[0] + stack_convs
+  convs = resnet.conv_layers(resnet.build_encoder(EncoderConfig(name="tiny")))
+  stack_convs = sum(c.kernel_size != (1, 1) for c in convs) - 1  # all but the stem
+  assert stack_convs == 3 and counts[1] == counts[0] + stack_convs
 
 
 @pytest.mark.parametrize("config", [EncoderConfig(name="tiny"),
