@@ -6,7 +6,7 @@ Glossary: N images or patches, h/w map size, C channels.
 on the small encoder's maps ([N, 8, 8, C] for 8 px patches, C = 16...256) the
 backward pass then runs a dozen memory-bound broadcasts, tiles and reductions
 per norm, which the profile of the small preset puts at about a third of the
-step (issue 13). The closed form below needs two reductions over C:
+step (issue 13). The closed form below needs two means over C:
   dx = rstd * (dy*g - mean_C(dy*g) - xhat * mean_C(dy*g * xhat)).
 Statistics are computed in float32 under mixed precision, as Keras does.
 """
@@ -29,10 +29,13 @@ def _normalize(x, gamma, beta, epsilon):
 
   def grad(dy):
     dy = tf.reshape(dy, [-1, c])
-    gy, dy_xhat = dy * gamma, dy * xhat  # dy_xhat: gamma's gradient and the second mean
-    dx = rstd * (gy - tf.reduce_mean(gy, axis=1, keepdims=True)
-                 - xhat * tf.reduce_mean(dy_xhat * gamma, axis=1, keepdims=True))
-    # Sums over rows as [1, rows] @ [rows, C]: half the time of reduce_sum(axis=0) here.
+    dy_xhat = dy * xhat
+    # Means over C of dy*gamma and dy*gamma*xhat as matmuls with gamma / C, and sums
+    # over rows as [1, rows] @ [rows, C]: on these maps a matmul beats the reductions
+    # and saves the dy*gamma*xhat pass (issue 13: 42 -> 32 ms for the small encoder's norms).
+    gamma_by_c = tf.reshape(gamma / c, [c, 1])
+    dx = ((dy * gamma - tf.matmul(dy, gamma_by_c)) * rstd
+          - xhat * (rstd * tf.matmul(dy_xhat, gamma_by_c)))
     ones = tf.ones([1, tf.shape(dy)[0]], dy.dtype)
     dgamma, dbeta = tf.matmul(ones, dy_xhat)[0], tf.matmul(ones, dy)[0]
     return tf.reshape(dx, shape), dgamma, dbeta, None
