@@ -37,26 +37,25 @@ def _fold(dy, axis: int, before: int, after: int):
   return tf.concat(pieces, axis)
 
 
-def _mirror_indices(n: int, before: int, after: int) -> tf.Tensor:
+def _mirror_indices(n: int, before: int, after: int) -> list[int]:
   """Source row of each padded row: before-1..0, 0..n-1, n-1..n-after (edges repeated)."""
-  return tf.concat([tf.range(before - 1, -1, -1), tf.range(n),
-                    tf.range(n - 1, n - 1 - after, -1)], 0)
+  return [*range(before - 1, -1, -1), *range(n), *range(n - 1, n - 1 - after, -1)]
 
 
 def _gather_pad(x: tf.Tensor, before: int, after: int) -> tf.Tensor:
   """tf.pad(x, SYMMETRIC) for static h, w: one gather on [N, h*w, C]."""
   h, w, c = x.shape[1], x.shape[2], x.shape[3]
-  rows, cols = _mirror_indices(h, before, after), _mirror_indices(w, before, after)
-  pixels = tf.reshape(rows[:, None] * w + cols[None, :], [-1])  # built in the graph: no
-  n = tf.shape(x)[0]                                             # (h*w)-sized constant
+  rows = tf.constant(_mirror_indices(h, before, after))
+  cols = tf.constant(_mirror_indices(w, before, after))
+  pixels = tf.reshape(rows[:, None] * w + cols[None, :], [-1])  # in the graph: no (h*w)-
+  n = tf.shape(x)[0]                                             # sized constant saved
   flat = tf.gather(tf.reshape(x, [n, h * w, c]), pixels, axis=1)
   return tf.reshape(flat, [n, h + before + after, w + before + after, c])
 
 
 def _fold_matrix(h: int, w: int, before: int, after: int) -> np.ndarray:
   """[h*w, H*W] 0/1: input pixel <- the padded pixels that copy it (H, W padded sizes)."""
-  rows = [*range(before - 1, -1, -1), *range(h), *range(h - 1, h - 1 - after, -1)]
-  cols = [*range(before - 1, -1, -1), *range(w), *range(w - 1, w - 1 - after, -1)]
+  rows, cols = _mirror_indices(h, before, after), _mirror_indices(w, before, after)
   fold = np.zeros([h * w, len(rows) * len(cols)], np.float32)
   for a, i in enumerate(rows):
     for b, j in enumerate(cols):
