@@ -147,6 +147,14 @@ def problems(root):
     for f in t["files"]:
       if f not in owners:
         out.append(f"{label} names {f}, which does not exist")
+  for f in sources:
+    # tests/ is on sys.path under pytest and bazel alike; the `tests` package is not.
+    for node in ast.walk(ast.parse((root / f).read_text(), f)):
+      names = ([a.name for a in node.names] if isinstance(node, ast.Import)
+               else [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
+      if f.startswith("tests/") and any(n == "tests" or n.startswith("tests.") for n in names):
+        out.append(f"{f}: imports from `tests.`, which bazel's runfiles lack; "
+                   "import the module by its own name (`from tolerances import ...`)")
   modules = {module_of(f): f for f in sources if f != RUNNER}
   label_of = {f: labels[0] for f, labels in owners.items() if len(labels) == 1}
   for label, t in sorted(targets.items()):
@@ -254,6 +262,14 @@ def test_a_missing_or_extra_dep_fails(tmp_path):
   found = problems(repo)
   assert "//cpc_tf:patches: deps misses ['//cpc_tf:context']" in found, found
   assert "//cpc_tf:averaging: deps has extra ['//cpc_tf:resnet']" in found, found
+
+
+def test_an_import_through_the_tests_package_fails(tmp_path):
+  repo = copy_tree(tmp_path)
+  test = repo / "tests/test_padding.py"
+  test.write_text(test.read_text() + "\nfrom tests.{} import F32_EPS\n".format("tolerances"))
+  found = "\n".join(problems(repo))
+  assert "tests/test_padding.py: imports from `tests.`" in found, found
 
 
 def test_an_import_cycle_fails(tmp_path):

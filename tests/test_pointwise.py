@@ -6,7 +6,7 @@ import tensorflow as tf
 import keras
 
 from cpc_tf.pointwise import PointwiseConv2D, pointwise_conv, subsample
-from tests.tolerances import assert_close_f32
+from tolerances import assert_close_f32
 
 
 @pytest.mark.parametrize("shape,stride", [
