@@ -5,9 +5,10 @@ Glossary: N images or patches, h/w map size, C input channels, F filters, s stri
 On the small encoder's maps ([N, 8, 8, C] for 8 px patches) oneDNN's 1x1
 convolutions cost more than the matrix product they are, and most of all
 with stride 2: the profile of the small preset put its two stride-2
-projections, forward and backward, at about 12% of a step (issue 13). A 1x1 convolution with stride s reads
-rows and columns 0, s, 2s, ...: we take those with a reshape and a slice
-(whose gradient is a pad, not a scatter) and multiply by the [C, F] kernel.
+projections, forward and backward, at about 12% of a step (issue 13). A 1x1
+convolution with stride s reads rows and columns 0, s, 2s, ...: we take those
+with a reshape and a slice (whose gradient is a pad, not a scatter) and
+multiply by the [C, F] kernel.
 The layer keeps Conv2D's variables ([1, 1, C, F] kernel, bias), so
 checkpoints and exports read the same as with keras.layers.Conv2D.
 """
