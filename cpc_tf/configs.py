@@ -682,6 +682,42 @@ class SupervisedConfig:
     _check_momentum(self.bn_momentum)
 
 
+@dataclass(frozen=True)
+class PixelConfig:
+  """The baselines a sceptic tries first: no pre-training, no network, raw pixels.
+
+  Both read each image whole, resized to image_size x image_size x 3 (no crop)
+  and flattened to S*S*3 values in [0, 1], on the same labelled subset,
+  validation carve and test split as the few-label cell they sit beside
+  (`cpc_tf.eval.pixels`). Every choice is made on the validation carve:
+    logistic regression  softmax regression on per-feature standardised pixels,
+                         Adam, epochs with early stopping (best validated
+                         weights kept), one run per weight decay of the grid;
+    kNN                  cosine similarity, majority vote (ties: nearest), k
+                         from `ks`.
+  """
+
+  image_size: int = 28
+  ks: tuple[int, ...] = (1, 3, 5, 10, 20, 50)
+  learning_rate: float = 1e-3  # Adam
+  batch_size: int = 256
+  max_epochs: int = 100
+  patience: int = 5  # epochs without a validation gain before stopping
+  weight_decays: tuple[float, ...] = (0.0, 1e-4, 1e-3, 1e-2)  # L2 on the weights
+  seed: int = 0
+
+  def __post_init__(self):
+    if self.image_size < 1 or not self.ks or min(self.ks) < 1:
+      raise ValueError(f"image_size={self.image_size}, ks={self.ks}: need a positive "
+                       "image size and at least one k >= 1.")
+    if self.max_epochs < 1 or self.patience < 1 or self.batch_size < 1:
+      raise ValueError(f"max_epochs={self.max_epochs}, patience={self.patience}, "
+                       f"batch_size={self.batch_size}: need each >= 1.")
+    if not self.weight_decays or min(self.weight_decays) < 0 or self.learning_rate <= 0:
+      raise ValueError(f"weight_decays={self.weight_decays}, learning_rate="
+                       f"{self.learning_rate}: need decays >= 0 (at least one) and lr > 0.")
+
+
 def _check_momentum(momentum: float) -> None:
   if not 0.0 <= momentum < 1.0:
     raise ValueError(f"bn_momentum={momentum}: batch norm's moving-average momentum lies "
