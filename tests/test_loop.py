@@ -120,6 +120,47 @@ def test_early_stopping_keeps_the_best_validation_weights(model_dir, tmp_path):
   assert m["count"] == 8 and m["top1"] == pytest.approx(done["val_top1"])
 
 
+def test_early_stopping_restores_the_best_validated_weights_not_the_last(model_dir, tmp_path):
+  # The head keeps training (lr > 0) while a scripted validation peaks at its
+  # second evaluation; the weights seen then must come back, not the last ones.
+  model = make_model(model_dir)
+  strategy = tf.distribute.get_strategy()
+  loop = make_loop(model, [loop_lib.Group(keras.optimizers.SGD(0.5),
+                                          model.head.trainable_variables)], False, strategy)
+  scores, seen = iter([0.2, 0.9, 0.5, 0.4, 0.3]), []
+
+  def validate():
+    seen.append(values(model.head.weights))
+    top1 = next(scores)
+    return {"top1": top1, "top5": top1}
+
+  done = loop_lib.run_phase(loop, phase(tmp_path, 10, 2, patience=3), random_images,
+                            validate=validate, log=lambda _: None)
+  assert done["stopped_early"] and done["steps"] == 10 and done["best_step"] == 4
+  assert done["val_top1"] == pytest.approx(0.9)
+  best, last = seen[1], seen[-1]
+  assert any(not np.array_equal(a, b) for a, b in zip(best, last))  # training moved them
+  for got, want in zip(values(model.head.weights), best):
+    np.testing.assert_array_equal(got, want)
+
+
+@pytest.mark.parametrize("args, want", [
+    # (steps, epochs, eval_every, eval_every_epochs, examples, batch) -> (steps, every)
+    ((500, 0.0, 50, 0.0, 1000, 10), (500, 50)),  # no epochs: the step budget
+    ((500, 2.0, 50, 0.5, 1000, 10), (200, 50)),  # 2 epochs of 100 steps; 0.5 epoch = 50
+    ((500, 3.0, 500, 1.0, 95, 10), (29, 10)),  # ceil(28.5), ceil(9.5)
+    ((150, 2.0, 50, 1.0, 1000, 10), (150, 50)),  # the caps bind: at most 150, every 50
+    ((500, 0.01, 50, 0.001, 100, 32), (1, 1)),  # at least one step
+])
+def test_epoch_budget_counts_passes_over_the_labelled_images_up_to_the_caps(args, want):
+  assert loop_lib.epoch_budget(*args) == want
+
+
+def test_epoch_budget_refuses_an_empty_set():
+  with pytest.raises(ValueError, match="0 examples"):
+    loop_lib.epoch_budget(10, 1.0, 5, 0.0, 0, 8)
+
+
 def l2_hand_case(strategy, wd=0.25, lr=1.0):
   """One plain SGD step on sum(x @ W + b) / B with an L2 term: (W0, W1, b0, b1, mean x).
 

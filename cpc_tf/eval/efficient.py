@@ -3,9 +3,9 @@
 Glossary: S image side, h/w the encoder's last-stack grid, D its depth, K classes.
 
 Phase 1 sweeps the ResNet classifier's hyper-parameters on the frozen encoder
-(SGD, `frozen_steps` each, best validation step kept); phase 2 fine-tunes
-encoder (Adam) and classifier (SGD) from the best point, early-stopped on
-validation. Output directory: `cpc_tf.eval.sweep`.
+(SGD, `frozen_steps` or `frozen_epochs` each, best validation step kept); phase
+2 fine-tunes encoder (Adam) and classifier (SGD) from the best point. Both
+phases stop early after `patience` validations without a gain. Output directory: `cpc_tf.eval.sweep`.
 """
 
 from __future__ import annotations
@@ -59,8 +59,10 @@ def train_efficient(model_dir: str, config: EfficientConfig, output_dir: str,
                           model.head.trainable_variables)]
     loop = loop_lib.classification_loop(model, groups, train_encoder=False,
                                         strategy=strategy)
-    phase = loop_lib.Phase(run.point_dir(point, "frozen"), "frozen", config.frozen_steps,
-                           config.eval_every, seed=config.seed, point=point)
+    steps, every = run.budget_steps(config.frozen_steps, config.frozen_epochs,
+                                    config.eval_every, config.eval_every_epochs, hp)
+    phase = loop_lib.Phase(run.point_dir(point, "frozen"), "frozen", steps, every,
+                           patience=config.patience, seed=config.seed, point=point)
     done = loop_lib.run_phase(loop, phase, run.train_fn(hp), validate=run.validate(loop),
                               track={"head": model.head}, budget=run.budget, log=run.log)
     return done, loop
@@ -79,9 +81,10 @@ def train_efficient(model_dir: str, config: EfficientConfig, output_dir: str,
                 loop_lib.Group(encoder_adam(config), model.encoder.trainable_variables)]
     loop = loop_lib.classification_loop(model, groups, train_encoder=True,
                                         strategy=strategy)
-    phase = loop_lib.Phase(run.point_dir(best["point"], "finetune"), "finetune",
-                           config.finetune_steps, config.eval_every,
-                           patience=config.patience, seed=config.seed + 1,
+    steps, every = run.budget_steps(config.finetune_steps, config.finetune_epochs,
+                                    config.eval_every, config.eval_every_epochs, hp)
+    phase = loop_lib.Phase(run.point_dir(best["point"], "finetune"), "finetune", steps,
+                           every, patience=config.patience, seed=config.seed + 1,
                            point=best["point"])
     done = loop_lib.run_phase(loop, phase, run.train_fn(hp), validate=run.validate(loop),
                               budget=run.budget, log=run.log)

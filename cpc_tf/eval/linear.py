@@ -92,8 +92,13 @@ def train_linear(model_dir: str, config: LinearEvalConfig, output_dir: str,
                                   config.eval_batch_size, validation_ids, grid=grid,
                                   test_form=form)
     validate = lambda: loop_lib.evaluate(loop, val_data)  # noqa: E731
-  phase = loop_lib.Phase(os.path.join(output_dir, "linear"), "linear", config.train_steps,
-                         config.eval_every, seed=config.seed)
+  n = (len(train_ids) if train_ids is not None
+       else data.num_examples(train_data, labelled=True))
+  steps, every = loop_lib.epoch_budget(config.train_steps, config.train_epochs,
+                                       config.eval_every, config.eval_every_epochs, n,
+                                       config.batch_size)
+  phase = loop_lib.Phase(os.path.join(output_dir, "linear"), "linear", steps, every,
+                         patience=config.patience if validate else 0, seed=config.seed)
   # With validation the head ends at its best validated step (cpc_tf.eval.loop).
   done = loop_lib.run_phase(loop, phase, train_fn, validate=validate,
                             track={"head": model.head},
@@ -102,8 +107,6 @@ def train_linear(model_dir: str, config: LinearEvalConfig, output_dir: str,
       strategy, test_data, "linear_eval", config.eval_batch_size, grid=grid, test_form=form))
   log(f"test: top-1 {test['top1']:.4f} top-5 {test['top5']:.4f} on {test['count']} images "
       f"({test_data.split} split)")
-  n = (len(train_ids) if train_ids is not None
-       else data.num_examples(train_data, labelled=True))
   rows = [results.row(method, 1.0, test["top1"], test["top5"], "test", n)]
   if validation_ids is not None:
     rows.insert(0, results.row(method, 1.0, done["val_top1"], done["val_top5"],

@@ -116,6 +116,30 @@ class Budget:
       self.left -= steps
 
 
+def epoch_budget(steps: int, epochs: float, eval_every: int, eval_every_epochs: float,
+                 num_examples: int, global_batch: int) -> tuple[int, int]:
+  """(steps, eval_every) of a phase whose budget may be given in epochs.
+
+  With epochs > 0 the phase runs ceil(epochs * num_examples / global_batch)
+  steps, at most `steps`; with eval_every_epochs > 0 it validates every that
+  many epochs, at most every `eval_every` steps (each at least 1 step). A
+  budget in epochs gives every label fraction the same passes over its
+  images, where one fixed step count would cut the larger sets short; the step
+  caps bound the cost of the largest sets, and a run that reaches one says so
+  (`stopped_early` false in done.json).
+  """
+  def to_steps(e: float) -> int:
+    return max(1, int(np.ceil(e * num_examples / global_batch)))
+
+  if num_examples <= 0 or global_batch <= 0:
+    raise ValueError(f"epoch_budget: {num_examples} examples in batches of {global_batch}; "
+                     "need both > 0.")
+  steps = min(to_steps(epochs), steps) if epochs > 0 else steps
+  if eval_every_epochs > 0:
+    eval_every = min(to_steps(eval_every_epochs), eval_every)
+  return steps, min(eval_every, steps)
+
+
 @dataclasses.dataclass
 class Group:
   """An optimizer, the variables it updates, and the L2 coefficient of their kernels.

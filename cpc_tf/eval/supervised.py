@@ -84,9 +84,10 @@ def train_supervised(config: SupervisedConfig, output_dir: str,
                           model.trainable_variables)]
     loop = loop_lib.classification_loop(model, groups, train_encoder=True,
                                         strategy=strategy)
-    phase = loop_lib.Phase(run.point_dir(point, PHASE), PHASE,
-                           config.train_steps, config.eval_every, seed=config.seed,
-                           point=point)
+    steps, every = run.budget_steps(config.train_steps, config.train_epochs,
+                                    config.eval_every, config.eval_every_epochs, hp)
+    phase = loop_lib.Phase(run.point_dir(point, PHASE), PHASE, steps, every,
+                           patience=config.patience, seed=config.seed, point=point)
     done = loop_lib.run_phase(loop, phase, run.train_fn(hp), validate=run.validate(loop),
                               budget=run.budget, log=run.log)
     return done, loop

@@ -31,7 +31,8 @@ from cpc_tf.eval import held_out, results, subsets
 
 # Fields that may change between a run and its resumption: budgets and cadence.
 RESUMABLE_CHANGES = ("train_steps", "frozen_steps", "finetune_steps", "eval_every",
-                     "eval_batch_size", "patience", "sweep.size")
+                     "eval_batch_size", "patience", "sweep.size", "train_epochs",
+                     "frozen_epochs", "finetune_epochs", "eval_every_epochs")
 # Read by phase 2 alone: free to differ in a run without it (finetune=False).
 PHASE2_FIELDS = ("encoder_learning_rate", "encoder_beta_1", "encoder_beta_2",
                  "encoder_epsilon")
@@ -184,6 +185,13 @@ class FewLabels:
 
   def point_dir(self, point: int, phase: str) -> str:
     return point_dir(self.output_dir, point, phase)
+
+  def budget_steps(self, steps: int, epochs: float, eval_every: int,
+                   eval_every_epochs: float, hp: HParams) -> tuple[int, int]:
+    """(steps, eval_every) of a phase: epochs of the labelled subset when given."""
+    return loop_lib.epoch_budget(
+        steps, epochs, eval_every, eval_every_epochs, len(self.subsets.train_ids),
+        hp.batch_per_replica * self.strategy.num_replicas_in_sync)
 
   def train_fn(self, hp: HParams) -> loop_lib.DatasetFn:
     def fn(ctx, seed):
