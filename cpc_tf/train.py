@@ -268,8 +268,10 @@ def pretrain(config: PretrainConfig, model_dir: str,
     print(f"Cost: {step_flops:.3g} FLOP per step (convolutions and matmuls, forward + "
           f"backward), {step_flops * (steps - step):.3g} FLOP for the {steps - step} steps "
           "to run", flush=True)
+  # The bar counts this run's steps (its ETA stays right on resume); its counter is
+  # the step itself when starting from 0, so the step is not repeated as a metric.
   bar = keras.utils.Progbar(max(steps - step, 1), stateful_metrics=[
-      "step", "loss", "accuracy", "gradient_norm", "knn_top1"]) if verbose and chief else None
+      "loss", "accuracy", "gradient_norm", "knn_top1"]) if verbose and chief else None
   every = config.probe.every_steps  # > 0 on every worker: calls end on its boundaries
 
   g = config.model.grid.grid_size
@@ -328,7 +330,7 @@ def pretrain(config: PretrainConfig, model_dir: str,
       if bar is not None:
         accuracy = [metrics[f"accuracy/{d}"] for d in config.model.head.directions]
         bar.update(min(step - (steps - bar.target), bar.target), values=[
-            ("step", step), ("loss", metrics["loss"]),
+            ("loss", metrics["loss"]),
             ("accuracy", sum(accuracy) / len(accuracy)),
             ("gradient_norm", metrics["gradient_norm"])] + shown)
       if stopping:

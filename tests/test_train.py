@@ -105,6 +105,8 @@ def test_the_probe_logs_knn_top1_on_its_schedule_and_in_the_progress_line(tmp_pa
   shown = f"{logged[4]:.4f}" if logged[4] > 1e-3 else f"{logged[4]:.4e}"  # as Progbar
   assert f"knn_top1: {shown}" in out  # the progress line
   assert "Probe: 2 kNN probe(s) took" in out and "% of the" in out  # the cost share
+  # The step is the bar's own integer counter, not also a float metric (issue 21).
+  assert "4/4" in out and "step: " not in out
 
 
 def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path):

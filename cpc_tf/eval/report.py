@@ -277,7 +277,8 @@ def plot(curves: Sequence[Curve], path: str, title: str = "Efficient classificat
          ordered_shades: bool = False) -> None:
   """Writes a PNG: accuracy (%) against label fraction (log axis), Top-1 and Top-5.
 
-  Colours follow ICLR Figure 1: supervised curves red, the others blue. With
+  Colours follow ICLR Figure 1: supervised curves red, the others blue; the
+  pixel baselines (protocol "pixels": no network at all) grey. With
   `ordered_shades` the blue curves go from light to dark in the given order
   (arXiv v1 Figure 5: later checkpoints darker). Paper curves are dashed.
   """
@@ -289,9 +290,12 @@ def plot(curves: Sequence[Curve], path: str, title: str = "Efficient classificat
   if not curves:
     raise ValueError("Nothing to plot: no curves.")
   colour = {}
-  for is_supervised in (True, False):
-    members = [c for c in curves if c.supervised == is_supervised]
-    cmap = plt.get_cmap("Reds" if is_supervised else "Blues")
+  families = {"Reds": lambda c: c.supervised and c.protocol != "pixels",
+              "Greys": lambda c: c.protocol == "pixels",  # no network, no pre-training
+              "Blues": lambda c: not c.supervised and c.protocol != "pixels"}
+  for cmap_name, member in families.items():
+    members = [c for c in curves if member(c)]
+    cmap = plt.get_cmap(cmap_name)
     for i, c in enumerate(members):
       t = i / max(len(members) - 1, 1)
       colour[c.label] = cmap(0.35 + 0.6 * t if ordered_shades else 0.9 - 0.45 * t)
