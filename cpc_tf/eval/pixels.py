@@ -17,6 +17,14 @@ validation carve, then touch the test split once:
                        validation Top-1 (the best validated weights are kept),
                        one run per weight decay.
 If these come close to a method, its gain is not representation learning.
+kNN's Top-5 ranks the classes by the vote; with k < 5 at most k classes hold a
+vote and the rest of the five follow in class order, so read it at k >= 5 only.
+
+Measured (2026-12-05, Fashion-MNIST, 500-image validation carve, the 10k test
+split, PixelConfig defaults, shared 2-core CPU): at 100% of the labels logistic
+regression tests at 83.8% Top-1 (validation 86.6%), kNN (k=3) at 85.8% (84.6%),
+111 s for both; at 1% (seed 0, 595 images) 76.2% (79.8%) and, with k=1, 73.5%
+(73.8%), 8 s.
 
 Layout of a `run_cell` output_dir (a rerun reads results.json back):
   config.json    {"protocol": "pixels", "encoder": "pixels", "config": {...}}
