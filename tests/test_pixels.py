@@ -153,7 +153,8 @@ def test_run_cell_writes_four_rows_and_reads_them_back(tmp_path, monkeypatch):
                                 for s in ("validation", "test"))
   subset_doc = json.load(open(os.path.join(out, "subset.json")))
   assert {r["num_train_examples"] for r in doc["rows"]} == {len(subset_doc["train_ids"])}
-  assert doc["test"] == {"split": "test", "layout": "dataset", "num_examples": 200}  # max_examples caps it too
+  # The test split is capped by the subset's max_examples too.
+  assert doc["test"] == {"split": "test", "layout": "dataset", "num_examples": 200}
   choices = json.load(open(os.path.join(out, pixels.PIXELS_FILE)))
   assert rows[(pixels.KNN_METHOD, "test")]["top1"] == choices["knn"]["top1"]
   assert choices["knn"]["k"] in (1, 3) and set(choices["knn"]["per_k"]) == {"1", "3"}
