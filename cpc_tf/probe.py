@@ -76,14 +76,25 @@ def knn_predict(query: tf.Tensor, memory: tf.Tensor, memory_labels: tf.Tensor, k
   similarity = tf.matmul(tf.math.l2_normalize(query, axis=1),
                          tf.math.l2_normalize(memory, axis=1), transpose_b=True)  # [Q, M]
   _, nearest = tf.math.top_k(similarity, k)  # [Q, k], nearest first
-  votes = tf.one_hot(tf.gather(tf.cast(memory_labels, tf.int32), nearest), num_classes,
+  neighbour_labels = tf.gather(tf.cast(memory_labels, tf.int32), nearest)
+  return tf.argmax(vote_scores(neighbour_labels, num_classes), axis=1)
+
+
+def vote_scores(neighbour_labels: tf.Tensor, num_classes: int) -> tf.Tensor:
+  """Classes of the k nearest, nearest first, [Q, k] int -> vote scores [Q, K] int32.
+
+  A higher score wins the vote (module doc): more votes first, then the nearer
+  nearest neighbour. Classes without a vote score -k, all equal.
+  """
+  k = neighbour_labels.shape[1]
+  votes = tf.one_hot(tf.cast(neighbour_labels, tf.int32), num_classes,
                      dtype=tf.int32)  # [Q, k, K]
   counts = tf.reduce_sum(votes, axis=1)  # [Q, K]
   # Rank (0 = nearest) of each class's nearest neighbour; k for absent classes.
   ranks = tf.range(k, dtype=tf.int32)[None, :, None]
   first = tf.reduce_min(tf.where(votes > 0, ranks, k), axis=1)  # [Q, K]
   # One more vote outweighs any rank (ranks < k + 1); equal counts: nearer wins.
-  return tf.argmax(counts * (k + 1) - first, axis=1)
+  return counts * (k + 1) - first
 
 
 def knn_top1(query, query_labels, memory, memory_labels, k: int, num_classes: int) -> float:

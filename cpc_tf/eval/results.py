@@ -1,7 +1,8 @@
 """Result files of the evaluation binaries: results.json and sweep.csv.
 
 <output_dir>/results.json:
-  {"protocol": "linear" | "efficient" | "supervised" | "dynamics" | "detection",
+  {"protocol": "linear" | "efficient" | "supervised" | "dynamics" | "detection"
+               | "pixels",
    "dataset": str,
    "encoder": str,          # model_dir (or model_dir@step), or an architecture name
    "rows": [{"method": str, "label_fraction": float in (0, 1],
@@ -17,7 +18,8 @@ Protocol "detection" (ICLR 4.3) has rows of DETECTION_ROW_FIELDS instead:
    "ap": {class name: float in [0, 1] or null} or null (validation rows)}
 
 The protocols are written by cpc_tf.eval ("linear", "efficient",
-"supervised", "detection") and cpc_tf.eval.dynamics ("dynamics"). This module is the one
+"supervised", "detection"), cpc_tf.eval.dynamics ("dynamics") and
+cpc_tf.eval.pixels ("pixels", the raw-pixel baselines). This module is the one
 writer, reader and checker of the schema; `check_document` names the first
 field that does not fit.
 
@@ -39,7 +41,7 @@ from cpc_tf import records
 
 RESULTS_FILE = "results.json"
 SWEEP_FILE = "sweep.csv"
-PROTOCOLS = ("linear", "efficient", "supervised", "dynamics", "detection")
+PROTOCOLS = ("linear", "efficient", "supervised", "dynamics", "detection", "pixels")
 SPLITS = ("test", "validation")
 ROW_FIELDS = ("method", "label_fraction", "top1", "top5", "split", "num_train_examples")
 OPTIONAL_ROW_FIELDS = ("checkpoint_step",)
