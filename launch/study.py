@@ -17,8 +17,10 @@ table (test split; "mean ± std (n=3)" at the smallest fraction), the images
 each row trained on, whether the claim's targets were met, and the stage times.
 
 Writes into --output_dir: study.md, study.png (Top-1 and Top-5 against the
-label fraction, log axis), study.json, timings.json, and every stage's own
-output directory. Rerun the same command to resume: finished stages are read
+label fraction, log axis), study.json, timings.json (each stage's wall time, their
+total, the set-up's and this invocation's), and every stage's own output
+directory. `--preset=study_fashion_mnist_quick` is a smoke run (at most 10
+minutes here) whose report says so at its top. Rerun the same command to resume: finished stages are read
 back, an interrupted one continues from its checkpoints. SIGTERM / Ctrl-C save
 a checkpoint and exit with 128 + the signal number.
 """
@@ -35,8 +37,12 @@ from flags import common
 from flags import study as study_flags
 
 study_flags.define_flags()
+flags.DEFINE_float("setup_seconds", None, "Wall seconds of set-up before this command "
+                   "(scripts/study.sh measures and passes it): written to timings.json "
+                   "beside the stages' times.")
 flags.adopt_module_key_flags(study_flags)
 flags.adopt_module_key_flags(common)
+FLAGS = flags.FLAGS
 
 
 def report(output_dir: str) -> None:
@@ -44,7 +50,11 @@ def report(output_dir: str) -> None:
     print(f"Wrote {os.path.join(output_dir, name)}")
 
 
-main = common.driver_main(study_flags.config_from_flags, study.run, report)
+def run(config, output_dir, strategy):
+  return study.run(config, output_dir, strategy, setup_seconds=FLAGS.setup_seconds)
+
+
+main = common.driver_main(study_flags.config_from_flags, run, report)
 
 
 if __name__ == "__main__":

@@ -45,6 +45,7 @@ class FakeProtocols:
     monkeypatch.setattr(study.linear, "train_linear", self.linear)
     monkeypatch.setattr(study.efficient, "train_efficient", self.efficient)
     monkeypatch.setattr(study.supervised, "train_supervised", self.supervised)
+    monkeypatch.setattr(study.pixels, "run_cell", self.pixels)
 
   def _maybe_fail(self, name):
     self.calls.append(name)
@@ -83,6 +84,14 @@ class FakeProtocols:
                 [results.row("Supervised small", f, 0.5, 0.8, "test", 10)])
 
 
+  def pixels(self, config, subset, output_dir, subset_file=None, log=print):
+    f, s = subset.label_fraction, subset.seed
+    self._maybe_fail(f"pixels:{f}:{s}")
+    self._write(output_dir, "pixels", [
+        results.row(study.PIXEL_LR, f, 0.4, 0.8, "test", 10),
+        results.row("kNN on pixels (cosine)", f, 0.3, 0.7, "test", 10)])
+
+
 def small_study():
   return configs.replace(configs.study_tiny(), label_fractions=(0.5, 1.0), seeds=(0, 1))
 
@@ -93,24 +102,48 @@ def test_a_stopped_study_resumes_without_repeating_a_finished_stage(tmp_path, mo
     study.run(small_study(), str(tmp_path), verbose=False)
   first = list(fake.calls)
   assert first == ["pretrain", "linear:CPC v2 linear", "linear:Random init linear",
-                   "efficient:0.5:0", "supervised:0.5:0", "efficient:0.5:1",
-                   "supervised:0.5:1"]
+                   "efficient:0.5:0", "supervised:0.5:0", "pixels:0.5:0",
+                   "efficient:0.5:1", "supervised:0.5:1"]
   fake.calls.clear()
-  summary = study.run(small_study(), str(tmp_path), verbose=False)
-  assert fake.calls == ["supervised:0.5:1", "efficient:1.0:0", "supervised:1.0:0"]
+  summary = study.run(small_study(), str(tmp_path), verbose=False, setup_seconds=12.5)
+  assert fake.calls == ["supervised:0.5:1", "pixels:0.5:1", "efficient:1.0:0",
+                        "supervised:1.0:0", "pixels:1.0:0"]
   # Two seeds at 50%: mean 0.55, sample std 0.0707 (frozen 0.5 and 0.6).
   cell = summary["cells"]["CPC v2 (frozen)"]["50%"]
   assert cell["n"] == 2 and cell["top1"] == pytest.approx(0.55)
   assert cell["top1_std"] == pytest.approx(0.0707107, abs=1e-6)
   text = open(tmp_path / "study.md").read()
   assert "55.0 ± 7.1 (n=2)" in text
-  assert "+20.0 points; target +10): met" in text
-  assert "best CPC phase (CPC v2 (frozen)) 55.0% vs Supervised small 50.0%" in text
+  assert "| Logistic regression on pixels | 40.0 ± 0.0 (n=2) | 40.0 |" in text
+  assert "+20.0 points; target +12): met" in text
+  assert ("CPC 80.0% vs Logistic regression on pixels with all labels 40.0% (+40.0 "
+          "points; target: above): met") in text
+  # Frozen 55.0 ± 7.1 beats the best baseline (supervised 50.0) by 5 points: less
+  # than the seeds' std, so the target is missed although the mean is above.
+  assert ("50% labels: best CPC phase (CPC v2 (frozen)) 55.0% vs the best baseline "
+          "(Supervised small) 50.0% (+5.0 points; target: above every baseline by more "
+          "than the seeds' std, 7.1): MISSED") in text
+  assert "-> +5.0 points from the smallest to the largest fraction: it narrows" in text
   assert os.path.getsize(tmp_path / "study.png") > 0
-  assert set(json.load(open(tmp_path / "timings.json"))) == {
+  timings = json.load(open(tmp_path / "timings.json"))
+  assert set(timings["stages"]) == {
       "pretrain", "linear/cpc", "linear/random", "efficient/50%-seed0",
-      "supervised/50%-seed0", "efficient/50%-seed1", "supervised/50%-seed1",
-      "efficient/100%-seed0", "supervised/100%-seed0"}
+      "supervised/50%-seed0", "pixels/50%-seed0", "efficient/50%-seed1",
+      "supervised/50%-seed1", "pixels/50%-seed1", "efficient/100%-seed0",
+      "supervised/100%-seed0", "pixels/100%-seed0"}
+  assert timings["stages_total"] == pytest.approx(sum(timings["stages"].values()), abs=0.1)
+  assert timings["setup"] == 12.5 and timings["this_invocation"] >= 0
+  assert "- set-up before the study: 12 s" in text and "this invocation" in text
+  assert "SMOKE RUN" not in text
+
+
+def test_a_smoke_run_says_so_at_the_top_of_its_report(tmp_path, monkeypatch):
+  FakeProtocols(monkeypatch)
+  study.run(configs.replace(small_study(), smoke=True), str(tmp_path), verbose=False)
+  assert open(tmp_path / "study.md").read().startswith("**SMOKE RUN**")
+  assert json.load(open(tmp_path / "study.json"))["smoke"] is True
+  assert configs.study_preset("study_fashion_mnist_quick").smoke
+  assert not configs.study_preset("study_fashion_mnist").smoke
 
 
 def test_a_missed_target_is_reported_as_missed(tmp_path, monkeypatch):
@@ -121,7 +154,8 @@ def test_a_missed_target_is_reported_as_missed(tmp_path, monkeypatch):
                               "Supervised small", config.subset.label_fraction, 0.9, 0.9,
                               "test", 10)]))
   study.run(small_study(), str(tmp_path), verbose=False)
-  assert "vs Supervised small 90.0% (mean over the seeds): MISSED" in open(
+  assert ("best baseline (Supervised small) 90.0% (-35.0 points; target: above every "
+          "baseline by more than the seeds' std, 7.1): MISSED") in open(
       tmp_path / "study.md").read()
 
 

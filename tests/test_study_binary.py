@@ -63,21 +63,23 @@ def test_tiny_study_end_to_end_then_a_rerun_reads_every_stage_back(tmp_path):
     assert os.path.getsize(os.path.join(out, name)) > 0, name
   text = open(os.path.join(out, "study.md")).read()
   for label in ("CPC v2 linear", "Random init linear", "CPC v2 (frozen)",
-                "CPC v2 (fine-tuned)", "Supervised tiny"):
+                "CPC v2 (fine-tuned)", "Supervised tiny", "Logistic regression on pixels",
+                "kNN on pixels (cosine)"):
     assert f"| {label} |" in text, label
   assert "(n=2)" in text and "## Targets" in text and "## Training images" in text
+  assert "## How each arm stopped" in text and "| linear/cpc |" in text
   assert "Top-1 accuracy" in stdout
   cells = json.load(open(os.path.join(out, "study.json")))["cells"]
   assert cells["CPC v2 (frozen)"]["100%"]["n"] == 2
-  timings = json.load(open(os.path.join(out, "timings.json")))
-  assert len(timings) == 3 + 2 * 2  # pre-training, two linear runs, 2 cells x 2
+  timings = json.load(open(os.path.join(out, "timings.json")))["stages"]
+  assert len(timings) == 3 + 2 * 3  # pre-training, two linear runs, 2 cells x 3
 
   mtimes = {p: os.path.getmtime(p) for p in _checkpoint_files(out)}
   stdout = run_binary(*args)
   assert stdout.count("done before, read back") == len(timings)
   assert "running" not in stdout
   assert {p: os.path.getmtime(p) for p in _checkpoint_files(out)} == mtimes  # no step redone
-  assert json.load(open(os.path.join(out, "timings.json"))) == timings
+  assert json.load(open(os.path.join(out, "timings.json")))["stages"] == timings
 
 
 def _checkpoint_files(root):
