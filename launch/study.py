@@ -6,6 +6,17 @@ README main command (set-up included; this binary is its second half):
 which runs
   python -m launch.study --preset=study_fashion_mnist --output_dir=runs/study
 
+On your own images (one sub-folder per class; train/ and test/ split folders
+are used when present, else a seeded 10% of each class is held out as the test
+split, never trained on, pre-training included):
+  python -m launch.study --preset=study_fashion_mnist --dataset=folder:/data/mine \
+    --image_size=32 --output_dir=runs/study_mine
+--dataset also takes a TFDS name (--data_dir; --test_split=validation for
+imagenet2012). Before any stage runs the data is checked (cpc_tf/eval/study_data.py):
+a folder without class sub-folders, a class too small for the smallest
+--label_fractions or a validation carve, images too small for the patch grid,
+or a test split that is a training split is refused in one line naming the fix.
+
 Stages, in order (cpc_tf/eval/study.py): pre-training (launch/pretrain.py's
 loop), linear evaluation (supp. B) of the CPC encoder and of the same
 architecture at random initialisation, then for each label fraction (every
@@ -30,7 +41,7 @@ import os
 from absl import app
 from absl import flags
 
-from cpc_tf.eval import study
+from cpc_tf.eval import study, study_data
 from flags import common
 from flags import study as study_flags
 
@@ -44,7 +55,13 @@ def report(output_dir: str) -> None:
     print(f"Wrote {os.path.join(output_dir, name)}")
 
 
-main = common.driver_main(study_flags.config_from_flags, study.run, report)
+def run(config, output_dir: str, strategy) -> dict:
+  """Checks the data (one line on what was found), then runs every stage."""
+  print(study_data.check(config).describe(), flush=True)
+  return study.run(config, output_dir, strategy)
+
+
+main = common.driver_main(study_flags.config_from_flags, run, report)
 
 
 if __name__ == "__main__":
