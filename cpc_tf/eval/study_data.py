@@ -39,8 +39,8 @@ DEFAULT_TEST_SPLIT = "test"  # a folder's held-out split (held_out); most TFDS s
 VALIDATION_FRACTION = 0.1
 # Fields that name the data and its test split: every stage must agree on them,
 # or pre-training could read images the protocols test on.
-IDENTITY_FIELDS = ("source", "path", "data_dir", "test_path", "test_fraction",
-                   "split_seed")
+TEST_FIELDS = ("test_path", "test_fraction", "split_seed")
+IDENTITY_FIELDS = ("source", "path", "data_dir", *TEST_FIELDS)
 # Stage -> dotted path of its DataConfig in StudyConfig.
 DATA_PATHS = {"pretrain": "pretrain.data", "linear": "linear.data",
               "efficient": "efficient.subset.data",
@@ -148,9 +148,9 @@ def for_dataset(config: StudyConfig, dataset: str, image_size: int | None = None
   base = config.pretrain.data
   test_split = test_split or DEFAULT_TEST_SPLIT
   identity = {"source": where["source"], "path": where["path"], "data_dir": data_dir,
-              "split": "train", **{k: getattr(base, k) for k in IDENTITY_FIELDS[3:]}}
+              "split": "train", **{k: getattr(base, k) for k in TEST_FIELDS}}
   changes = {}
-  for stage, path in DATA_PATHS.items():
+  for path in DATA_PATHS.values():
     for key, value in identity.items():
       changes[f"{path}.{key}"] = value
     if where["source"] == "folder":
@@ -181,7 +181,7 @@ def _split_names(split: str) -> set[str]:
 
 def _check_same_data(config: StudyConfig) -> None:
   first = config.pretrain.data
-  for stage, path in DATA_PATHS.items():
+  for path in DATA_PATHS.values():
     data = _get(config, path)
     for key in IDENTITY_FIELDS:
       if getattr(data, key) != getattr(first, key):
@@ -194,10 +194,8 @@ def _check_same_data(config: StudyConfig) -> None:
 
 def _check_test_split(config: StudyConfig) -> None:
   """Refuses a test split that is (part of) a split some stage trains on."""
-  trained = {"pretrain.data.split": config.pretrain.data.split}
-  trained.update({f"{p}.split": _get(config, p).split for s, p in DATA_PATHS.items()
-                  if s != "pretrain"})
-  for stage, path in TEST_SPLIT_PATHS.items():
+  trained = {f"{p}.split": _get(config, p).split for p in DATA_PATHS.values()}
+  for path in TEST_SPLIT_PATHS.values():
     test = _get(config, path)
     for where, split in trained.items():
       shared = _split_names(test) & _split_names(split)
