@@ -181,6 +181,15 @@ def test_a_folder_without_class_sub_folders_is_refused(tmp_path):
     study_data.check(folder_config(tmp_path / "missing"))
 
 
+def test_an_empty_class_folder_is_refused(tmp_path):
+  root = make_folder(tmp_path, {None: 20})
+  os.makedirs(os.path.join(root, "dog"))
+  with open(os.path.join(root, "dog", "broken.png"), "w") as f:
+    f.write("not an image")
+  with pytest.raises(DataError, match="class 'dog' has no usable training image"):
+    study_data.check(folder_config(root))
+
+
 def test_images_too_small_for_the_patch_grid_are_refused(tmp_path):
   root = make_folder(tmp_path, {"train": 16, "test": 4}, size=12)
   with pytest.raises(DataError, match=r"too small for the patch grid \(median shorter side "

@@ -56,7 +56,7 @@ class Summary:
   source: str
   path: str | None
   layout: str | None  # a folder's test layout (cpc_tf.data.splits.LAYOUTS)
-  images_per_class: dict | None  # class name -> N_c training images (folders)
+  images_per_class: dict | None  # class name -> n_c training images (folders)
   test_images: int | None
   median_side: int | None  # shorter side, pixels, of the training images
   image_size: int  # S the classifiers see
