@@ -6,6 +6,17 @@ README main command (set-up included; this binary is its second half):
 which runs
   python -m launch.study --preset=study_fashion_mnist --output_dir=runs/study
 
+On your own images (one sub-folder per class; train/ and test/ split folders
+are used when present, else a seeded 10% of each class is held out as the test
+split, never trained on, pre-training included):
+  python -m launch.study --preset=study_fashion_mnist --dataset=folder:/data/mine \
+    --image_size=32 --output_dir=runs/study_mine
+--dataset also takes a TFDS name (--data_dir; --test_split=validation for
+imagenet2012). Before any stage runs the data is checked (cpc_tf/eval/study_data.py):
+a folder without class sub-folders, a class too small for the smallest
+--label_fractions or a validation carve, images too small for the patch grid,
+or a test split that is a training split is refused in one line naming the fix.
+
 Stages, in order (cpc_tf/eval/study.py): pre-training (launch/pretrain.py's
 loop), linear evaluation (supp. B) of the CPC encoder and of the same
 architecture at random initialisation, then for each label fraction (every
@@ -20,8 +31,9 @@ Writes into --output_dir: study.md, study.png (Top-1 and Top-5 against the
 label fraction, log axis), study.json, timings.json (each stage's wall time, their
 total, the set-up's and this invocation's), and every stage's own output
 directory. `--preset=study_fashion_mnist_quick` is a smoke run (at most 10
-minutes here) whose report says so at its top. Rerun the same command to resume: finished stages are read
-back, an interrupted one continues from its checkpoints. SIGTERM / Ctrl-C save
+minutes here) whose report says so at its top. Rerun the same command to
+resume: finished stages are read back, an interrupted one continues from its
+checkpoints. SIGTERM / Ctrl-C save
 a checkpoint and exit with 128 + the signal number.
 """
 
@@ -32,7 +44,7 @@ import os
 from absl import app
 from absl import flags
 
-from cpc_tf.eval import study
+from cpc_tf.eval import study, study_data
 from flags import common
 from flags import study as study_flags
 
@@ -50,7 +62,9 @@ def report(output_dir: str) -> None:
     print(f"Wrote {os.path.join(output_dir, name)}")
 
 
-def run(config, output_dir, strategy):
+def run(config, output_dir: str, strategy) -> dict:
+  """Checks the data (one line on what was found), then runs every stage."""
+  print(study_data.check(config).describe(), flush=True)
   return study.run(config, output_dir, strategy, setup_seconds=FLAGS.setup_seconds)
 
 
