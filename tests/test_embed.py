@@ -11,7 +11,7 @@ import tensorflow as tf
 from PIL import Image
 
 import cpc_tf
-from cpc_tf import configs, embed as embed_lib, export
+from cpc_tf import embed as embed_lib, export
 from cpc_tf.configs import DataConfig
 from cpc_tf.eval import encoders
 from cpc_tf.model import build_model
