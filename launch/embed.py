@@ -1,9 +1,11 @@
 r"""Embeds every image of a folder or split: one pooled vector per image, to NPZ and CSV.
 
-Command (seconds on 2 CPU cores, after
-`python -m launch.pretrain --preset=tiny --model_dir=runs/tiny`; installed: `cpc-embed`):
-  python -m launch.embed --model_dir=runs/tiny --dataset=folder:/data/labelled \
-    --output_dir=runs/tiny_embeddings --map
+Command (58 s on this 2-core machine, most of it the t-SNE of --map; after
+`python -m launch.pretrain --preset=tiny --model_dir=runs/tiny --train_steps=50`;
+installed: `cpc-embed` with the same flags):
+  python -m launch.embed --model_dir=runs/tiny --dataset=fashion_mnist --split=test \
+    --max_examples=2000 --output_dir=runs/tiny_embeddings --map
+Your own images: --dataset=folder:/data/scans (or --dataset=/data/scans).
 
 --model_dir is a pre-training run (its Polyak-averaged weights, --checkpoint_step
 or the latest) or an exported SavedModel (launch/export.py). --dataset is an
@@ -13,11 +15,12 @@ the evaluation binaries do), 'fashion_mnist' or a TFDS name (--split, --data_dir
 The embedding of an image is cpc_tf/embed.py's: the centre crop's patch grid,
 each patch's pooled vector, their mean [D].
 
-Prints
-  Embedding the images of <folder or dataset> split <split> with <encoder> (<S> px crops)
-  a progress line "  embedded n/N images (r images/s)" every few seconds,
-  Wrote N embeddings of dimension D to <output_dir>/embeddings.npz and .csv
-and with --map "Wrote the <method> map of N images to <output_dir>/embedding_map.png".
+Prints (the command above):
+  Embedding the images of fashion_mnist split test with /abs/path/runs/tiny (32 px crops)
+    embedded 2000/2000 images (1091.3 images/s)
+  Wrote 2000 embeddings of dimension 32 to runs/tiny_embeddings/embeddings.npz and .csv
+  Wrote the t-SNE map of 2000 images to runs/tiny_embeddings/embedding_map.png
+(a progress line every 5 s and at the end; the map line only with --map).
 Writes embeddings.npz (embeddings [N, D], names, labels, class_names), embeddings.csv
 (name,label,class,d0..) and with --map embedding_map.png (cpc_tf/eval/embedding_map.py).
 Rerunning writes the same files; a file it did not write is refused (--overwrite).
