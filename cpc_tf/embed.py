@@ -30,9 +30,10 @@ In memory (uint8 / uint16 in their full range, or float in [0, 1]):
 `cpc_tf.embed(...)` is `cpc_tf.embed.embed(...)`; `import cpc_tf` alone does
 not import TensorFlow.
 
-On disk, `embed_data(data, source, output_dir)` embeds every image of a folder
-(one sub-folder per class, or flat: no labels) or a TFDS / Fashion-MNIST split,
-in storage order, batched, with a progress line, and writes
+`embed_dataset(data, source)` embeds every image of a folder (one sub-folder
+per class, or flat: no labels) or a TFDS / Fashion-MNIST split, in storage
+order, batched, with a progress line -> `Embeddings`; `embed_data(data, source,
+output_dir)` does the same and writes
   embeddings.npz   embeddings [N, D] float32, names [N] (the example id: file
                    path relative to the folder, TFDS tfds_id, Fashion-MNIST
                    index), labels [N] int64 (-1: no label), class_names [K],
@@ -269,13 +270,13 @@ def _labelled(data: DataConfig) -> bool:
   return bool(folders.sub_folders(splits.resolve(data, labelled=False).root))
 
 
-def embed_data(data: DataConfig, source: str | Embedder | keras.Model, output_dir: str, *,
-               step: int | None = None, grid: GridConfig | None = None,
-               batch_size: int = 64, overwrite: bool = False, on_bad_file: str = "skip",
-               verbose: bool = False) -> Embeddings:
-  """Embeds every image of `data` and writes NPZ and CSV into output_dir (module doc)."""
+def embed_dataset(data: DataConfig, source: str | Embedder | keras.Model, *,
+                  step: int | None = None, grid: GridConfig | None = None,
+                  batch_size: int = 64, on_bad_file: str = "skip",
+                  verbose: bool = False) -> Embeddings:
+  """Every image of `data` (folder, TFDS or Fashion-MNIST split) -> Embeddings, in
+  storage order, without writing anything; `verbose` prints the progress line."""
   _check_batch_size(batch_size)
-  check_outputs(output_dir, overwrite=overwrite)
   embedder = load(source, step=step, grid=grid)
   labelled = _labelled(data)
   source_ = data_lib.load_source(data, labelled=labelled, on_bad_file=on_bad_file,
@@ -285,22 +286,40 @@ def embed_data(data: DataConfig, source: str | Embedder | keras.Model, output_di
       num_parallel_calls=tf.data.AUTOTUNE).batch(batch_size).prefetch(1)
   vectors, labels, names = [], [], []
   started = last = time.perf_counter()
+
+  def progress(now):
+    print(f"  embedded {len(names)}/{source_.num_examples} images "
+          f"({len(names) / max(now - started, 1e-9):.1f} images/s)", flush=True)
+
   for crops, label, ids in stream:
     vectors.append(embedder.pooled(crops).numpy())
     labels.append(label.numpy())
     names += [i.decode() for i in ids.numpy()]
     now = time.perf_counter()
-    if verbose and (now - last >= _PROGRESS_SECONDS or len(names) >= source_.num_examples):
+    if verbose and now - last >= _PROGRESS_SECONDS:
       last = now
-      print(f"  embedded {len(names)}/{source_.num_examples} images "
-            f"({len(names) / max(now - started, 1e-9):.1f} images/s)", flush=True)
+      progress(now)
   if not names:
     raise EmbedError(f"No image of {data.source} split {data.split} could be read: "
                      "nothing to embed.")
-  result = Embeddings(np.concatenate(vectors).astype(np.float32),
-                      tuple(names), np.concatenate(labels).astype(np.int64),
-                      tuple(source_.class_names or ()) if labelled else (),
-                      embedder.source)
+  if verbose:
+    progress(time.perf_counter())
+  return Embeddings(np.concatenate(vectors).astype(np.float32),
+                    tuple(names), np.concatenate(labels).astype(np.int64),
+                    tuple(source_.class_names or ()) if labelled else (),
+                    embedder.source)
+
+
+def embed_data(data: DataConfig, source: str | Embedder | keras.Model, output_dir: str, *,
+               step: int | None = None, grid: GridConfig | None = None,
+               batch_size: int = 64, overwrite: bool = False, on_bad_file: str = "skip",
+               verbose: bool = False) -> Embeddings:
+  """`embed_dataset`, then the NPZ and CSV into output_dir (module doc). Files in the
+  way that this module did not write are refused before any image is read."""
+  _check_batch_size(batch_size)
+  check_outputs(output_dir, overwrite=overwrite)
+  result = embed_dataset(data, source, step=step, grid=grid, batch_size=batch_size,
+                         on_bad_file=on_bad_file, verbose=verbose)
   write(result, output_dir)
   return result
 

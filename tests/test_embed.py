@@ -198,3 +198,19 @@ def test_import_cpc_tf_does_not_import_tensorflow():
   proc = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True,
                         text=True, timeout=300)
   assert proc.returncode == 0 and proc.stdout.strip() == "ok", proc.stderr[-2000:]
+
+
+def test_a_fashion_mnist_split_with_an_encoder_object_in_storage_order(run):
+  """What a study's map needs: a labelled split through a random initialisation."""
+  from cpc_tf.data import fashion_mnist  # pylint: disable=import-outside-toplevel
+  config = run[2]
+  encoder = build_model(config.model).encoder
+  data = DataConfig(source="fashion_mnist", split="test", max_examples=7)
+  result = embed_lib.embed_dataset(data, encoder, grid=config.model.grid, batch_size=3)
+  pixels, labels = fashion_mnist.load("test")
+  assert result.names == tuple(str(i) for i in range(7))
+  assert result.labels.tolist() == labels[:7].tolist()
+  assert result.class_names == tuple(fashion_mnist.CLASS_NAMES)
+  np.testing.assert_allclose(
+      result.embeddings, embed_lib.embed(pixels[:7], encoder,
+                                         grid=config.model.grid), atol=1e-6)
