@@ -10,6 +10,7 @@ import sys
 import sysconfig
 
 import numpy as np
+import pytest
 from PIL import Image
 
 from launch import commands
@@ -102,10 +103,12 @@ def copy_source(target):
                     ignore=shutil.ignore_patterns("__pycache__", "BUILD"))
 
 
-def test_pip_install_gives_commands_that_run_outside_the_checkout(tmp_path):
-  source, elsewhere = tmp_path / "source", tmp_path / "elsewhere"
+@pytest.fixture(scope="module")
+def installed(tmp_path_factory):
+  """(bin dir, python, environment) of a fresh venv holding `pip install .` of a copy."""
+  tmp_path = tmp_path_factory.mktemp("install")
+  source = tmp_path / "source"
   source.mkdir()
-  elsewhere.mkdir()
   copy_source(source)
   python = venv_with_the_dev_packages(tmp_path / "venv")
   env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
@@ -114,7 +117,13 @@ def test_pip_install_gives_commands_that_run_outside_the_checkout(tmp_path):
                          "--no-deps", "--no-build-isolation", "--no-index", str(source)],
                         env=env, capture_output=True, text=True, timeout=600)
   assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
-  bin_dir = tmp_path / "venv" / "bin"
+  return tmp_path / "venv" / "bin", python, env
+
+
+def test_pip_install_gives_commands_that_run_outside_the_checkout(installed, tmp_path):
+  bin_dir, python, env = installed
+  elsewhere = tmp_path / "elsewhere"
+  elsewhere.mkdir()
   for name in commands.COMMANDS:
     assert (bin_dir / name).is_file(), name
 
@@ -125,7 +134,7 @@ def test_pip_install_gives_commands_that_run_outside_the_checkout(tmp_path):
   where = run(python, "-c", "import cpc_tf, launch, flags; "
               "print(cpc_tf.__file__, launch.__file__, flags.__file__)")
   assert where.returncode == 0, where.stderr[-2000:]
-  assert all(str(tmp_path / "venv") in f for f in where.stdout.split()), where.stdout
+  assert all(str(bin_dir.parent) in f for f in where.stdout.split()), where.stdout
 
   helped = run(bin_dir / "cpc-embed", "--help")
   assert helped.returncode == 1, helped.stderr[-2000:]  # absl's --help exits 1, as with -m
@@ -151,3 +160,21 @@ def test_pip_install_gives_commands_that_run_outside_the_checkout(tmp_path):
   refused = run(bin_dir / "cpc-export", "--model_dir=nothing", "--export_dir=export")
   assert refused.returncode == 1
   assert refused.stderr.strip().splitlines()[-1].startswith("Error: --model_dir=nothing")
+
+
+@pytest.mark.slow
+def test_every_command_shows_its_help_outside_the_checkout(installed, tmp_path):
+  bin_dir, _, env = installed
+  names = sorted(commands.COMMANDS)
+  for pair in (names[i:i + 2] for i in range(0, len(names), 2)):  # 2 cores
+    procs = {name: subprocess.Popen([str(bin_dir / name), "--help"], cwd=tmp_path, env=env,
+                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                    text=True) for name in pair}
+    for name, proc in procs.items():
+      out, err = proc.communicate(timeout=600)
+      module = commands.COMMANDS[name]
+      first_line = ast.get_docstring(ast.parse(
+          (ROOT / (module.replace(".", "/") + ".py")).read_text())).splitlines()[0]
+      assert proc.returncode == 1 and "Traceback" not in err, (name, err[-2000:])
+      assert first_line in out, (name, out[:500])
+      assert f"site-packages/{module.replace('.', '/')}.py:" in out, name  # its flags
