@@ -250,7 +250,9 @@ def _ours(path: str, kind: str) -> bool:
 
 
 def check_outputs(output_dir: str, *, overwrite: bool = False, with_map: bool = False) -> None:
-  """Refuses, before any work, to replace a file this module did not write."""
+  """Refuses, before any work, an output_dir that cannot be written or a file in it
+  that this module did not write."""
+  records.check_writable(output_dir, "output_dir")
   for kind, path in output_paths(output_dir, with_map).items():
     if os.path.isdir(path):
       raise EmbedError(f"{path} is a directory: move it away or choose another output "

@@ -214,3 +214,11 @@ def test_a_fashion_mnist_split_with_an_encoder_object_in_storage_order(run):
   np.testing.assert_allclose(
       result.embeddings, embed_lib.embed(pixels[:7], encoder,
                                          grid=config.model.grid), atol=1e-6)
+
+
+def test_an_output_dir_under_a_file_is_refused_before_any_work(run, tmp_path):
+  (tmp_path / "file").write_text("x")
+  with pytest.raises(ValueError, match="regular file") as e:
+    embed_lib.embed_data(folder_data(str(tmp_path / "missing")), run[0],
+                         str(tmp_path / "file" / "out"))
+  assert "\n" not in str(e.value)

@@ -78,7 +78,7 @@ def test_a_png_it_did_not_write_is_not_its_own(tmp_path):
 @pytest.mark.parametrize("panels, names, message", [
     ({}, (), "No embeddings"),
     ({"CPC": np.zeros((5, 2))}, (), "pass a pair"),
-    ({"CPC": (np.zeros((5,)), np.zeros(5, int))}, (), r"\[N, D\] with N >= 3"),
+    ({"CPC": (np.zeros((5,)), np.zeros(5, int))}, (), r"\[N, D\] of N >= 3 images"),
     ({"CPC": (np.zeros((5, 2)), np.zeros(4, int))}, (), r"labels must be integers \[N\]"),
     ({"CPC": (np.zeros((5, 2)), np.zeros(5))}, (), "labels must be integers"),
     ({"CPC": (np.full((5, 2), np.nan), np.zeros(5, int))}, (), "NaN"),

@@ -102,8 +102,8 @@ def _checked(panels: Mapping[str, tuple], class_names: Sequence[str]) -> dict:
       raise MapError(f"Panel {name!r}: pass a pair (embeddings [N, D], labels [N]).") from None
     x, labels = np.asarray(x), np.asarray(labels)
     if x.ndim != 2 or len(x) < 3:
-      raise MapError(f"Panel {name!r}: embeddings must be [N, D] with N >= 3; got shape "
-                     f"{x.shape}.")
+      raise MapError(f"Panel {name!r}: a map needs embeddings [N, D] of N >= 3 images; "
+                     f"got shape {x.shape}. Embed more images, or skip the map.")
     if not np.all(np.isfinite(x)):
       raise MapError(f"Panel {name!r}: embeddings hold NaN or infinite values; check the "
                      "encoder that produced them.")
