@@ -4,7 +4,6 @@ import os
 import subprocess
 import sys
 
-import numpy as np
 
 from cpc_tf import embed
 from cpc_tf.eval import embedding_map

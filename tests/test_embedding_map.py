@@ -42,7 +42,7 @@ def test_each_projection_keeps_separable_classes_apart(how):
   np.testing.assert_array_equal(xy, embedding_map.project(x, how, seed=0))  # seeded
 
 
-def test_without_umap_and_sklearn_the_map_falls_back_to_pca(tmp_path, monkeypatch, capsys):
+def test_without_umap_and_sklearn_the_map_falls_back_to_pca(tmp_path, monkeypatch):
   for module in ("umap", "sklearn", "sklearn.manifold"):
     monkeypatch.setitem(sys.modules, module, None)  # `import` raises ImportError
   assert embedding_map.method() == "pca"
