@@ -222,3 +222,18 @@ def test_an_output_dir_under_a_file_is_refused_before_any_work(run, tmp_path):
     embed_lib.embed_data(folder_data(str(tmp_path / "missing")), run[0],
                          str(tmp_path / "file" / "out"))
   assert "\n" not in str(e.value)
+
+
+def test_a_tfds_split_is_named_by_tfds_id_with_its_labels(run):
+  """TFDS mocked (random images, the real loading code), as in test_data_pipelines."""
+  import tensorflow_datasets as tfds  # pylint: disable=import-outside-toplevel
+  from cpc_tf.data import sources  # pylint: disable=import-outside-toplevel
+  data = DataConfig(source="cifar10", split="test")
+  with tfds.testing.mock_data(num_examples=5):
+    result = embed_lib.embed_dataset(data, run[0], batch_size=2)
+    source = sources.load(data, labelled=True)
+    stored = list(source.dataset.as_numpy_iterator())
+  assert result.embeddings.shape[0] == 5
+  assert result.names == tuple(e["id"].decode() for e in stored)
+  assert result.labels.tolist() == [int(e["label"]) for e in stored]
+  assert result.class_names == source.class_names and len(result.class_names) == 10
