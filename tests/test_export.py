@@ -205,3 +205,30 @@ def test_export_holds_the_encoder_and_nothing_else(tmp_path):
            if name.endswith("VARIABLE_VALUE")]
   assert len(saved) == len(model.encoder.weights)
   assert not [name for name in saved if "head" in name]
+
+
+READ_SIZE = """
+    import json, tensorflow as tf
+    loaded = tf.saved_model.load({export_dir!r})
+    shapes = {{name: loaded.signatures[name].structured_input_signature[1]["images"].shape
+              for name in ("patched", "whole_image")}}
+    with open({out!r}, "w") as f:
+      json.dump({{"shapes": {{k: v.as_list() for k, v in shapes.items()}},
+                 "grid": {{k: int(v) for k, v in loaded.grid().items()}}}}, f)
+"""
+
+
+def test_signatures_declare_their_input_shape_to_a_fresh_process(tmp_path):
+  """Issue 22: a downstream tool reads S from the signature, not from the config."""
+  export_dir, out = str(tmp_path / "export"), str(tmp_path / "shapes.json")
+  config = configs.replace(configs.tiny(), **{"model.grid.image_size": 40,
+                                              "model.grid.resize_to": 44})
+  export.export_encoder(build_model(config.model).encoder, config.model.grid, export_dir)
+  env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PYTHONPATH=ROOT)
+  proc = subprocess.run([sys.executable, "-c", textwrap.dedent(READ_SIZE.format(
+      export_dir=export_dir, out=out))], env=env, capture_output=True, text=True, timeout=300)
+  assert proc.returncode == 0, proc.stderr[-4000:]
+  with open(out) as f:
+    got = json.load(f)
+  assert got["shapes"] == {"patched": [None, 40, 40, 3], "whole_image": [None, None, None, 3]}
+  assert got["grid"] == {"image_size": 40, "patch_size": 8, "stride": 8, "resize_to": 44}

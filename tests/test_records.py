@@ -70,6 +70,7 @@ BINARIES = [
     ("launch.export", "--export_dir", ["--model_dir=/nonexistent"]),
     ("launch.report", "--output_dir", ["--results=/nonexistent/results.json"]),
     ("launch.ablation", "--output_dir", []),
+    ("launch.embed", "--output_dir", ["--model_dir=/nonexistent", "--dataset=fashion_mnist"]),
 ]
 
 

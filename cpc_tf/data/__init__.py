@@ -9,10 +9,12 @@ from cpc_tf.data.pipelines import (
     classification_dataset,
     detection_dataset,
     example_ids,
+    grid_crop,
     grid_patches,
     id_filter,
     num_classes,
     num_examples,
+    ordered_examples,
     pretrain_dataset,
 )
 from cpc_tf.data.sources import Source, load as load_source
@@ -22,6 +24,7 @@ __all__ = [
     "CLASSIFICATION_MODES", "DataError", "FOLDER_SPLITS", "FolderScan", "FolderSplits",
     "Source", "decode_failures", "folder_splits",
     "class_names", "classification_dataset", "detection_dataset", "example_ids",
-    "grid_patches", "id_filter", "load_source", "num_classes", "num_examples", "pretrain_dataset",
+    "grid_crop", "grid_patches", "id_filter", "load_source", "num_classes", "num_examples",
+    "ordered_examples", "pretrain_dataset",
     "scan_folder",
 ]

@@ -236,6 +236,15 @@ def num_classes(data: DataConfig) -> int:
   return len(class_names(data))
 
 
+def ordered_examples(source: sources.Source, data: DataConfig) -> tf.data.Dataset:
+  """Every example of `source` (from `sources.load(data, ...)`) once, in storage order,
+  decoded: dicts with "image" [H, W, 3] float32, "label" int64 and "id" string.
+  A folder's file that fails to decode is named and dropped (or raises), as in
+  every pipeline, so ids stay with their images."""
+  ds = _stream(source, data, shuffle=False, repeat=False, seed=0, input_context=None)
+  return ds.map(lambda index, element: element)
+
+
 def example_ids(data: DataConfig, labelled: bool = True) -> list[str]:
   """Every example id of the split, in storage order (reads TFDS records once)."""
   source = sources.load(data, labelled=labelled)
@@ -258,6 +267,14 @@ def grid_patches(image: tf.Tensor, grid: GridConfig, seed: tf.Tensor | None = No
   patches get in deterministic form (`augment.test_form`: jitter frame, kept
   channel).
   """
+  image = grid_crop(image, grid, seed)
+  patches = extract_patches(image[None], grid.patch_size, grid.stride)[0]
+  return augment_lib.test_form(patches, test_form) if test_form is not None else patches
+
+
+def grid_crop(image: tf.Tensor, grid: GridConfig, seed: tf.Tensor | None = None) -> tf.Tensor:
+  """[H, W, 3] -> [S, S, 3]: resize to resize_to^2, then the centre (or, with
+  `seed`, a random) image_size^2 crop; the image `grid_patches` cuts."""
   r, s = grid.resize_to, grid.image_size
   if s > r:
     raise DataError(f"GridConfig image_size={s} > resize_to={r}: the crop must fit "
@@ -269,8 +286,7 @@ def grid_patches(image: tf.Tensor, grid: GridConfig, seed: tf.Tensor | None = No
   else:
     image = tf.image.stateless_random_crop(image, [s, s, 3], seed)
   image.set_shape([s, s, 3])
-  patches = extract_patches(image[None], grid.patch_size, grid.stride)[0]
-  return augment_lib.test_form(patches, test_form) if test_form is not None else patches
+  return image
 
 
 def augment_grid(patches: tf.Tensor, augment: AugmentConfig, seed: tf.Tensor) -> tf.Tensor:
