@@ -510,6 +510,11 @@ class LinearEvalConfig:
   # validation and test patches get its deterministic form (augment.test_form). The
   # texts are silent on test patches (arXiv v1 4.1); plain ones are a train/test shift.
   match_test_patches: bool = True
+  # Encode every image once and train the head on the cached grid means (`PooledLinear`),
+  # so that it can run to convergence at the cost of one encoder pass. Exact to supp. B
+  # only where pre-training has no augmentation and its crop is the whole image (the
+  # training patches are then the evaluation patches); refused otherwise.
+  cache_features: bool = False
 
   def __post_init__(self):
     _check_momentum(self.bn_momentum)

@@ -76,6 +76,16 @@ LINEAR_OVERRIDES = {
                            "channel, the others mid-grey; a mirror). False: plain patches, a "
                            "train/test shift.",
                            None),
+    "cache_features": ("cache_features", "Encode each image once and train the head on "
+                       "the cached grid means, to convergence at the cost of one encoder "
+                       "pass; only for encoders pre-trained without augmentation on whole-"
+                       "image crops (else refused).", None),
+    "train_epochs": ("train_epochs", "> 0: epochs of the labelled training images, at "
+                     "most --train_steps.", None),
+    "eval_every_epochs": ("eval_every_epochs", "> 0: validate every that many epochs, at "
+                          "most every --eval_every steps.", None),
+    "patience": ("patience", "With a validation carve: stop after N validations without "
+                 "a gain (0: never).", None),
 }
 _FEW_LABELS = {
     key: (f"subset.{path}", text, choices) for key, (path, text, choices) in _DATA.items()}
@@ -115,9 +125,16 @@ _FEW_LABELS.update({
 })
 EFFICIENT_OVERRIDES = {
     **_FEW_LABELS,
-    "frozen_steps": ("frozen_steps", "Phase 1 steps per sweep point (frozen encoder).",
-                     None),
-    "finetune_steps": ("finetune_steps", "Phase 2 step budget (fine-tuning).", None),
+    "frozen_steps": ("frozen_steps", "Phase 1 steps per sweep point (frozen encoder); "
+                     "with --frozen_epochs, the cap.", None),
+    "finetune_steps": ("finetune_steps", "Phase 2 step budget (fine-tuning); with "
+                       "--finetune_epochs, the cap.", None),
+    "frozen_epochs": ("frozen_epochs", "> 0: phase 1 epochs of the labelled subset, at "
+                      "most --frozen_steps.", None),
+    "finetune_epochs": ("finetune_epochs", "> 0: phase 2 epochs of the labelled subset, "
+                        "at most --finetune_steps.", None),
+    "eval_every_epochs": ("eval_every_epochs", "> 0: validate every that many epochs, at "
+                          "most every --eval_every steps.", None),
     "finetune": ("finetune", "Run phase 2 (fine-tune encoder and classifier).", None),
     "encoder_learning_rate": ("encoder_learning_rate", "Adam learning rate of the encoder "
                               "in phase 2.", None),
@@ -128,8 +145,8 @@ EFFICIENT_OVERRIDES = {
                        "pre-training's, supp. A: 0.999).", None),
     "encoder_epsilon": ("encoder_epsilon", "Phase 2 encoder Adam epsilon (default: "
                         "pre-training's, supp. A: 1e-8).", None),
-    "patience": ("patience", "Phase 2 stops after N validations without improvement.",
-                 None),
+    "patience": ("patience", "Each phase stops after N validations without improvement "
+                 "(0: never).", None),
     "encoder": ("encoder", "Expected encoder architecture; empty accepts the model_dir's.",
                 None),
     "classifier_blocks": ("classifier.blocks", "Residual blocks of the classifier "
@@ -141,7 +158,14 @@ SUPERVISED_OVERRIDES = {
     **_FEW_LABELS,
     "architecture": ("architecture", "ResNet from pixels (supp. C.1: resnet50_v2 ... "
                      "resnet200_v2).", tuple(sorted(resnet.SPECS))),
-    "train_steps": ("train_steps", "Training steps per sweep point.", None),
+    "train_steps": ("train_steps", "Training steps per sweep point; with --train_epochs, "
+                    "the cap.", None),
+    "train_epochs": ("train_epochs", "> 0: epochs of the labelled subset per sweep point, "
+                     "at most --train_steps.", None),
+    "eval_every_epochs": ("eval_every_epochs", "> 0: validate every that many epochs, at "
+                          "most every --eval_every steps.", None),
+    "patience": ("patience", "Stop after N validations without improvement (0: never).",
+                 None),
 }
 DETECTION_OVERRIDES = {
     **_DATA,

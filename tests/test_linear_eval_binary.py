@@ -4,16 +4,20 @@ resume, results.json, the held-out test split, grid flags, --help."""
 import dataclasses
 import json
 import os
+import shutil
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 import tensorflow as tf
 from absl import flags
 
 from cpc_tf import checkpoints, configs
+from cpc_tf import data as fm_data
 from cpc_tf.configs import DataConfig
-from cpc_tf.eval import linear, results
+from cpc_tf.eval import classifiers, encoders, held_out, linear, results
+from cpc_tf.eval import loop as loop_lib
 from flags import evaluation
 from test_encoders import pretrained_model_dir
 from test_held_out import check_held_out, make_folder
@@ -211,3 +215,62 @@ def test_a_jittered_encoder_is_validated_and_tested_on_framed_patches(
   want = 5 if match_test_patches else 0
   assert frames == [("linear_eval", want)] * 2  # the validation carve, then the test split
   assert [r["split"] for r in doc["rows"]] == ["validation", "test"]
+
+
+def test_cached_grid_means_train_the_supp_b_head_and_test_like_the_patch_model(
+    model_dir, tmp_path):
+  data = DataConfig(source="fashion_mnist", max_examples=64, shuffle_buffer=64)
+  config = dataclasses.replace(configs.linear_eval_tiny(), data=data, cache_features=True,
+                               validation_size=16, batch_size=8, train_epochs=2.0,
+                               eval_every_epochs=0.5, train_steps=1000, eval_every=1000,
+                               patience=2)
+  out = str(tmp_path / "cached")
+  doc = linear.train_linear(model_dir, config, out, verbose=False)
+  val, test = doc["rows"]
+  assert val["num_train_examples"] == 48
+  done = json.load(open(os.path.join(out, "linear", "done.json")))
+  assert done["steps"] <= 12  # 2 epochs of 48 images in batches of 8
+  saved = np.load(os.path.join(out, linear.FEATURES_FILE))
+  assert saved["train_x"].shape[0] == 48 and saved["validation_x"].shape[0] == 16
+  # The head that was tested, applied to whole patch grids (mean after the 1x1
+  # conv) instead of grid means, classifies the test images the same way.
+  encoder = encoders.load(model_dir)
+  grid = encoder.pretrain.model.grid
+  model = classifiers.linear_classifier(encoder.model, grid, 10, config.bn_momentum)
+  tf.train.Checkpoint(head=model.head).read(
+      loop_lib.best_path(os.path.join(out, "linear"))).expect_partial()
+  hits = count = 0
+  for x, y in fm_data.classification_dataset(
+      held_out.test_data(data, "test"), "linear_eval", 64, grid=grid, repeat=False):
+    hits += int(np.sum(np.argmax(model(x).numpy(), 1) == y.numpy()))
+    count += len(y)
+  # Grid means and whole grids differ only in float rounding: at most one flipped argmax.
+  assert abs(hits / count - test["top1"]) <= 1.0 / count
+  mtime = os.path.getmtime(os.path.join(out, linear.FEATURES_FILE))
+  assert linear.train_linear(model_dir, config, out, verbose=False)["rows"] == doc["rows"]
+  assert os.path.getmtime(os.path.join(out, linear.FEATURES_FILE)) == mtime
+
+
+@pytest.mark.parametrize("changes, why", [
+    ({}, None),
+    ({"augment.flip_p": 0.5}, "augments its patches"),
+    ({"model.grid.resize_to": 36}, "crops 32 px at random from 36 px"),
+])
+def test_only_unaugmented_whole_image_pretraining_can_be_cached(changes, why):
+  pre = configs.replace(configs.tiny(), **changes)
+  got = linear.uncacheable(pre, pre.model.grid)
+  assert got is None if why is None else why in got
+
+
+def test_cache_features_is_refused_for_an_augmenting_encoder_before_writing(
+    model_dir, tmp_path):
+  flipped = str(tmp_path / "flipped")
+  shutil.copytree(model_dir, flipped)
+  checkpoints.write_config(
+      configs.replace(checkpoints.read_config(model_dir), **{"augment.flip_p": 0.5}),
+      flipped)
+  config = dataclasses.replace(configs.linear_eval_tiny(), cache_features=True)
+  out = tmp_path / "out"
+  with pytest.raises(ValueError, match="augments its patches.*cache_features=False"):
+    linear.train_linear(flipped, config, str(out), verbose=False)
+  assert not out.exists()

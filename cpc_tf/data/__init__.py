@@ -5,6 +5,7 @@ from cpc_tf.data.errors import DataError
 from cpc_tf.data.folders import FolderScan, scan as scan_folder
 from cpc_tf.data.pipelines import (
     CLASSIFICATION_MODES,
+    augments,
     class_names,
     classification_dataset,
     detection_dataset,
@@ -23,8 +24,8 @@ from cpc_tf.data.splits import SPLITS as FOLDER_SPLITS, FolderSplits, folder_spl
 __all__ = [
     "CLASSIFICATION_MODES", "DataError", "FOLDER_SPLITS", "FolderScan", "FolderSplits",
     "Source", "decode_failures", "folder_splits",
-    "class_names", "classification_dataset", "detection_dataset", "example_ids",
-    "grid_crop", "grid_patches", "id_filter", "load_source", "num_classes", "num_examples",
-    "ordered_examples", "pretrain_dataset",
+    "augments", "class_names", "classification_dataset", "detection_dataset",
+    "example_ids", "grid_crop", "grid_patches", "id_filter", "load_source", "num_classes",
+    "num_examples", "ordered_examples", "pretrain_dataset",
     "scan_folder",
 ]

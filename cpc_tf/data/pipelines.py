@@ -376,6 +376,11 @@ def _seeds(seed: int, salt: int, index: tf.Tensor, num: int) -> list[tf.Tensor]:
   return list(tf.unstack(tf.random.experimental.stateless_split(element, num)))
 
 
+def augments(augment: AugmentConfig) -> bool:
+  """Whether any per-patch / per-image augmentation step of `augment` is on."""
+  return _any_step(augment, _V2_STEPS + _V1_STEPS)
+
+
 def _any_step(augment: AugmentConfig, names) -> bool:
   return any(bool(getattr(augment, n)) for n in names
              if not (n == "randaugment" and augment.randaugment_num_ops == 0))

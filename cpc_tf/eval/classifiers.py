@@ -4,6 +4,7 @@ Glossary: B batch, Gh/Gw patch grid, P patch size, S image side, h/w a feature
 grid, D encoder feature depth, K classes.
 
   LinearHead     [B, Gh, Gw, D] -> BN without scale -> 1x1 conv -> mean -> [B, K]  (supp. B)
+  PooledLinear   [B, D] grid means -> the same LinearHead (cached features)
   ResNetHead     [B, h, w, D] -> bottleneck blocks -> mean -> dropout -> [B, K]  (supp. C.2)
   DropoutLinear  [B, D] -> dropout -> dense -> [B, K]                           (supp. C.1)
   Classifier     encoder + named encoder output + head; freezing is decided per call.
@@ -70,6 +71,26 @@ class ResNetHead(keras.layers.Layer):
     x = tf.reduce_mean(self.trunk(grid, training=training), axis=[1, 2])
     # supp. C.2: dropout after the final mean pooling, before the linear classifier.
     return self.dense(self.dropout(x, training=training))
+
+
+class PooledLinear(keras.Model):
+  """The supp. B LinearHead on grid means: [B, D] -> [B, K].
+
+  A 1x1 convolution and the spatial mean commute, so LinearHead(grid) is a
+  linear map of mean(grid); this model trains the same head on cached means
+  (`cpc_tf.eval.linear`, cache_features). Its batch norm then takes its
+  statistics over the means rather than over every position: the function
+  class is the same, the training-time normalisation is not.
+  """
+
+  def __init__(self, head: LinearHead, **kwargs):
+    super().__init__(**kwargs)
+    self.head = head
+
+  def call(self, pooled, training=False, train_encoder=False):
+    if pooled.shape.rank != 2:
+      raise ValueError(f"PooledLinear expects grid means [B, D], got {pooled.shape}.")
+    return self.head(pooled[:, None, None, :], training=training)
 
 
 class DropoutLinear(keras.layers.Layer):

@@ -6,6 +6,8 @@ Layout of output_dir (rerunning the same command resumes from it):
   config.json    protocol, encoder and resolved config; a rerun must match
   linear/        a `cpc_tf.eval.loop` phase directory (head, Adam, step; with
                  config.validation_size > 0 also the best validated head)
+  features.npz   with cache_features: the grid means [N, D] and labels [N] of the
+                 training, validation and test images (written once, atomically)
   splits.json    image folders only: every split's ids (`cpc_tf.eval.held_out`)
   results.json   the method's row on the test split (and on the validation
                  carve, when there is one), and "test": which split and how
@@ -15,12 +17,15 @@ Layout of output_dir (rerunning the same command resumes from it):
 from __future__ import annotations
 
 import dataclasses
+import io
 import os
+from typing import Callable
 
 import keras
+import numpy as np
 import tensorflow as tf
 
-from cpc_tf import data
+from cpc_tf import data, records
 from cpc_tf.configs import LinearEvalConfig
 from cpc_tf.distribute import is_chief
 from cpc_tf.eval import classifiers, encoders, held_out, results, subsets
@@ -58,6 +63,10 @@ def train_linear(model_dir: str, config: LinearEvalConfig, output_dir: str,
         "which only a pre-training model_dir records (config.json): pass that --model_dir.")
   grid = eval_grid(pre, config.grid, config.grid_image_size, config.grid_patch_size,
                    config.grid_stride)
+  if config.cache_features and (why := uncacheable(pre, grid)):
+    raise ValueError(f"cache_features=True trains on one encoding per image, but {why}: "
+                     "its training patches differ at every step. Use cache_features=False "
+                     "(supp. B's per-step pipeline).")
   # supp. B: the pre-training pipeline, including its per-patch augmentation.
   train_data = dataclasses.replace(config.data, pipeline=pre.data.pipeline)
   # An image folder is tested on its held-out split, never its training images;
@@ -77,20 +86,33 @@ def train_linear(model_dir: str, config: LinearEvalConfig, output_dir: str,
                                           config.bn_momentum)
     groups = [loop_lib.Group(keras.optimizers.Adam(config.learning_rate),  # supp. B
                              model.head.trainable_variables)]
-  loop = loop_lib.classification_loop(model, groups, train_encoder=False,
+    trained = classifiers.PooledLinear(model.head) if config.cache_features else model
+  loop = loop_lib.classification_loop(trained, groups, train_encoder=False,
                                       strategy=strategy)
-
-  def train_fn(ctx, seed):
-    return data.classification_dataset(
-        train_data, "linear_train", config.batch_size, seed, grid=grid,
-        augment=pre.augment, keep_ids=train_ids, input_context=ctx)
-
   form = pre.augment if config.match_test_patches else None
+  if config.cache_features:
+    splits = {"train": (train_data, train_ids), "test": (test_data, None)}
+    if validation_ids is not None:
+      splits["validation"] = (train_data, validation_ids)
+    cache = GridMeans.load_or_encode(os.path.join(output_dir, FEATURES_FILE), model, grid,
+                                     config.eval_batch_size, splits, write=chief, log=log)
+    train_fn = cache.train_fn(config.batch_size)
+    val_data = (cache.dataset(strategy, "validation", config.eval_batch_size)
+                if validation_ids is not None else None)
+    test_dist = cache.dataset(strategy, "test", config.eval_batch_size)
+  else:
+    def train_fn(ctx, seed):
+      return data.classification_dataset(
+          train_data, "linear_train", config.batch_size, seed, grid=grid,
+          augment=pre.augment, keep_ids=train_ids, input_context=ctx)
+
+    val_data = None if validation_ids is None else sweep.eval_dataset(
+        strategy, train_data, "linear_eval", config.eval_batch_size, validation_ids,
+        grid=grid, test_form=form)
+    test_dist = sweep.eval_dataset(strategy, test_data, "linear_eval",
+                                   config.eval_batch_size, grid=grid, test_form=form)
   validate = None
   if validation_ids is not None:
-    val_data = sweep.eval_dataset(strategy, train_data, "linear_eval",
-                                  config.eval_batch_size, validation_ids, grid=grid,
-                                  test_form=form)
     validate = lambda: loop_lib.evaluate(loop, val_data)  # noqa: E731
   n = (len(train_ids) if train_ids is not None
        else data.num_examples(train_data, labelled=True))
@@ -103,8 +125,7 @@ def train_linear(model_dir: str, config: LinearEvalConfig, output_dir: str,
   done = loop_lib.run_phase(loop, phase, train_fn, validate=validate,
                             track={"head": model.head},
                             budget=loop_lib.Budget(stop_after_steps), log=log)
-  test = loop_lib.evaluate(loop, sweep.eval_dataset(
-      strategy, test_data, "linear_eval", config.eval_batch_size, grid=grid, test_form=form))
+  test = loop_lib.evaluate(loop, test_dist)
   log(f"test: top-1 {test['top1']:.4f} top-5 {test['top5']:.4f} on {test['count']} images "
       f"({test_data.split} split)")
   rows = [results.row(method, 1.0, test["top1"], test["top5"], "test", n)]
@@ -153,3 +174,74 @@ def preset_grid(name: str):
   if name not in PRESET_GRIDS:
     raise ValueError(f"grid={name!r}: use 'pretrain' or one of {sorted(PRESET_GRIDS)}.")
   return PRESET_GRIDS[name]
+
+
+FEATURES_FILE = "features.npz"
+
+
+def uncacheable(pre, grid) -> str | None:
+  """Why the linear training patches change from step to step (None: they do not)."""
+  if data.augments(pre.augment):
+    return "pre-training augments its patches (supp. B trains on the same pipeline)"
+  if grid.resize_to != grid.image_size:
+    return (f"pre-training crops {grid.image_size} px at random from {grid.resize_to} px "
+            "images")
+  return None
+
+
+@dataclasses.dataclass
+class GridMeans:
+  """Cached grid means [N, D] and labels [N] per split ("train", "validation", "test")."""
+
+  arrays: dict[str, tuple[np.ndarray, np.ndarray]]
+
+  @classmethod
+  def load_or_encode(cls, path: str, model: classifiers.Classifier, grid, batch_size: int,
+                     splits: dict, write: bool = True,
+                     log: Callable[[str], None] = print) -> GridMeans:
+    """Reads `path`, or encodes each split (DataConfig, ids or None for all) and writes it.
+
+    The images are cut as in evaluation (`linear_eval`: the whole-image crop, no
+    augmentation), which `uncacheable` has checked is also the training input.
+    """
+    if tf.io.gfile.exists(path):
+      with tf.io.gfile.GFile(path, "rb") as f:
+        saved = np.load(io.BytesIO(f.read()))
+        return cls({k: (saved[f"{k}_x"], saved[f"{k}_y"]) for k in splits})
+    means = tf.function(lambda x: tf.reduce_mean(model.features(x), axis=[1, 2]),
+                        reduce_retracing=True)
+    arrays = {}
+    for name, (data_config, ids) in splits.items():
+      xs, ys = [], []
+      for x, y in data.classification_dataset(data_config, "linear_eval", batch_size,
+                                              grid=grid, keep_ids=ids, repeat=False):
+        xs.append(means(x).numpy())
+        ys.append(y.numpy())
+      arrays[name] = (np.concatenate(xs), np.concatenate(ys))
+      log(f"encoded the {name} images once: {arrays[name][0].shape} grid means")
+    if write:
+      buffer = io.BytesIO()
+      np.savez(buffer, **{f"{k}_{a}": v for k, (x, y) in arrays.items()
+                          for a, v in (("x", x), ("y", y))})
+      records.write_text(path, buffer.getvalue(), mode="wb")
+    return cls(arrays)
+
+  def train_fn(self, batch_size: int) -> loop_lib.DatasetFn:
+    """Shuffled, repeated (means, labels) batches of the training split."""
+    x, y = self.arrays["train"]
+
+    def fn(ctx, seed):
+      ds = tf.data.Dataset.from_tensor_slices((x, y)).shard(ctx.num_input_pipelines,
+                                                            ctx.input_pipeline_id)
+      return ds.shuffle(len(y), seed=seed).repeat().batch(
+          ctx.get_per_replica_batch_size(batch_size), drop_remainder=True)
+    return fn
+
+  def dataset(self, strategy: tf.distribute.Strategy, split: str, batch_size: int):
+    """One distributed pass over a cached split, in order."""
+    x, y = self.arrays[split]
+    r = strategy.num_replicas_in_sync
+    return strategy.distribute_datasets_from_function(
+        lambda ctx: tf.data.Dataset.from_tensor_slices((x, y)).shard(
+            ctx.num_input_pipelines, ctx.input_pipeline_id).batch(
+                ctx.get_per_replica_batch_size(max(r, batch_size // r * r))))

@@ -125,7 +125,8 @@ def with_image_size(config: StudyConfig, image_size: int) -> StudyConfig:
   pre = config.pretrain.model
   return configs.replace(config, **{
       "pretrain.model.grid": grid_for(pre.grid, pre.head, image_size),
-      "efficient.image_size": image_size, "supervised.image_size": image_size})
+      "efficient.image_size": image_size, "supervised.image_size": image_size,
+      "pixels.image_size": image_size})
 
 
 def for_dataset(config: StudyConfig, dataset: str, image_size: int | None = None, *,
