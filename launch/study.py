@@ -28,7 +28,8 @@ table (test split; "mean ± std (n=3)" at the smallest fraction), the images
 each row trained on, whether the claim's targets were met, and the stage times.
 
 Writes into --output_dir: study.md, study.png (Top-1 and Top-5 against the
-label fraction, log axis), study.json, timings.json (each stage's wall time, their
+label fraction, log axis), study_map.png (a 2-D map of the test embeddings, CPC
+beside the random initialisation), study.json, timings.json (each stage's wall time, their
 total, the set-up's and this invocation's), and every stage's own output
 directory. `--preset=study_fashion_mnist_quick` is a smoke run (at most 10
 minutes here) whose report says so at its top. Rerun the same command to
@@ -58,7 +59,7 @@ FLAGS = flags.FLAGS
 
 
 def report(output_dir: str) -> None:
-  for name in ("study.md", "study.png", study.SUMMARY_FILE):
+  for name in ("study.md", "study.png", study.MAP_FILE, study.SUMMARY_FILE):
     print(f"Wrote {os.path.join(output_dir, name)}")
 
 

@@ -46,6 +46,13 @@ class FakeProtocols:
     monkeypatch.setattr(study.efficient, "train_efficient", self.efficient)
     monkeypatch.setattr(study.supervised, "train_supervised", self.supervised)
     monkeypatch.setattr(study.pixels, "run_cell", self.pixels)
+    monkeypatch.setattr(study, "write_map", self.write_map)
+
+  def write_map(self, config, path, encoders):
+    self._maybe_fail("map")
+    assert list(encoders) == [study.LINEAR_METHOD, study.RANDOM_METHOD]
+    open(path, "wb").close()
+    return "pca"
 
   def _maybe_fail(self, name):
     self.calls.append(name)
@@ -101,7 +108,7 @@ def test_a_stopped_study_resumes_without_repeating_a_finished_stage(tmp_path, mo
   with pytest.raises(loop.Stopped):
     study.run(small_study(), str(tmp_path), verbose=False)
   first = list(fake.calls)
-  assert first == ["pretrain", "linear:CPC v2 linear", "linear:Random init linear",
+  assert first == ["pretrain", "linear:CPC v2 linear", "linear:Random init linear", "map",
                    "efficient:0.5:0", "supervised:0.5:0", "pixels:0.5:0",
                    "efficient:0.5:1", "supervised:0.5:1"]
   fake.calls.clear()
@@ -127,7 +134,7 @@ def test_a_stopped_study_resumes_without_repeating_a_finished_stage(tmp_path, mo
   assert os.path.getsize(tmp_path / "study.png") > 0
   timings = json.load(open(tmp_path / "timings.json"))
   assert set(timings["stages"]) == {
-      "pretrain", "linear/cpc", "linear/random", "efficient/50%-seed0",
+      "pretrain", "linear/cpc", "linear/random", "map", "efficient/50%-seed0",
       "supervised/50%-seed0", "pixels/50%-seed0", "efficient/50%-seed1",
       "supervised/50%-seed1", "pixels/50%-seed1", "efficient/100%-seed0",
       "supervised/100%-seed0", "pixels/100%-seed0"}

@@ -91,7 +91,7 @@ def test_tiny_study_end_to_end_then_a_rerun_reads_every_stage_back(tmp_path):
   args = ["--preset=study_tiny", f"--output_dir={out}", "--label_fractions=1",
           "--seeds=0,1"]
   stdout = run_binary(*args)
-  for name in ("study.md", "study.png", "study.json", "timings.json"):
+  for name in ("study.md", "study.png", "study.json", "timings.json", "study_map.png"):
     assert os.path.getsize(os.path.join(out, name)) > 0, name
   text = open(os.path.join(out, "study.md")).read()
   for label in ("CPC v2 linear", "Random init linear", "CPC v2 (frozen)",
@@ -104,7 +104,7 @@ def test_tiny_study_end_to_end_then_a_rerun_reads_every_stage_back(tmp_path):
   cells = json.load(open(os.path.join(out, "study.json")))["cells"]
   assert cells["CPC v2 (frozen)"]["100%"]["n"] == 2
   timings = json.load(open(os.path.join(out, "timings.json")))["stages"]
-  assert len(timings) == 3 + 2 * 3  # pre-training, two linear runs, 2 cells x 3
+  assert len(timings) == 4 + 2 * 3  # pre-training, two linear runs, the map, 2 cells x 3
 
   mtimes = {p: os.path.getmtime(p) for p in _checkpoint_files(out)}
   stdout = run_binary(*args)

@@ -23,6 +23,8 @@ is read back, an unfinished one resumes from its checkpoints):
   linear/random_init/            the random-initialisation model_dir (ckpt-0)
   efficient/<cell>/, supervised/<cell>/, pixels/<cell>/   e.g. efficient/1%-seed0/
   study.md, study.png, study.json   the report, the plot, every test cell
+  study_map.png                  2-D map (UMAP / t-SNE / PCA) of the test images'
+                                 embeddings: CPC beside the random initialisation
   timings.json                   {"stages": wall seconds of each stage when it ran,
                                   "stages_total", "setup" (given by the caller),
                                   "this_invocation": wall seconds of the last call}
@@ -31,16 +33,19 @@ is read back, an unfinished one resumes from its checkpoints):
 from __future__ import annotations
 
 import dataclasses
+import io
 import os
 import time
 from typing import Callable
 
+import numpy as np
 import tensorflow as tf
 
-from cpc_tf import checkpoints, configs, data, records, train
+from cpc_tf import checkpoints, configs, data, embed, records, train
 from cpc_tf.configs import StudyConfig
 from cpc_tf.distribute import is_chief
-from cpc_tf.eval import dynamics, efficient, linear, pixels, report, results, supervised
+from cpc_tf.eval import (dynamics, efficient, embedding_map, held_out, linear, pixels,
+                         report, results, supervised)
 from cpc_tf.eval import loop as loop_lib
 from cpc_tf.eval import sweep
 from cpc_tf.stop import Preempted
@@ -48,6 +53,8 @@ from cpc_tf.stop import Preempted
 CONFIG_FILE = checkpoints.CONFIG_FILE
 TIMINGS_FILE = "timings.json"
 SUMMARY_FILE = "study.json"
+MAP_FILE = "study_map.png"  # 2-D map of the test embeddings, CPC beside random init
+MAP_IMAGES = 2000  # test images drawn on the map
 RANDOM_METHOD = "Random init linear"  # the linear row of the untrained encoder
 LINEAR_METHOD = "CPC v2 linear"
 TITLE = "CPC v2 against supervised learning and raw-pixel baselines"
@@ -140,6 +147,13 @@ def run(config: StudyConfig, output_dir: str,
             dynamics.random_init_dir(pretrain_dir, linear_dir, config.random_init_seed),
             config.linear, random_dir, strategy, step=0, verbose=verbose,
             method=RANDOM_METHOD))
+  map_path = os.path.join(output_dir, MAP_FILE)
+  if chief:  # a picture, not a result: only the chief draws it
+    stage("map", lambda: tf.io.gfile.exists(map_path), lambda: write_map(
+        config, map_path, {LINEAR_METHOD: (pretrain_dir, None, cpc_dir),
+                           RANDOM_METHOD: (dynamics.random_init_dir(
+                               pretrain_dir, linear_dir, config.random_init_seed), 0,
+                               random_dir)}))
   files = [os.path.join(cpc_dir, results.RESULTS_FILE),
            os.path.join(random_dir, results.RESULTS_FILE)]
   for fraction, seed in cells(config):
@@ -165,6 +179,31 @@ def run(config: StudyConfig, output_dir: str,
   summary = write_report(files, output_dir, config, timing, write=chief)
   log(summary["markdown"])
   return summary
+
+
+def write_map(config: StudyConfig, path: str, encoders: dict) -> str:
+  """The 2-D map of the test images' embeddings, one panel per encoder.
+
+  encoders: panel title -> (model_dir, step or None, linear output dir). The
+  embedding is the mean of the image's patch vectors, which the cached linear
+  evaluation already holds for every test image (`linear.FEATURES_FILE`);
+  without that cache the first MAP_IMAGES test images are encoded here.
+  Returns the projection used ("umap", "tsne" or "pca").
+  """
+  test = held_out.test_data(config.linear.data, config.linear.test_split)
+  panels = {}
+  for title, (model_dir, step, linear_dir) in encoders.items():
+    cached = os.path.join(linear_dir, linear.FEATURES_FILE)
+    if tf.io.gfile.exists(cached):
+      with tf.io.gfile.GFile(cached, "rb") as f:
+        saved = np.load(io.BytesIO(f.read()))
+        panels[title] = (saved["test_x"], saved["test_y"])
+    else:
+      got = embed.embed_dataset(dataclasses.replace(test, max_examples=MAP_IMAGES),
+                                model_dir, step=step)
+      panels[title] = (got.embeddings, got.labels)
+  return embedding_map.write_map(path, panels, data.class_names(test),
+                                 max_points=MAP_IMAGES, seed=config.random_init_seed)
 
 
 def _pretrained(config: StudyConfig, model_dir: str) -> bool:
