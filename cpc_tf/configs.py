@@ -844,10 +844,11 @@ def _fashion_mnist_subset() -> SubsetConfig:
 def linear_eval_fashion_mnist() -> LinearEvalConfig:
   """supp. B on Fashion-MNIST: the frozen encoder's patch grid, BN, 1x1 conv, mean.
 
-  Trains on the 59.5k training images left after a 500-image validation carve,
-  validating every 0.1 epoch and stopping after 3 validations without a gain
-  (best validated head kept), at most one epoch; tests on the 10k test images.
-  The rate was picked on the carve.
+  supp. B's optimiser (Adam 5e-4, batch 512) on the 59.5k training images left
+  after a 500-image validation carve, from cached grid means (cache_features:
+  the study's pre-training has no augmentation, so this is supp. B's pipeline),
+  validated every epoch, stopped after 5 epochs without a gain (best validated
+  head tested), at most 100 epochs; tested on the 10k test images.
 
   Command: python -m launch.linear_eval --preset=linear_eval_fashion_mnist
     --model_dir=runs/study/pretrain --output_dir=runs/linear
@@ -855,17 +856,18 @@ def linear_eval_fashion_mnist() -> LinearEvalConfig:
   """
   return LinearEvalConfig(
       data=DataConfig(source="fashion_mnist", shuffle_buffer=10_000), test_split="test",
-      batch_size=64, learning_rate=5e-3, train_epochs=1.0, eval_every_epochs=0.1,
-      train_steps=100_000, eval_every=100_000, patience=3, eval_batch_size=500,
-      validation_size=500, bn_momentum=0.9)
+      batch_size=512, learning_rate=5e-4, cache_features=True, train_epochs=100,
+      eval_every_epochs=1.0, train_steps=1_000_000, eval_every=1_000_000, patience=5,
+      eval_batch_size=500, validation_size=500, bn_momentum=0.9)
 
 
 def efficient_fashion_mnist() -> EfficientConfig:
   """supp. C.2 on Fashion-MNIST: a one-block ResNet head on the 28 px image's grid.
 
-  Each phase: up to 30 epochs of the labelled subset, validated every epoch (at
-  most every 250 steps), stopped after 3 validations without a gain, at most
-  1000 steps (the cap binds only at 100% and 10% labels; the study reports it).
+  Each phase: up to 25 epochs of the labelled subset, validated every epoch (at
+  most every 100 steps), stopped after 5 validations without a gain, at most
+  500 steps: the cap binds at 10% and 100% labels (a 30-minute study on 2
+  cores); the study's "How each arm stopped" says where.
 
   Command: python -m launch.efficient_classification --preset=efficient_fashion_mnist
     --model_dir=runs/study/pretrain --label_fraction=0.01 --output_dir=runs/efficient
@@ -877,18 +879,19 @@ def efficient_fashion_mnist() -> EfficientConfig:
       classifier=ClassifierConfig(blocks=1, width=128, bottleneck=32, bn_momentum=0.9),
       hparams=HParams(learning_rate=0.1, weight_decay=1e-4, dropout=0.0,
                       batch_per_replica=32),
-      sweep=SweepConfig(size=1), frozen_epochs=30, finetune_epochs=30,
-      frozen_steps=1000, finetune_steps=1000, eval_every_epochs=1.0, eval_every=250,
-      encoder_learning_rate=1e-4, patience=3, eval_batch_size=500)
+      sweep=SweepConfig(size=1), frozen_epochs=25, finetune_epochs=25,
+      frozen_steps=500, finetune_steps=500, eval_every_epochs=1.0, eval_every=100,
+      encoder_learning_rate=1e-4, patience=5, eval_batch_size=500)
 
 
 def supervised_fashion_mnist() -> SupervisedConfig:
   """supp. C.1 on Fashion-MNIST: the CPC encoder's architecture trained from pixels.
 
   With the augmentation a sceptic would give it: random-sized crops (half the
-  area to all of it) and horizontal flips. Each sweep point: up to 30 epochs,
-  validated every epoch (at most every 250 steps), stopped after 3 validations
-  without a gain, at most 1000 steps; the best point on validation is tested.
+  area to all of it) and horizontal flips. Each sweep point: up to 25 epochs,
+  validated every epoch (at most every 100 steps), stopped after 5 validations
+  without a gain, at most 500 steps (as the CPC classifier's phases); the best
+  point on validation is tested.
 
   Command: python -m launch.supervised_baseline --preset=supervised_fashion_mnist
     --label_fraction=0.01 --output_dir=runs/supervised
@@ -903,8 +906,8 @@ def supervised_fashion_mnist() -> SupervisedConfig:
       # supp. C.1's search cut to the learning rate: two points, the rest fixed.
       sweep=SweepConfig(learning_rates=(0.05, 0.1), weight_decays=(1e-4,), dropouts=(0.0,),
                         batch_per_replica=(32,), size=0),
-      train_epochs=30, eval_every_epochs=1.0, train_steps=1000, eval_every=250,
-      patience=3, eval_batch_size=500)
+      train_epochs=25, eval_every_epochs=1.0, train_steps=500, eval_every=100,
+      patience=5, eval_batch_size=500)
 
 
 # ----------------------------------------------------------------------------
@@ -1090,36 +1093,46 @@ class StudyConfig:
 def study_fashion_mnist() -> StudyConfig:
   """The README's main job: the claim study on the embedded Fashion-MNIST.
 
+  Pre-training is fashion_mnist_small with two changes, chosen on a 5k-image
+  validation carve of the training split (logistic regression on the grid
+  means of 10k other training images; the test split was not read):
+    - encoder `compact_wide` (the last stack 4x wider, 1024 maps): 86.5%
+      against compact's 83.4% at 1500 steps (random inits: 74.6% and 70.9%);
+      compact needs 3000 steps for 85.0%;
+    - no flips, as supp. A's CPC v2 (83.4% against 84.1% with them at 1500
+      steps, within the carve's noise): the linear evaluation's patches are
+      then its training patches, so it trains from cached grid means to
+      convergence (linear_eval_fashion_mnist).
+
   Command: bash scripts/study.sh   (set-up, then python -m launch.study
     --preset=study_fashion_mnist --output_dir=runs/study)
-  Prints the Table-5-shaped table with the pixel baselines, whether each arm
-  stopped on validation or reached its cap, the targets met or missed and the
-  stage times; the README's "The claim on the embedded data" gives the figures
-  measured with it.
+  Prints the Table-5-shaped table with the pixel baselines, how each arm
+  stopped, the targets met or missed and the stage times; the README's "The
+  claim on the embedded data" gives the figures measured with it.
   """
-  pre = dataclasses.replace(fashion_mnist_small(), train_steps=1500)
+  pre = replace(fashion_mnist_small(), **{
+      "model.encoder.name": "compact_wide", "augment.flip_p": 0.0, "train_steps": 1500})
   return StudyConfig(pretrain=pre, linear=linear_eval_fashion_mnist(),
                      efficient=efficient_fashion_mnist(),
                      supervised=supervised_fashion_mnist())
 
 
 def study_fashion_mnist_quick() -> StudyConfig:
-  """A smoke run of the claim study (at most 10 minutes here): short fixed budgets.
+  """A smoke run of the claim study (about 10 minutes here): short budgets.
 
   Command: bash scripts/study.sh --preset=study_fashion_mnist_quick
   Its report opens with "SMOKE RUN": its budgets are too short for the claim.
   """
   full = study_fashion_mnist()
-  return dataclasses.replace(
-      full, smoke=True,
-      pretrain=dataclasses.replace(full.pretrain, train_steps=400, checkpoint_every=200,
-                                   probe=dataclasses.replace(full.pretrain.probe,
-                                                             every_steps=200)),
-      linear=dataclasses.replace(full.linear, train_epochs=0.1, eval_every_epochs=0.05),
-      efficient=dataclasses.replace(full.efficient, frozen_steps=100, finetune_steps=100,
-                                    eval_every=50),
-      supervised=dataclasses.replace(full.supervised, train_steps=100, eval_every=50),
-      pixels=dataclasses.replace(full.pixels, weight_decays=(1e-4,), max_epochs=10))
+  return replace(full, **{
+      "smoke": True,
+      "pretrain.train_steps": 300, "pretrain.checkpoint_every": 150,
+      "pretrain.probe.every_steps": 150,
+      "linear.data.max_examples": 10_000, "linear.train_epochs": 20,
+      "efficient.frozen_steps": 60, "efficient.finetune_steps": 60,
+      "efficient.eval_every": 20, "supervised.train_steps": 60,
+      "supervised.eval_every": 20,
+      "pixels.ks": (5,), "pixels.weight_decays": (0.0,), "pixels.max_epochs": 5})
 
 
 def study_tiny() -> StudyConfig:

@@ -69,6 +69,10 @@ SPECS: dict[str, ResNetSpec] = {
     # fashion_mnist_small), about 2.5x its steps per second at the same width.
     "compact": ResNetSpec(32, 3, 1, False, (
         StackSpec(1, 64, 16, 1), StackSpec(1, 128, 32, 2), StackSpec(1, 256, 64, 2))),
+    # "compact" with a 4x wider last stack (1024 maps, 128 bottleneck), as ResNet-161
+    # widens its last stack: more features for the linear protocol, on 2x2 maps per patch.
+    "compact_wide": ResNetSpec(32, 3, 1, False, (
+        StackSpec(1, 64, 16, 1), StackSpec(1, 128, 32, 2), StackSpec(1, 1024, 128, 2))),
     "tiny": ResNetSpec(8, 3, 1, False, (
         StackSpec(1, 16, 4, 1), StackSpec(1, 16, 4, 2), StackSpec(1, 32, 8, 2))),
     # CPU-sized detection backbone: the ImageNet layout (stem /4, stacks /1, /2, /2),
