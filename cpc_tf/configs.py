@@ -446,7 +446,8 @@ def fashion_mnist_study() -> PretrainConfig:
 
   Command: python -m launch.pretrain --preset=fashion_mnist_study
     --model_dir=runs/fashion_mnist_study   (the first stage of bash scripts/study.sh)
-  Measured: see study_fashion_mnist.
+  Measured (2026-12-05, in the study, quiet 2-core machine): 318 s for the 1500
+  steps (0.21 s/step, probe included); linear evaluation 84.9% test top-1.
   """
   return replace(fashion_mnist_small(), **{
       "model.encoder.name": "compact_wide", "augment.flip_p": 0.0, "train_steps": 1500})
@@ -1123,8 +1124,13 @@ def study_fashion_mnist() -> StudyConfig:
   Command: bash scripts/study.sh   (set-up, then python -m launch.study
     --preset=study_fashion_mnist --output_dir=runs/study)
   Prints the Table-5-shaped table with the pixel baselines, how each arm
-  stopped, the targets met or missed and the stage times; the README's "The
-  claim on the embedded data" gives the figures measured with it.
+  stopped, the targets met or missed and the stage times.
+  Measured (2026-12-05, fresh clone, quiet 2-core machine, pip cache warm): 42 min
+  4 s in all. Test top-1: CPC linear 84.9% (random init 78.0%, logistic regression
+  on pixels 83.8%); at 1% fine-tuned CPC 75.6 ± 0.6% against logistic regression
+  on pixels 76.8 ± 1.2%, kNN on pixels 73.4 ± 0.3%, the supervised ResNet 68.8 ±
+  2.0%; at 100% CPC 81.5%, kNN on pixels 85.8%. The table and what it shows: the
+  README's "The claim on the embedded data".
   """
   return StudyConfig(pretrain=fashion_mnist_study(), linear=linear_eval_fashion_mnist(),
                      efficient=efficient_fashion_mnist(),
