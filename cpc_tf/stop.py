@@ -125,9 +125,17 @@ class StopSignal:
     return False
 
 
-class Preempted(RuntimeError):
-  """A driver's pre-training stopped on SIGTERM / SIGINT after saving; rerun to resume."""
+class Stopped(Exception):
+  """SIGTERM / SIGINT stopped a run after saving; `status` = 128 + the signal. Rerun to resume."""
 
   def __init__(self, message: str, status: int = 143):
     super().__init__(message)
-    self.status = status  # 128 + the signal number
+    self.status = status
+
+
+class NonFiniteLossError(FloatingPointError):
+  """The loss became NaN or infinite; the run stopped without saving that step."""
+
+
+class Preempted(Stopped, RuntimeError):
+  """A driver's pre-training stopped on SIGTERM / SIGINT after saving; rerun to resume."""

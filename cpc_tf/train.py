@@ -46,8 +46,7 @@ from cpc_tf.model import build_model
 DatasetFn = Callable[[tf.distribute.InputContext, int], tf.data.Dataset]
 
 
-class NonFiniteLossError(RuntimeError):
-  """The loss became NaN or infinite; the run stopped without saving."""
+NonFiniteLossError = stop.NonFiniteLossError  # one non-finite error for every loop
 
 
 def total_steps(config: PretrainConfig, num_examples: int | None) -> int:

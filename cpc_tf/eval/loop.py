@@ -94,12 +94,8 @@ class Interrupted(Exception):
   """The step budget of this invocation ran out; everything needed to resume is saved."""
 
 
-class Stopped(Interrupted):
+class Stopped(Interrupted, stop.Stopped):
   """SIGTERM or SIGINT (Ctrl-C) stopped the phase after saving; `status` = 128 + signal."""
-
-  def __init__(self, message: str, status: int):
-    super().__init__(message)
-    self.status = status
 
 
 class Budget:
@@ -439,7 +435,7 @@ def _train_steps(loop, phase, state, iterator, step, stop_signal, *, validate, b
     step += n
     state.variables["step"].assign(step)
     if not np.isfinite(loss):
-      raise FloatingPointError(
+      raise stop.NonFiniteLossError(
           f"The training loss became {loss} at step {step} of {phase.label}; lower the "
           f"learning rate. The last checkpoint in {phase.run_dir} is intact.")
     line = f"{phase.label} step {step}/{phase.steps}: loss {loss:.4f}"
