@@ -125,6 +125,10 @@ class StopSignal:
     return False
 
 
+class Interrupted(Exception):
+  """A run's step budget for this invocation (--stop_after_steps) ran out after saving."""
+
+
 class Stopped(Exception):
   """SIGTERM / SIGINT stopped a run after saving; `status` = 128 + the signal. Rerun to resume."""
 

@@ -90,8 +90,7 @@ LossFn = Callable[[Any, Any], tf.Tensor]
 CountFn = Callable[[Any, Any], dict]
 
 
-class Interrupted(Exception):
-  """The step budget of this invocation ran out; everything needed to resume is saved."""
+Interrupted = stop.Interrupted  # the step budget of this invocation ran out; saved
 
 
 class Stopped(Interrupted, stop.Stopped):
