@@ -1,4 +1,4 @@
-"""Online k-nearest-neighbour probe of the encoder during pre-training (issue 10).
+"""Online k-nearest-neighbour probe of the encoder during pre-training.
 
 Glossary: M memory (reference) images, Q query images, K classes, k voting
 neighbours, Gh/Gw patch grid, P patch size, D feature depth.
