@@ -176,7 +176,9 @@ def check_no_cycles(root: pathlib.Path, allowed=frozenset()) -> None:
 
 def test_folders_import_each_other_without_a_cycle():
   edges = folder_graph(ROOT)
-  assert ("launch", "flags") in edges and ("cpc_tf/data", "cpc_tf/configs.py") in edges
+  # The graph is read at all: binaries use flags, data/ uses configs (a module or a package).
+  assert ("launch", "flags") in edges
+  assert any(a == "cpc_tf/data" and b.startswith("cpc_tf/configs") for a, b in edges)
   stale = sorted(ALLOWED - set(edges))
   assert not stale, f"allowed edges that no import makes any more, drop them: {stale}"
   check_no_cycles(ROOT, ALLOWED)
