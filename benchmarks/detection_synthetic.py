@@ -21,9 +21,9 @@ import tensorflow as tf
 
 from cpc_tf import resnet
 from cpc_tf.configs import EncoderConfig
+from cpc_tf.data import synthetic
 from cpc_tf.detection import config as det_config
 from cpc_tf.detection import detector as det_lib
-from cpc_tf.detection import synthetic
 from cpc_tf.detection.voc_eval import VOCEvaluator
 
 

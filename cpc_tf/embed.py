@@ -1,4 +1,4 @@
-"""Embeddings in one call: images -> one pooled vector per image (issue 22).
+"""Embeddings in one call: images -> one pooled vector per image.
 
 Glossary: B images in memory, N images of a folder or split, H/W their size, C
 channels (1 grey, 2 grey+alpha, 3 RGB, 4 RGBA), S the pre-training crop side

@@ -19,8 +19,8 @@ declare their input: `patched` images TensorSpec [None, S, S, 3],
 `whole_image` [None, None, None, 3], so a fresh process reads S from
 `loaded.signatures["patched"].structured_input_signature[1]["images"].shape[1]`
 without the config; `loaded.grid()` gives the whole pre-training grid
-{"image_size", "patch_size", "stride", "resize_to"} as int32 scalars (exports
-written before issue 22 lack it). Every signature checks its input when
+{"image_size", "patch_size", "stride", "resize_to"} as int32 scalars (older
+exports lack it). Every signature checks its input when
 called: float32 (the signature's dtype; TF refuses others by name), rank 4,
 3 channels, and for `patched` S x S; anything else
 raises InvalidArgumentError "assertion failed: [<signature>: images must be

@@ -2,11 +2,9 @@
 
 Glossary: N images or patches, h/w map size, C channels.
 
-`keras.layers.LayerNormalization(axis=-1)` differentiates its moments op by op:
-on the small encoder's maps ([N, 8, 8, C] for 8 px patches, C = 16...256) the
-backward pass then runs a dozen memory-bound broadcasts, tiles and reductions
-per norm, which the profile of the small preset puts at about a third of the
-step (issue 13). The closed form below needs two means over C:
+`keras.layers.LayerNormalization(axis=-1)` differentiates its moments op by op, a
+dozen memory-bound broadcasts, tiles and reductions per norm on small maps
+(timings: benchmarks/pretrain_bench.md). The closed form below needs two means over C:
   dx = rstd * (dy*g - mean_C(dy*g) - xhat * mean_C(dy*g * xhat)).
 Statistics are computed in float32 under mixed precision, as Keras does.
 """

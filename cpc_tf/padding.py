@@ -2,15 +2,12 @@
 
 Glossary: N images or patches, h/w map size, C channels.
 
-`tf.pad(mode="SYMMETRIC")` differentiates through MirrorPadGrad, which the
-profile of the small preset (issue 13) shows at 2-4x the cost of folding the
-padded border back by hand on [N, 8, 8, C] maps; its forward MirrorPad is 5x
-the cost of one gather of the padded map's pixels from the flattened input
-(7.8 against 1.5 ms on the small encoder's four pads). So the forward pass is
-that gather (tf.pad when the map size is unknown), the gradient adds each
-padded row / column onto the one it mirrors. On maps of at most 64 pixels
-that sum is one batched matmul with the 0/1 fold matrix (2x faster on the
-small encoder's 8x8 and 4x4 maps, slower from 12x12 on, where the slices win).
+Same numbers as `tf.pad(mode="SYMMETRIC")`, whose MirrorPad / MirrorPadGrad are
+slow on small maps. The forward pass is one gather of the padded map's pixels
+from the flattened input (tf.pad when the map size is unknown); the gradient
+adds each padded row / column onto the one it mirrors, as one batched matmul
+with the 0/1 fold matrix on maps of at most 64 pixels and by slices above.
+Timings: benchmarks/pretrain_bench.md.
 """
 
 from __future__ import annotations

@@ -2,10 +2,8 @@
 
 Glossary: N images or patches, h/w map size, C input channels, F filters, s stride.
 
-On the small encoder's maps ([N, 8, 8, C] for 8 px patches) oneDNN's 1x1
-convolutions cost more than the matrix product they are, and most of all
-with stride 2: the profile of the small preset put its two stride-2
-projections, forward and backward, at about 12% of a step (issue 13). A 1x1
+On small maps oneDNN's 1x1 convolutions cost more than the matrix product they
+are, most of all with stride 2 (timings: benchmarks/pretrain_bench.md). A 1x1
 convolution with stride s reads rows and columns 0, s, 2s, ...: we take those
 with a reshape and a slice (whose gradient is a pad, not a scatter) and
 multiply by the [C, F] kernel.

@@ -1,4 +1,4 @@
-"""Online k-nearest-neighbour probe of the encoder during pre-training (issue 10).
+"""Online k-nearest-neighbour probe of the encoder during pre-training.
 
 Glossary: M memory (reference) images, Q query images, K classes, k voting
 neighbours, Gh/Gw patch grid, P patch size, D feature depth.
@@ -211,7 +211,7 @@ class Probe:
 
     The input of linear evaluation's test split (`data.grid_patches` without a
     seed: the centre crop, no augmentation), read through a batched id filter:
-    `classification_dataset(keep_ids=...)` looks every id up on its own, 3 s per
+    `efficient_eval_dataset(keep_ids=...)` looks every id up on its own, 3 s per
     pass over Fashion-MNIST's 60k on the 2-core CPU.
     """
     source = sources.load(self.labelled.data, labelled=True)

@@ -19,7 +19,7 @@ import pytest
 from PIL import Image
 
 from cpc_tf.configs import AugmentConfig, DataConfig, GridConfig
-from cpc_tf.data import DataError, classification_dataset, decode_failures, pretrain_dataset
+from cpc_tf.data import DataError, decode_failures, efficient_eval_dataset, pretrain_dataset
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 OFF = AugmentConfig(randaugment=False, elastic_p=0.0, histogram_p=0.0,
@@ -95,7 +95,7 @@ def test_folder_with_nothing_decodable_stops_with_a_clear_error(tmp_path):
 def test_decode_failure_is_named_once_and_counted_across_epochs(tmp_path, caplog):
   data = _folder(tmp_path, good=4, corrupt=1)
   with caplog.at_level(logging.WARNING):
-    ds = classification_dataset(data, "efficient_eval", 8, image_size=16, repeat=False)
+    ds = efficient_eval_dataset(data, 8, image_size=16)
     counts = [int(sum(len(y) for _, y in ds)) for _ in range(3)]  # three epochs
     training = pretrain_dataset(data, SMALL, OFF, 2, seed=0)  # a second pipeline
     for _ in zip(range(6), training):
@@ -111,11 +111,11 @@ def test_decode_failure_is_named_once_and_counted_across_epochs(tmp_path, caplog
 def test_decode_failure_raises_naming_the_file_when_asked(tmp_path):
   data = _folder(tmp_path, good=2, corrupt=1)
   with pytest.raises(DataError, match=r"(?s)a/bad0\.png failed to decode.*on_bad_file='skip'"):
-    list(classification_dataset(data, "efficient_eval", 8, image_size=16, on_bad_file="fail"))
+    list(efficient_eval_dataset(data, 8, image_size=16, on_bad_file="fail"))
   # Found inside the pipeline (the probe stops at the first good file): still named.
   late = _folder(tmp_path / "late", good=2, corrupt=0)
   _corrupt_png(str(tmp_path / "late" / "a" / "z.png"), 7)
-  ds = classification_dataset(late, "efficient_eval", 8, image_size=16, on_bad_file="fail")
+  ds = efficient_eval_dataset(late, 8, image_size=16, on_bad_file="fail")
   with pytest.raises(Exception, match=r"(?s)a/z\.png failed to decode.*on_bad_file='skip'"):
     list(ds)
 
@@ -130,7 +130,7 @@ def test_palette_and_one_bit_bmp_folders_decode_in_colour(tmp_path):
   mono.save(tmp_path / "a" / "3_mono.bmp")
   mono.convert("RGB").save(tmp_path / "a" / "4_mono_rgb.png")
   data = DataConfig(source="folder", path=str(tmp_path), test_fraction=0.0)
-  x, _ = next(iter(classification_dataset(data, "efficient_eval", 4, image_size=16)))
+  x, _ = next(iter(efficient_eval_dataset(data, 4, image_size=16)))
   x = x.numpy()
   assert np.abs(x[0, ..., 0] - x[0, ..., 1]).max() > 0.1  # colours, not grey indices
   np.testing.assert_allclose(x[0], x[1], atol=1e-6)

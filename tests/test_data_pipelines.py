@@ -11,9 +11,10 @@ import tensorflow_datasets as tfds
 from PIL import Image
 
 from cpc_tf.configs import AugmentConfig, DataConfig, GridConfig
-from cpc_tf.data import (DataError, class_names, classification_dataset, detection_dataset,
-                         example_ids, fashion_mnist, num_classes, num_examples,
-                         pretrain_dataset)
+from cpc_tf.data import (DataError, class_names, detection_dataset, efficient_eval_dataset,
+                         efficient_train_dataset, example_ids, fashion_mnist,
+                         linear_eval_dataset, linear_train_dataset, num_classes,
+                         num_examples, pretrain_dataset)
 from cpc_tf.patches import PRESET_GRIDS
 
 OFF = AugmentConfig(randaugment=False, elastic_p=0.0, histogram_p=0.0,
@@ -96,10 +97,6 @@ def test_bad_arguments_raise():
     DataConfig(source="fashion_mnist", pipeline="v3")
   with pytest.raises(DataError, match="batch_size=0"):
     pretrain_dataset(FMNIST, SMALL, OFF, 0, 0)
-  with pytest.raises(DataError, match="mode='train'.*linear_train"):
-    classification_dataset(FMNIST, "train", 2)
-  with pytest.raises(DataError, match="pass grid="):
-    classification_dataset(FMNIST, "linear_eval", 2)
 
 
 # ----------------------------------------------------------------------------
@@ -109,25 +106,23 @@ def test_bad_arguments_raise():
 def test_classification_modes_shapes_and_eval_order():
   _, labels = fashion_mnist.load("test")
   g = PRESET_GRIDS["linear_iclr"]
-  x, y = _first(classification_dataset(FMNIST, "linear_train", 2, grid=g, augment=V1_OPS))
+  x, y = _first(linear_train_dataset(FMNIST, 2, grid=g, augment=V1_OPS))
   _check_images(x, (2, 6, 6, 80, 80, 3))
   assert y.dtype == np.int64
-  x, y = _first(classification_dataset(FMNIST, "linear_eval", 2, grid=g))
+  x, y = _first(linear_eval_dataset(FMNIST, 2, grid=g))
   _check_images(x, (2, 6, 6, 80, 80, 3))
   np.testing.assert_array_equal(y, labels[:2])  # evaluation keeps the split's order
   # A jittered encoder's test patches: the same pixels in the centred 70 px window.
   form = AugmentConfig(jitter_size=70)
-  framed, _ = _first(classification_dataset(FMNIST, "linear_eval", 2, grid=g, test_form=form))
+  framed, _ = _first(linear_eval_dataset(FMNIST, 2, grid=g, test_form=form))
   window = np.zeros((80, 80), bool)
   window[5:75, 5:75] = True
   np.testing.assert_array_equal(framed[..., window, :], x[..., window, :])
   assert (framed[..., ~window, :] == 0).all() and (x[..., ~window, :] > 0).any()
-  with pytest.raises(DataError, match="only 'linear_eval'"):
-    classification_dataset(FMNIST, "linear_train", 2, grid=g, augment=V1_OPS, test_form=form)
-  x, y = _first(classification_dataset(FMNIST, "efficient_train", 2, augment=AugmentConfig(
+  x, y = _first(efficient_train_dataset(FMNIST, 2, augment=AugmentConfig(
       randaugment_num_ops=1, elastic_p=0.0), image_size=64))
   _check_images(x, (2, 64, 64, 3))
-  x, y = _first(classification_dataset(FMNIST, "efficient_eval", 2))
+  x, y = _first(efficient_eval_dataset(FMNIST, 2))
   _check_images(x, (2, 224, 224, 3))
   np.testing.assert_array_equal(y, labels[:2])
   assert num_classes(FMNIST) == 10 and class_names(FMNIST)[9] == "Ankle boot"
@@ -136,10 +131,9 @@ def test_classification_modes_shapes_and_eval_order():
 @needs_fmnist
 def test_eval_reads_every_example_once_and_training_is_deterministic():
   data = DataConfig(source="fashion_mnist", split="test", max_examples=10)
-  sizes = [len(y) for _, y in classification_dataset(data, "efficient_eval", 4, image_size=8)]
+  sizes = [len(y) for _, y in efficient_eval_dataset(data, 4, image_size=8)]
   assert sizes == [4, 4, 2]
-  make = lambda: _first(classification_dataset(FMNIST, "efficient_train", 4, seed=1,
-                                               augment=OFF, image_size=16))
+  make = lambda: _first(efficient_train_dataset(FMNIST, 4, seed=1, augment=OFF, image_size=16))
   a, b = make(), make()
   np.testing.assert_array_equal(a[0], b[0])
   np.testing.assert_array_equal(a[1], b[1])
@@ -148,12 +142,12 @@ def test_eval_reads_every_example_once_and_training_is_deterministic():
 @needs_fmnist
 def test_subsets_by_id():
   _, labels = fashion_mnist.load("test")
-  ds = classification_dataset(FMNIST, "efficient_eval", 8, keep_ids=[0, 5, 7], image_size=8)
+  ds = efficient_eval_dataset(FMNIST, 8, keep_ids=[0, 5, 7], image_size=8)
   got = np.concatenate([y for _, y in ds])
   np.testing.assert_array_equal(got, labels[[0, 5, 7]])
   assert num_examples(FMNIST, keep_ids={"0", "5", "7", "99999"}) == 3
   with pytest.raises(DataError, match="keep_ids is empty"):
-    classification_dataset(FMNIST, "efficient_eval", 8, keep_ids=[])
+    efficient_eval_dataset(FMNIST, 8, keep_ids=[])
   assert example_ids(FMNIST)[:3] == ["0", "1", "2"]
 
 
@@ -197,11 +191,11 @@ def test_folder_classification_labels_ids_and_names(tmp_path):
   data = _folder(tmp_path, corrupt=False)
   assert class_names(data) == ("cat", "dog")
   assert num_examples(data, labelled=True) == 5
-  ds = classification_dataset(data, "efficient_eval", 8, image_size=16)
+  ds = efficient_eval_dataset(data, 8, image_size=16)
   x, y = _first(ds)
   _check_images(x, (5, 16, 16, 3))
   np.testing.assert_array_equal(y, [0, 0, 1, 1, 1])
-  ds = classification_dataset(data, "efficient_eval", 8, image_size=16,
+  ds = efficient_eval_dataset(data, 8, image_size=16,
                               keep_ids=["cat/deep/b.png", "dog/e.png"])
   np.testing.assert_array_equal(_first(ds)[1], [0, 1])
   assert example_ids(data) == ["cat/a.jpg", "cat/deep/b.png", "dog/c.bmp", "dog/d.gif",
@@ -223,11 +217,11 @@ def test_mocked_stl10_unlabelled_pretrain_and_imagenet_subset_classification():
     x = _first(pretrain_dataset(DataConfig(source="stl10", split="unlabelled"), SMALL, OFF, 3, 0))
     _check_images(x, (3, 3, 3, 8, 8, 3))
     data = DataConfig(source="imagenet2012_subset/1pct", split="train")
-    x, y = _first(classification_dataset(data, "efficient_eval", 3, image_size=32))
+    x, y = _first(efficient_eval_dataset(data, 3, image_size=32))
     _check_images(x, (3, 32, 32, 3))
     assert num_classes(data) == 1000 and num_examples(data) == 6
-    x, y = _first(classification_dataset(DataConfig(source="cifar10", split="test"),
-                                         "linear_eval", 2, grid=SMALL))
+    x, y = _first(linear_eval_dataset(DataConfig(source="cifar10", split="test"), 2,
+                                      grid=SMALL))
     _check_images(x, (2, 3, 3, 8, 8, 3))
 
 
@@ -315,8 +309,8 @@ def test_crop_min_area_one_keeps_the_whole_image():
   data = DataConfig(source="fashion_mnist", max_examples=8, shuffle_buffer=1)
   off = AugmentConfig(randaugment=False, elastic_p=0.0, histogram_p=0.0,
                       inception_color_p=0.0, grayscale_p=0.0)
-  images, _ = next(iter(classification_dataset(
-      data, "efficient_train", 8, seed=1, augment=off, image_size=32, crop_min_area=1.0)))
+  images, _ = next(iter(efficient_train_dataset(
+      data, 8, seed=1, augment=off, image_size=32, crop_min_area=1.0)))
   raw, _ = fashion_mnist.load("train")
   want = tf.clip_by_value(tf.image.resize(
       tf.image.grayscale_to_rgb(tf.constant(raw[:8], tf.float32) / 255.0), [32, 32]),

@@ -3,7 +3,7 @@
 Issue 9: with --dataset=folder:..., "test" accuracy was measured on the whole
 folder (its training images included) and --test_split=nonexistent was
 accepted. Every layout is checked through the loaders the protocols use
-(example_ids, classification_dataset, pretrain_dataset), not only through
+(example_ids, efficient_eval_dataset, pretrain_dataset), not only through
 `folder_splits`.
 """
 
@@ -15,7 +15,7 @@ import pytest
 from PIL import Image
 
 from cpc_tf.configs import AugmentConfig, DataConfig, GridConfig
-from cpc_tf.data import (DataError, class_names, classification_dataset, example_ids,
+from cpc_tf.data import (DataError, class_names, efficient_eval_dataset, example_ids,
                          folder_splits, num_examples, pretrain_dataset)
 from cpc_tf.data import splits
 
@@ -45,8 +45,8 @@ def _ids(data, split):
 
 def _loaded_labels(data, split):
   d = dataclasses.replace(data, split=split)
-  return np.concatenate([y.numpy() for _, y in classification_dataset(
-      d, "efficient_eval", 64, image_size=8)])
+  return np.concatenate([y.numpy() for _, y in efficient_eval_dataset(
+      d, 64, image_size=8)])
 
 
 def test_carved_test_split_is_held_out_of_train_stratified_and_seeded(tmp_path):

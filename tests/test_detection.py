@@ -13,9 +13,9 @@ import tensorflow as tf
 from PIL import Image
 
 from cpc_tf import configs
+from cpc_tf.data import voc_folder
 from cpc_tf.data.errors import DataError
 from cpc_tf.detection import detector as detector_lib
-from cpc_tf.detection import voc_folder
 from cpc_tf.eval import detection
 from test_encoders import pretrained_model_dir, supervised_output_dir
 

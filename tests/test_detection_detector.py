@@ -9,9 +9,9 @@ import tensorflow as tf
 
 from cpc_tf import resnet
 from cpc_tf.configs import EncoderConfig
+from cpc_tf.data import synthetic
 from cpc_tf.detection import config as det_config
 from cpc_tf.detection import detector as det_lib
-from cpc_tf.detection import synthetic
 
 CONFIG = dataclasses.replace(
     det_config.synthetic_small(), rpn_channels=8, fc_width=16, roi_batch_per_image=16,

@@ -96,8 +96,7 @@ def test_cached_features_give_the_logits_and_losses_of_the_frozen_encoder(
   assert info.source["checkpoint_step"] == 0 and info.source["mode"] == "efficient_eval"
   ids = data_lib.example_ids(DATA)
   keep = ids[3:15]
-  images = data_lib.classification_dataset(DATA, "efficient_eval", 6, repeat=False,
-                                           image_size=IMAGE_SIZE, keep_ids=keep)
+  images = data_lib.efficient_eval_dataset(DATA, 6, image_size=IMAGE_SIZE, keep_ids=keep)
   cached = features.feature_dataset(path, 6, keep_ids=keep)
   loss_fn = tf.keras.losses.SparseCategoricalCrossentropy(from_logits=True)
   terms = network_terms(classifier)

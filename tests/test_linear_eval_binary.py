@@ -240,8 +240,7 @@ def test_cached_grid_means_train_the_supp_b_head_and_test_like_the_patch_model(
   tf.train.Checkpoint(head=model.head).read(
       loop_lib.best_path(os.path.join(out, "linear"))).expect_partial()
   hits = count = 0
-  for x, y in fm_data.classification_dataset(
-      held_out.test_data(data, "test"), "linear_eval", 64, grid=grid, repeat=False):
+  for x, y in fm_data.linear_eval_dataset(held_out.test_data(data, "test"), 64, grid=grid):
     hits += int(np.sum(np.argmax(model(x).numpy(), 1) == y.numpy()))
     count += len(y)
   # Grid means and whole grids differ only in float rounding: at most one flipped argmax.

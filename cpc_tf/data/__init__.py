@@ -4,15 +4,18 @@ from cpc_tf.data import decode_failures
 from cpc_tf.data.errors import DataError
 from cpc_tf.data.folders import FolderScan, scan as scan_folder
 from cpc_tf.data.pipelines import (
-    CLASSIFICATION_MODES,
+    EVAL_DATASETS,
     augments,
     class_names,
-    classification_dataset,
     detection_dataset,
+    efficient_eval_dataset,
+    efficient_train_dataset,
     example_ids,
     grid_crop,
     grid_patches,
     id_filter,
+    linear_eval_dataset,
+    linear_train_dataset,
     num_classes,
     num_examples,
     ordered_examples,
@@ -22,10 +25,11 @@ from cpc_tf.data.sources import Source, load as load_source
 from cpc_tf.data.splits import SPLITS as FOLDER_SPLITS, FolderSplits, folder_splits
 
 __all__ = [
-    "CLASSIFICATION_MODES", "DataError", "FOLDER_SPLITS", "FolderScan", "FolderSplits",
+    "DataError", "EVAL_DATASETS", "FOLDER_SPLITS", "FolderScan", "FolderSplits",
     "Source", "decode_failures", "folder_splits",
-    "augments", "class_names", "classification_dataset", "detection_dataset",
-    "example_ids", "grid_crop", "grid_patches", "id_filter", "load_source", "num_classes",
+    "augments", "class_names", "detection_dataset", "efficient_eval_dataset",
+    "efficient_train_dataset", "example_ids", "grid_crop", "grid_patches", "id_filter",
+    "linear_eval_dataset", "linear_train_dataset", "load_source", "num_classes",
     "num_examples", "ordered_examples", "pretrain_dataset",
     "scan_folder",
 ]

@@ -5,7 +5,8 @@ rows/columns, P patch size, S image side fed to a network, M boxes per image
 (padded to the batch maximum), K classes. Images are float32 in [0, 1].
 
   pretrain_dataset        -> [B, Gh, Gw, P, P, 3]            (supp. A; arXiv v1 4.1)
-  classification_dataset  -> ([B, Gh, Gw, P, P, 3] | [B, S, S, 3], [B] int64)
+  linear_{train,eval}_dataset     -> ([B, Gh, Gw, P, P, 3], [B] int64)   (supp. B)
+  efficient_{train,eval}_dataset  -> ([B, S, S, 3], [B] int64)           (supp. C)
   detection_dataset       -> dict of image [B, S, S, 3], boxes [B, M, 4], ... (ICLR 4.3)
 
 Determinism: every random choice is a stateless op seeded by
@@ -29,7 +30,6 @@ from cpc_tf.patches import extract_patches
 
 log = logging.getLogger(__name__)
 
-CLASSIFICATION_MODES = ("linear_train", "linear_eval", "efficient_train", "efficient_eval")
 _V2_STEPS = ("randaugment", "elastic_p", "histogram_p", "inception_color_p", "grayscale_p")
 _V1_STEPS = ("color_drop_p", "flip_p", "jitter_size")
 
@@ -65,77 +65,112 @@ def pretrain_dataset(data: DataConfig, grid: GridConfig, augment: AugmentConfig,
   return _finish(ds, batch, drop_remainder=True)
 
 
-def classification_dataset(
-    data: DataConfig, mode: str, batch_size: int, seed: int = 0, *,
-    grid: GridConfig | None = None, augment: AugmentConfig | None = None,
-    image_size: int = EFFICIENT_IMAGE_SIZE, crop_min_area: float = 0.08,
-    test_form: AugmentConfig | None = None, repeat: bool | None = None,
-    keep_ids: Collection[str | int] | None = None,
-    input_context: tf.distribute.InputContext | None = None,
-    on_bad_file: str = "skip") -> tf.data.Dataset:
-  """Labelled images -> (images, labels [B] int64) batches.
+def linear_train_dataset(data: DataConfig, batch_size: int, seed: int = 0, *,
+                         grid: GridConfig, augment: AugmentConfig,
+                         keep_ids: Collection[str | int] | None = None,
+                         input_context: tf.distribute.InputContext | None = None
+                         ) -> tf.data.Dataset:
+  """Labelled images -> (augmented patch grids [B, Gh, Gw, P, P, 3], labels [B] int64).
 
-  mode:
-    "linear_train"    pre-training pipeline (needs `grid`, `augment`) -> patches;
-                      supp. B. ICLR A.3's grid is PRESET_GRIDS["linear_iclr"].
-    "linear_eval"     resize to grid.resize_to, single centre grid.image_size crop,
-                      no augmentation -> patches [B, Gh, Gw, P, P, 3]; with
-                      `test_form` (the pre-training AugmentConfig) the
-                      deterministic form of its v1 marks (`grid_patches`).
-    "efficient_train" Inception random-sized crop (crop_min_area to all of the
-                      area) to `image_size`, then per-image
-                      steps 1-4 of supp. A (`augment`) -> [B, S, S, 3]; supp. C.
-    "efficient_eval"  central square of 0.875 x the shorter side, resized to
-                      image_size (`cpc_tf.augment.center_crop`).
-  Training modes shuffle, repeat (unless `repeat=False`) and drop the remainder;
-  evaluation modes read each example once, in order, keeping the last batch.
-
-  Subsets: `keep_ids` keeps only these example ids (TFDS `tfds_id`, folder path
-  relative to the folder, Fashion-MNIST index; see `example_ids`); the
-  labelled subsets of supp. C come from `cpc_tf.eval.subsets`.
+  supp. B: the pre-training pipeline (`grid`, `augment`; ICLR A.3's grid is
+  PRESET_GRIDS["linear_iclr"]). Shuffles, repeats and drops the remainder.
+  `keep_ids` keeps only these example ids (TFDS `tfds_id`, folder path relative
+  to the folder, Fashion-MNIST index; see `example_ids`).
   """
-  if mode not in CLASSIFICATION_MODES:
-    raise DataError(f"mode={mode!r}; choose one of {CLASSIFICATION_MODES}.")
-  training = mode.endswith("_train")
-  if mode.startswith("linear") and grid is None:
-    raise DataError(f"mode={mode!r} cuts images into patches: pass grid= (e.g. "
-                    "cpc_tf.patches.PRESET_GRIDS['linear_iclr']).")
-  if training and augment is None:
-    raise DataError(f"mode={mode!r} augments: pass augment= (an AugmentConfig; "
-                    "set its probabilities to 0 to switch steps off).")
-  if mode == "linear_train":
-    _check_pipeline(data, augment)
-  if test_form is not None and mode != "linear_eval":
-    raise DataError(f"test_form shapes test patches; mode={mode!r} takes none (only "
-                    "'linear_eval' does).")
-  min_size = grid.image_size if mode.startswith("linear") else image_size
+  _check_pipeline(data, augment)
+
+  def make(image, first, second):
+    return augment_grid(grid_patches(image, grid, first), augment, second)
+
+  return _labelled(data, make, batch_size, seed, training=True, min_size=grid.image_size,
+                   keep_ids=keep_ids, input_context=input_context)
+
+
+def linear_eval_dataset(data: DataConfig, batch_size: int, *, grid: GridConfig,
+                        test_form: AugmentConfig | None = None,
+                        keep_ids: Collection[str | int] | None = None,
+                        input_context: tf.distribute.InputContext | None = None,
+                        on_bad_file: str = "skip") -> tf.data.Dataset:
+  """Labelled images -> (patch grids [B, Gh, Gw, P, P, 3], labels [B] int64), no augmentation.
+
+  supp. B: resize to grid.resize_to, single centre grid.image_size crop; with
+  `test_form` (the pre-training AugmentConfig) the deterministic form of its v1
+  marks (`grid_patches`). Each example once, in order, keeping the last batch.
+  """
+  def make(image, first, second):
+    del first, second
+    return grid_patches(image, grid, test_form=test_form)
+
+  return _labelled(data, make, batch_size, 0, training=False, min_size=grid.image_size,
+                   keep_ids=keep_ids, input_context=input_context, on_bad_file=on_bad_file)
+
+
+def efficient_train_dataset(data: DataConfig, batch_size: int, seed: int = 0, *,
+                            augment: AugmentConfig, image_size: int = EFFICIENT_IMAGE_SIZE,
+                            crop_min_area: float = 0.08,
+                            keep_ids: Collection[str | int] | None = None,
+                            input_context: tf.distribute.InputContext | None = None
+                            ) -> tf.data.Dataset:
+  """Labelled images -> (images [B, S, S, 3], labels [B] int64), S = image_size.
+
+  supp. C: Inception random-sized crop (crop_min_area to all of the area) to S,
+  then per-image steps 1-4 of supp. A (`augment`; probabilities 0 switch steps
+  off). Shuffles, repeats and drops the remainder.
+  """
+  def make(image, first, second):
+    image = augment_lib.inception_crop(image, image_size, first,
+                                       area_range=(crop_min_area, 1.0))
+    image.set_shape([image_size, image_size, 3])
+    if _any_step(augment, _V2_STEPS + _V1_STEPS):
+      image = augment_lib.augment_image(image, augment, second)
+    return image
+
+  return _labelled(data, make, batch_size, seed, training=True, min_size=image_size,
+                   keep_ids=keep_ids, input_context=input_context)
+
+
+def efficient_eval_dataset(data: DataConfig, batch_size: int, *,
+                           image_size: int = EFFICIENT_IMAGE_SIZE,
+                           keep_ids: Collection[str | int] | None = None,
+                           input_context: tf.distribute.InputContext | None = None,
+                           on_bad_file: str = "skip") -> tf.data.Dataset:
+  """Labelled images -> (images [B, S, S, 3], labels [B] int64), S = image_size.
+
+  supp. C: central square of 0.875 x the shorter side, resized to S
+  (`cpc_tf.augment.center_crop`). Each example once, in order, keeping the last batch.
+  """
+  def make(image, first, second):
+    del first, second
+    return augment_lib.center_crop(image, image_size)
+
+  return _labelled(data, make, batch_size, 0, training=False, min_size=image_size,
+                   keep_ids=keep_ids, input_context=input_context, on_bad_file=on_bad_file)
+
+
+# The deterministic evaluation inputs by name, for callers that hold the mode as a string;
+# both take (data, batch_size, *, keep_ids, input_context, on_bad_file) and their own size
+# (grid= / image_size=).
+EVAL_DATASETS = {"linear_eval": linear_eval_dataset, "efficient_eval": efficient_eval_dataset}
+
+
+def _labelled(data: DataConfig, make, batch_size: int, seed: int, *, training: bool,
+              min_size: int, keep_ids, input_context, on_bad_file: str = "skip"
+              ) -> tf.data.Dataset:
+  """The stream shared by the four classification pipelines: make(image, seed, seed) maps
+  one decoded image; training shuffles, repeats and drops the remainder."""
   source = sources.load(data, labelled=True, shuffle_files=training, seed=seed,
                         input_context=input_context, on_bad_file=on_bad_file,
                         min_size=min_size)
   batch = _batch_size(batch_size, input_context)
   salt = input_context.input_pipeline_id if input_context else 0
 
-  def make(index, element):
-    image = element["image"]
+  def pair(index, element):
     first, second = _seeds(seed, salt, index, 2)
-    if mode == "linear_train":
-      image = augment_grid(grid_patches(image, grid, first), augment, second)
-    elif mode == "linear_eval":
-      image = grid_patches(image, grid, test_form=test_form)
-    elif mode == "efficient_train":
-      image = augment_lib.inception_crop(image, image_size, first,
-                                         area_range=(crop_min_area, 1.0))
-      image.set_shape([image_size, image_size, 3])
-      if _any_step(augment, _V2_STEPS + _V1_STEPS):
-        image = augment_lib.augment_image(image, augment, second)
-    else:
-      image = augment_lib.center_crop(image, image_size)
-    return image, element["label"]
+    return make(element["image"], first, second), element["label"]
 
-  ds = _stream(source, data, shuffle=training, repeat=training if repeat is None else repeat,
-               seed=seed, input_context=input_context,
-               keep=id_filter(keep_ids))
-  ds = ds.map(make, num_parallel_calls=tf.data.AUTOTUNE)
+  ds = _stream(source, data, shuffle=training, repeat=training, seed=seed,
+               input_context=input_context, keep=id_filter(keep_ids))
+  ds = ds.map(pair, num_parallel_calls=tf.data.AUTOTUNE)
   return _finish(ds, batch, drop_remainder=training)
 
 

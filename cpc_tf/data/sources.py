@@ -14,7 +14,7 @@ element's image into [H, W, 3] float32 in [0, 1].
 
 `DataConfig.source`: "fashion_mnist", "folder" (`DataConfig.path`; its splits
 "train" / "validation" / "test" as in `splits`; for detection, `with_objects`,
-a VOCdevkit folder read by `cpc_tf.detection.voc_folder`, split e.g. "trainval"), or any TFDS
+a VOCdevkit folder read by `voc_folder`, split e.g. "trainval"), or any TFDS
 name with an image feature, e.g. "imagenet2012", "imagenet2012_subset/1pct",
 "stl10" (split "unlabelled" for pre-training), "cifar10", "voc/2007".
 """
@@ -33,7 +33,8 @@ import tensorflow as tf
 import tensorflow_datasets as tfds
 
 from cpc_tf.configs import DataConfig
-from cpc_tf.data import decode_failures, fashion_mnist, folders, images, network, splits
+from cpc_tf.data import (decode_failures, fashion_mnist, folders, images, network, splits,
+                         voc_folder)
 from cpc_tf.data.errors import DataError
 
 log = logging.getLogger(__name__)
@@ -90,9 +91,6 @@ def _fashion_mnist(data: DataConfig) -> Source:
 
 def _voc_folder(data: DataConfig, on_bad_file: str) -> Source:
   """A VOCdevkit folder (detection): paths plus the TFDS "voc" `objects` layout."""
-  # Imported here: cpc_tf.detection.voc_folder itself imports cpc_tf.data.errors.
-  from cpc_tf.detection import voc_folder
-
   split = voc_folder.read_split(data.path, data.split, on_bad=on_bad_file)
   examples = split.examples[:_limit(len(split.examples), data.max_examples)]
   offsets = np.cumsum([0] + [len(e.labels) for e in examples])

@@ -11,6 +11,4 @@ One concept per module:
   roi_head     RoI sampling, box head (res5-like stack or 2 FC), losses
   detector     FasterRCNN keras.Model (loss_terms / detect) and batch_losses
   voc_eval     PASCAL VOC07 mAP (11-point or all-point)
-  synthetic    on-the-fly coloured-shapes detection set
-  voc_folder   VOCdevkit folder reader
 """

@@ -46,10 +46,9 @@ import tensorflow as tf
 
 from cpc_tf import data, resnet
 from cpc_tf.configs import AugmentConfig, DetectionConfig, EncoderConfig
-from cpc_tf.data import sources
+from cpc_tf.data import sources, synthetic, voc_folder
 from cpc_tf.data.errors import DataError
 from cpc_tf.detection import detector as detector_lib
-from cpc_tf.detection import synthetic, voc_folder
 from cpc_tf.detection.voc_eval import VOCEvaluator
 from cpc_tf.distribute import is_chief
 from cpc_tf.eval import encoders, results

@@ -102,18 +102,17 @@ def labelled_inputs(data: DataConfig, mode: str, batch_size: int, *,
 
   inputs are images [B, S, S, 3] ("efficient_eval") or patch grids
   [B, Gh, Gw, P, P, 3] ("linear_eval"), the deterministic evaluation inputs of
-  `cpc_tf.data.classification_dataset`; ids come from `example_ids`, which
+  `cpc_tf.data.EVAL_DATASETS`; ids come from `example_ids`, which
   lists the same examples in the same order.
   """
   if mode not in EVAL_MODES:
     raise CacheError(f"mode={mode!r}: features are cached from a deterministic input; "
                      f"choose one of {EVAL_MODES}.")
   kwargs = {"grid": grid} if mode == "linear_eval" else {}
-  if image_size is not None:
+  if image_size is not None and mode == "efficient_eval":  # a grid sets the linear size
     kwargs["image_size"] = image_size
   # on_bad_file="fail": a skipped file would shift every later id by one.
-  images = data_lib.classification_dataset(data, mode, batch_size, repeat=False,
-                                           on_bad_file="fail", **kwargs)
+  images = data_lib.EVAL_DATASETS[mode](data, batch_size, on_bad_file="fail", **kwargs)
   ids = tf.data.Dataset.from_tensor_slices(data_lib.example_ids(data, labelled=True))
   return tf.data.Dataset.zip(images, ids.batch(batch_size)).map(
       lambda batch, i: (batch[0], batch[1], i))
@@ -215,7 +214,7 @@ def feature_dataset(cache_dir: str, batch_size: int, *, training: bool = False,
                     ) -> tf.data.Dataset:
   """Cached (features [B, *shape] float32, labels [B] int64) batches.
 
-  Like `cpc_tf.data.classification_dataset`: training shuffles (seeded),
+  Like `cpc_tf.data`'s classification pipelines: training shuffles (seeded),
   repeats (unless repeat=False) and drops the remainder; otherwise each example
   comes once in source order and the last batch is kept. `keep_ids` keeps
   only those examples (a labelled subset or a validation split). With an

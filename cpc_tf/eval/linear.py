@@ -102,8 +102,8 @@ def train_linear(model_dir: str, config: LinearEvalConfig, output_dir: str,
     test_dist = cache.dataset(strategy, "test", config.eval_batch_size)
   else:
     def train_fn(ctx, seed):
-      return data.classification_dataset(
-          train_data, "linear_train", config.batch_size, seed, grid=grid,
+      return data.linear_train_dataset(
+          train_data, config.batch_size, seed, grid=grid,
           augment=pre.augment, keep_ids=train_ids, input_context=ctx)
 
     val_data = None if validation_ids is None else sweep.eval_dataset(
@@ -213,8 +213,7 @@ class GridMeans:
     arrays = {}
     for name, (data_config, ids) in splits.items():
       xs, ys = [], []
-      for x, y in data.classification_dataset(data_config, "linear_eval", batch_size,
-                                              grid=grid, keep_ids=ids, repeat=False):
+      for x, y in data.linear_eval_dataset(data_config, batch_size, grid=grid, keep_ids=ids):
         xs.append(means(x).numpy())
         ys.append(y.numpy())
       arrays[name] = (np.concatenate(xs), np.concatenate(ys))

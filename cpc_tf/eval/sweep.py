@@ -140,9 +140,8 @@ def eval_dataset(strategy, data_config, mode, batch_size, ids=None, **kwargs):
   r = strategy.num_replicas_in_sync
   global_batch = max(r, batch_size // r * r)
   return strategy.distribute_datasets_from_function(
-      lambda ctx: data.classification_dataset(
-          data_config, mode, global_batch, keep_ids=ids, repeat=False,
-          input_context=ctx, **kwargs))
+      lambda ctx: data.EVAL_DATASETS[mode](
+          data_config, global_batch, keep_ids=ids, input_context=ctx, **kwargs))
 
 
 def write_results(chief: bool, output_dir: str, protocol: str, dataset: str, encoder: str,
@@ -195,8 +194,8 @@ class FewLabels:
 
   def train_fn(self, hp: HParams) -> loop_lib.DatasetFn:
     def fn(ctx, seed):
-      return data.classification_dataset(
-          self.subsets.train, "efficient_train",
+      return data.efficient_train_dataset(
+          self.subsets.train,
           hp.batch_per_replica * ctx.num_replicas_in_sync, seed,
           keep_ids=self.subsets.train_ids, input_context=ctx, augment=self.augment,
           image_size=self.image_size, crop_min_area=self.crop_min_area)

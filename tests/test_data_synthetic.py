@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from cpc_tf.data import synthetic
 from cpc_tf.data.errors import DataError
-from cpc_tf.detection import synthetic
 
 
 def test_deterministic_and_splits_differ():

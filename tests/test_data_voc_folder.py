@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from cpc_tf.data import voc_folder
 from cpc_tf.data.errors import DataError
-from cpc_tf.detection import voc_folder
 
 _OBJECT = ("<object><name>{name}</name><difficult>{hard}</difficult><bndbox><xmin>{x0}</xmin>"
            "<ymin>{y0}</ymin><xmax>{x1}</xmax><ymax>{y1}</ymax></bndbox></object>")
