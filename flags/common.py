@@ -215,41 +215,18 @@ def check_strategy_flags(flag_values=flags.FLAGS) -> None:
                      f"(got --strategy={flag_values.strategy}).")
 
 
-def driver_main(config_from_flags, run, report, flag_values=flags.FLAGS):
-  """The absl `main` of a multi-stage driver binary (launch/ablation.py, launch/study.py).
+def make_strategy(flag_values=flags.FLAGS):
+  """The tf.distribute strategy --strategy / --tpu ask for (ValueError if they clash)."""
+  from cpc_tf import distribute
+  check_strategy_flags(flag_values)
+  return distribute.make_strategy(flag_values.strategy, flag_values.tpu)
 
-  Builds the config (`config_from_flags(flag_values)`) and the strategy, calls
-  `run(config, output_dir, strategy)`, then `report(output_dir)` (prints what was
-  written). SIGTERM / Ctrl-C during a stage (saved) exit with 128 + the signal;
-  bad input exits with one clear line.
-  """
-  import sys
 
-  from absl import app
-
-  from cpc_tf import distribute, records, train
-  from cpc_tf.data import DataError
-  from cpc_tf.eval import loop
-  from cpc_tf.stop import Preempted
-
-  def main(argv):
-    if len(argv) > 1:
-      raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
-    try:
-      records.check_writable(flag_values.output_dir, "--output_dir")
-      config = config_from_flags(flag_values)
-      check_strategy_flags(flag_values)
-      strategy = distribute.make_strategy(flag_values.strategy, flag_values.tpu)
-      run(config, flag_values.output_dir, strategy)
-    except Preempted as e:  # its message says how to resume
-      print(e, flush=True)
-      sys.exit(e.status)
-    except loop.Stopped as e:
-      print(f"Stopped: {e}. Rerun the same command to continue.", flush=True)
-      sys.exit(e.status)
-    except (ValueError, FileNotFoundError, DataError, train.NonFiniteLossError,
-            records.WriteError) as e:
-      sys.exit(f"Error: {e}")
-    report(flag_values.output_dir)
-
-  return main
+def driver_config(config_from_flags, flag_values=flags.FLAGS):
+  """The config of a multi-stage driver (launch/ablation.py, launch/study.py), once
+  --output_dir and the strategy flags pass."""
+  from cpc_tf import records
+  records.check_writable(flag_values.output_dir, "--output_dir")
+  config = config_from_flags(flag_values)
+  check_strategy_flags(flag_values)
+  return config

@@ -15,10 +15,9 @@ from typing import Sequence
 
 import sys
 
-from absl import app
 from absl import flags
 
-from cpc_tf import configs, resnet
+from cpc_tf import configs, records, resnet
 from cpc_tf.detection import config as detection_config
 from cpc_tf.patches import PRESET_GRIDS
 from flags import axes, common
@@ -344,43 +343,18 @@ def config_from_flags(protocol: str, flag_values=flags.FLAGS,
   return configs.replace(config, **changes)
 
 
-EXIT_INTERRUPTED = 75  # --stop_after_steps reached: rerun the same command to continue
+def build_config(protocol: str, flag_values=flags.FLAGS):
+  """The protocol's config from the flags, once --output_dir and the strategy flags pass.
 
-
-def main_for(protocol: str, run, flag_values=flags.FLAGS):
-  """The absl `main` of an evaluation binary.
-
-  Builds the protocol's config and strategy from the flags, calls
-  `run(config, strategy)` (a `cpc_tf.eval.<protocol>.train_*` call returning the
-  results document) and prints its table. Bad input exits with one clear line;
-  an interruption by --stop_after_steps exits with status EXIT_INTERRUPTED.
+  The `build_config` of launch/entry.main for an evaluation binary.
   """
-  from cpc_tf import distribute, records
-  from cpc_tf.data import DataError
-  from cpc_tf.eval import loop, results
+  records.check_writable(flag_values.output_dir, "--output_dir")
+  config = config_from_flags(protocol, flag_values)
+  common.check_strategy_flags(flag_values)
+  return config
 
-  def main(argv):
-    if len(argv) > 1:
-      raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
-    try:
-      records.check_writable(flag_values.output_dir, "--output_dir")
-      config = config_from_flags(protocol, flag_values)
-      common.check_strategy_flags(flag_values)
-      strategy = distribute.make_strategy(flag_values.strategy, flag_values.tpu)
-      doc = run(config, strategy)
-    except (ValueError, FileNotFoundError, DataError, records.WriteError) as e:
-      sys.exit(f"Error: {e}")
-    except loop.Stopped as e:  # SIGTERM / Ctrl-C: checkpoint saved, 128 + signal
-      print(f"Stopped: {e}. Rerun the same command to continue.", flush=True)
-      sys.exit(e.status)
-    except KeyboardInterrupt:  # Ctrl-C outside a training phase: nothing new to save
-      print("Error: interrupted (SIGINT) outside a training phase; the checkpoints "
-            "saved so far are kept. Rerun the same command to continue.",
-            file=sys.stderr, flush=True)
-      sys.exit(130)
-    except loop.Interrupted as e:
-      print(f"Interrupted: {e}. Rerun the same command to continue.", flush=True)
-      sys.exit(EXIT_INTERRUPTED)
-    print(results.format_table(doc["rows"]), flush=True)
 
-  return main
+def print_table(doc: dict) -> None:
+  """Prints the rows of a results document (what an evaluation binary ends with)."""
+  from cpc_tf.eval import results
+  print(results.format_table(doc["rows"]), flush=True)
