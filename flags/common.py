@@ -1,6 +1,6 @@
 """absl flags shared by the binaries, and flags -> PretrainConfig.
 
-A run's config starts from `--preset` (a function in `cpc_tf.configs.PRESETS`)
+A run's config starts from `--preset` (a function in `cpc_tf.configs.PRESETS["pretrain"]`)
 and each override flag replaces one config field ONLY if the user set it.
 Override defaults are read from the `PretrainConfig` dataclass fields (the one
 place defaults are written); `--help` shows them, the preset may differ.
@@ -14,7 +14,7 @@ from absl import flags
 
 from cpc_tf import configs
 from cpc_tf.configs import PretrainConfig
-from cpc_tf.configs import DEFAULT_PRESET, PRECISIONS, STRATEGIES
+from cpc_tf.configs import PRECISIONS, STRATEGIES
 from flags import axes
 
 # flag -> (dotted PretrainConfig field, help, allowed values or None).
@@ -127,8 +127,9 @@ def define_pretrain_flags(flag_values=flags.FLAGS) -> None:
   define_model_dir(flag_values)
   define_strategy_flags(flag_values)
   flags.DEFINE_string(
-      "preset", DEFAULT_PRESET,
-      f"Starting config, one of {sorted(configs.PRESETS)}; the flags below override it.",
+      "preset", configs.DEFAULTS["pretrain"],
+      f"Starting config, one of {sorted(configs.PRESETS['pretrain'])}; the flags below "
+      "override it.",
       flag_values=flag_values)
   flags.DEFINE_string(
       "dataset", None,
@@ -177,7 +178,7 @@ def config_from_flags(flag_values=flags.FLAGS) -> PretrainConfig:
   Raises ValueError with a clear message for an unknown preset or a config that
   cannot run (e.g. a grid too small for the prediction offsets).
   """
-  config = configs.preset(flag_values.preset)
+  config = configs.get("pretrain", flag_values.preset)
   changes = set_flag_changes(PRETRAIN_OVERRIDES, flag_values)
   changes.update(axes.prediction_length_changes(flag_values))
   if flag_values["dataset"].present:

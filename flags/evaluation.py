@@ -1,7 +1,7 @@
 """absl flags shared by the evaluation binaries, and flags -> evaluation configs.
 
 As in `flags.common`: a run starts from `--preset` (a function in
-`cpc_tf.configs.EVAL_PRESETS[protocol]`) and every override flag replaces one
+`cpc_tf.configs.PRESETS[protocol]`) and every override flag replaces one
 config field ONLY if the user set it. The defaults `--help` shows are those of
 the preset on the command line (else the binary's default preset), read from
 the preset function, so they are what the run would use. Every flag defined
@@ -18,7 +18,6 @@ import sys
 from absl import flags
 
 from cpc_tf import configs, records, resnet
-from cpc_tf.detection import config as detection_config
 from cpc_tf.patches import PRESET_GRIDS
 from flags import axes, common
 
@@ -202,7 +201,7 @@ DETECTION_OVERRIDES = {
     "eval_batch_size": ("eval_batch_size", "Images per validation / test batch.", None),
     "use_difficult": ("use_difficult", "Train on VOC 'difficult' objects too.", None),
     "head": ("detector.head", "Box head: 'residual' (res5-like stack) or 'fc'.",
-             detection_config.HEADS),
+             configs.HEADS),
     "roi_batch_per_image": ("detector.roi_batch_per_image", "RoIs sampled per image for "
                             "the box head (He et al. C4: 512).", None),
     "seed": ("seed", "Seed of the input pipeline.", None),
@@ -227,14 +226,14 @@ def argv_preset(protocol: str, argv: Sequence[str] | None = None) -> str:
   Read before parsing so that --help can show the chosen preset's defaults.
   """
   argv = sys.argv[1:] if argv is None else argv
-  name = configs.DEFAULT_EVAL_PRESETS[protocol]
+  name = configs.DEFAULTS[protocol]
   for i, arg in enumerate(argv):
     if arg.startswith("--preset="):
       name = arg[len("--preset="):]
     elif arg == "--preset" and i + 1 < len(argv):
       name = argv[i + 1]
-  return name if name in configs.EVAL_PRESETS[protocol] else (
-      configs.DEFAULT_EVAL_PRESETS[protocol])
+  return name if name in configs.PRESETS[protocol] else (
+      configs.DEFAULTS[protocol])
 
 
 # The flags of define_flags, beyond the overrides, that a binary may exclude;
@@ -291,8 +290,8 @@ def define_flags(protocol: str, flag_values=flags.FLAGS, exclude: Sequence[str] 
     flags.mark_flag_as_required("output_dir", flag_values=flag_values)
   common.define_strategy_flags(flag_values)
   flags.DEFINE_string(
-      "preset", configs.DEFAULT_EVAL_PRESETS[protocol],
-      f"Starting config, one of {sorted(configs.EVAL_PRESETS[protocol])}; the flags below "
+      "preset", configs.DEFAULTS[protocol],
+      f"Starting config, one of {sorted(configs.PRESETS[protocol])}; the flags below "
       "override it.", flag_values=flag_values)
   flags.DEFINE_string(
       "dataset", None, "Labelled images: 'fashion_mnist', a TFDS name (e.g. imagenet2012), "
@@ -309,7 +308,7 @@ def define_flags(protocol: str, flag_values=flags.FLAGS, exclude: Sequence[str] 
         "subset_file", None, "A subset.json of an earlier run: reuse its labelled subset "
         "and validation split exactly.", flag_values=flag_values)
   preset = argv_preset(protocol, argv)
-  config = configs.eval_preset(protocol, preset)
+  config = configs.get(protocol, preset)
   for name, (path, help_text, choices) in OVERRIDES[protocol].items():
     if want(name):
       common.define_flag(name, field_default(protocol, path, config),
@@ -326,7 +325,7 @@ def config_from_flags(protocol: str, flag_values=flags.FLAGS,
   `exclude`: as given to define_flags.
   """
   _check_exclude(protocol, exclude)
-  config = configs.eval_preset(protocol, flag_values.preset)
+  config = configs.get(protocol, flag_values.preset)
   changes = {}
   for name, (path, _, _) in OVERRIDES[protocol].items():
     if name not in exclude and flag_values[name].present:

@@ -87,7 +87,7 @@ def test_axis_comparison_sees_a_new_field(monkeypatch):
   patched = dataclasses.make_dataclass(
       "PretrainConfig", [("augment", extended, dataclasses.field(default_factory=extended))],
       bases=(original,), frozen=True)
-  monkeypatch.setattr(configs, "PretrainConfig", patched)
+  monkeypatch.setattr(configs.ladder, "PretrainConfig", patched)  # ablation_axes reads it
   flagged = {path for path, _, _ in common.PRETRAIN_OVERRIDES.values()}
   assert set(configs.ablation_axes()) - flagged == {"augment.new_axis_p"}
 
