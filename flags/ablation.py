@@ -2,7 +2,7 @@
 
 A run starts from `--preset` (a key of `cpc_tf.configs.PRESETS["ablation"]`);
 each flag below replaces its AblationConfig field only when set, with the
-dataclass field as the default shown by `--help`. `--override` changes any
+preset's value as the default shown by `--help`. `--override` changes any
 PretrainConfig field of every run, e.g. --override=model.encoder.name=small.
 """
 
@@ -50,10 +50,12 @@ def define_flags(flag_values=flags.FLAGS) -> None:
       "dataset", None, "Images of pre-training and of the linear protocol: "
       "'fashion_mnist', a TFDS name or an image folder ('folder:/path'; class "
       "sub-folders for the labels). Default: the preset's.", flag_values=flag_values)
-  defaults = AblationConfig()
+  preset = common.argv_preset("ablation")
+  defaults = configs.get("ablation", preset)
   for name, (path, help_text, choices) in ABLATION_OVERRIDES.items():
     common.define_flag(name, common.field_default(path, defaults),
-                       f"{help_text} Overrides the preset.", choices, flag_values)
+                       f"{help_text} Overrides the preset; the default shown is "
+                       f"--preset={preset}'s.", choices, flag_values)
   flags.DEFINE_multi_string(
       "override", [], "PATH=VALUE: set a PretrainConfig field in every run after the "
       "preset (e.g. model.encoder.name=small, optimizer.learning_rate=0.001, "

@@ -2,13 +2,15 @@
 
 A run's config starts from `--preset` (a function in `cpc_tf.configs.PRESETS["pretrain"]`)
 and each override flag replaces one config field ONLY if the user set it.
-Override defaults are read from the `PretrainConfig` dataclass fields (the one
-place defaults are written); `--help` shows them, the preset may differ.
+The defaults `--help` shows are those of the preset on the command line (else
+the default preset), so they are what the run would use.
 """
 
 from __future__ import annotations
 
 import os
+import sys
+from typing import Sequence
 
 from absl import flags
 
@@ -122,8 +124,29 @@ def define_strategy_flags(flag_values=flags.FLAGS) -> None:
       "the local TPU VM).", flag_values=flag_values)
 
 
-def define_pretrain_flags(flag_values=flags.FLAGS) -> None:
-  """--model_dir, --strategy, --tpu, --preset, --dataset and every override."""
+def argv_preset(kind: str, argv: Sequence[str] | None = None) -> str:
+  """The --preset given in `argv` (sys.argv) if it names a preset of `kind`, else the
+  default (configs.DEFAULTS[kind]).
+
+  Read before parsing so that --help can show the chosen preset's defaults.
+  """
+  argv = sys.argv[1:] if argv is None else argv
+  name = configs.DEFAULTS[kind]
+  for i, arg in enumerate(argv):
+    if arg.startswith("--preset="):
+      name = arg[len("--preset="):]
+    elif arg == "--preset" and i + 1 < len(argv):
+      name = argv[i + 1]
+  return name if name in configs.PRESETS[kind] else configs.DEFAULTS[kind]
+
+
+def define_pretrain_flags(flag_values=flags.FLAGS,
+                          argv: Sequence[str] | None = None) -> None:
+  """--model_dir, --strategy, --tpu, --preset, --dataset and every override.
+
+  Defaults are those of the --preset in `argv` (default sys.argv; see argv_preset),
+  so --help shows what the run would use.
+  """
   define_model_dir(flag_values)
   define_strategy_flags(flag_values)
   flags.DEFINE_string(
@@ -136,11 +159,13 @@ def define_pretrain_flags(flag_values=flags.FLAGS) -> None:
       "Pre-training images: 'fashion_mnist' (embedded), a TFDS name (e.g. "
       "imagenet2012, stl10), or an image folder as 'folder:/path' or a path. "
       "Default: the preset's.", flag_values=flag_values)
-  flags.DEFINE_string("probe_source", field_default("probe.source"), PROBE_SOURCE_HELP,
+  preset = argv_preset("pretrain", argv)
+  config = configs.get("pretrain", preset)
+  flags.DEFINE_string("probe_source", field_default("probe.source", config), PROBE_SOURCE_HELP,
                       flag_values=flag_values)
   for name, (path, help_text, choices) in PRETRAIN_OVERRIDES.items():
-    define_flag(name, field_default(path), f"{help_text} Overrides the preset; the default "
-            "shown is the PretrainConfig field's.", choices, flag_values)
+    define_flag(name, field_default(path, config), f"{help_text} Overrides the preset; the "
+                f"default shown is --preset={preset}'s.", choices, flag_values)
   axes.define_prediction_lengths(flag_values)
 
 

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 from typing import Sequence
 
-import sys
 
 from absl import flags
 
@@ -220,22 +219,6 @@ def field_default(protocol: str, path: str, config=None):
                               else config)
 
 
-def argv_preset(protocol: str, argv: Sequence[str] | None = None) -> str:
-  """The --preset given in `argv` (sys.argv) if it names a preset, else the default.
-
-  Read before parsing so that --help can show the chosen preset's defaults.
-  """
-  argv = sys.argv[1:] if argv is None else argv
-  name = configs.DEFAULTS[protocol]
-  for i, arg in enumerate(argv):
-    if arg.startswith("--preset="):
-      name = arg[len("--preset="):]
-    elif arg == "--preset" and i + 1 < len(argv):
-      name = argv[i + 1]
-  return name if name in configs.PRESETS[protocol] else (
-      configs.DEFAULTS[protocol])
-
-
 # The flags of define_flags, beyond the overrides, that a binary may exclude;
 # --preset, --dataset and the strategy flags are always defined.
 _EXCLUDABLE = ("model_dir", "checkpoint_step", "output_dir", "stop_after_steps",
@@ -252,7 +235,7 @@ def define_flags(protocol: str, flag_values=flags.FLAGS, exclude: Sequence[str] 
                  argv: Sequence[str] | None = None) -> None:
   """The flags of launch/<protocol binary>.py, but those named in `exclude`.
 
-  Defaults are those of the --preset in `argv` (default sys.argv; see argv_preset).
+  Defaults are those of the --preset in `argv` (default sys.argv; see common.argv_preset).
 
   A binary that reuses the protocol for something else (launch/learning_dynamics.py)
   excludes the flags it sets itself or that do not apply, and defines its own.
@@ -307,7 +290,7 @@ def define_flags(protocol: str, flag_values=flags.FLAGS, exclude: Sequence[str] 
     flags.DEFINE_string(
         "subset_file", None, "A subset.json of an earlier run: reuse its labelled subset "
         "and validation split exactly.", flag_values=flag_values)
-  preset = argv_preset(protocol, argv)
+  preset = common.argv_preset(protocol, argv)
   config = configs.get(protocol, preset)
   for name, (path, help_text, choices) in OVERRIDES[protocol].items():
     if want(name):

@@ -58,10 +58,12 @@ def define_flags(flag_values=flags.FLAGS) -> None:
       "test_split", None, f"Split every protocol tests on (default "
       f"'{study_data.DEFAULT_TEST_SPLIT}': an image folder's held-out split; "
       "imagenet2012: validation). Never a training split.", flag_values=flag_values)
-  defaults = StudyConfig()
+  preset = common.argv_preset("study")
+  defaults = configs.get("study", preset)
   for name, (path, help_text, choices) in STUDY_OVERRIDES.items():
     common.define_flag(name, common.field_default(path, defaults),
-                       f"{help_text} Overrides the preset.", choices, flag_values)
+                       f"{help_text} Overrides the preset; the default shown is "
+                       f"--preset={preset}'s.", choices, flag_values)
   flags.DEFINE_multi_string(
       "override", [], "PATH=VALUE: set any StudyConfig field after the preset (e.g. "
       "pretrain.train_steps=1000, supervised.train_steps=500); VALUE is read as JSON, "
