@@ -1,8 +1,8 @@
 """absl flags of launch/ablation.py, and flags -> AblationConfig.
 
-A run starts from `--preset` (a key of `cpc_tf.configs.ABLATION_PRESETS`);
+A run starts from `--preset` (a key of `cpc_tf.configs.PRESETS["ablation"]`);
 each flag below replaces its AblationConfig field only when set, with the
-dataclass field as the default shown by `--help`. `--override` changes any
+preset's value as the default shown by `--help`. `--override` changes any
 PretrainConfig field of every run, e.g. --override=model.encoder.name=small.
 """
 
@@ -16,7 +16,6 @@ from cpc_tf import configs
 from cpc_tf.configs import AblationConfig
 from flags import common
 
-DEFAULT_PRESET = "ablation_fashion_mnist"
 
 # flag -> (dotted AblationConfig field, help, allowed values or None).
 ABLATION_OVERRIDES = {
@@ -44,17 +43,19 @@ def define_flags(flag_values=flags.FLAGS) -> None:
   flags.mark_flag_as_required("output_dir", flag_values=flag_values)
   common.define_strategy_flags(flag_values)
   flags.DEFINE_string(
-      "preset", DEFAULT_PRESET,
-      f"Starting ablation config, one of {sorted(configs.ABLATION_PRESETS)}; the flags "
+      "preset", configs.DEFAULTS["ablation"],
+      f"Starting ablation config, one of {sorted(configs.PRESETS['ablation'])}; the flags "
       "below override it.", flag_values=flag_values)
   flags.DEFINE_string(
       "dataset", None, "Images of pre-training and of the linear protocol: "
       "'fashion_mnist', a TFDS name or an image folder ('folder:/path'; class "
       "sub-folders for the labels). Default: the preset's.", flag_values=flag_values)
-  defaults = AblationConfig()
+  preset = common.argv_preset("ablation")
+  defaults = configs.get("ablation", preset)
   for name, (path, help_text, choices) in ABLATION_OVERRIDES.items():
     common.define_flag(name, common.field_default(path, defaults),
-                       f"{help_text} Overrides the preset.", choices, flag_values)
+                       f"{help_text} Overrides the preset; the default shown is "
+                       f"--preset={preset}'s.", choices, flag_values)
   flags.DEFINE_multi_string(
       "override", [], "PATH=VALUE: set a PretrainConfig field in every run after the "
       "preset (e.g. model.encoder.name=small, optimizer.learning_rate=0.001, "
@@ -77,7 +78,7 @@ def parse_override(text: str) -> tuple[str, object]:
 
 def config_from_flags(flag_values=flags.FLAGS) -> AblationConfig:
   """The --preset with every set flag applied; ValueError for bad values."""
-  config = configs.ablation_preset(flag_values.preset)
+  config = configs.get("ablation", flag_values.preset)
   changes = common.set_flag_changes(ABLATION_OVERRIDES, flag_values)
   if flag_values["dataset"].present:
     for path, value in common.dataset_override(flag_values.dataset).items():

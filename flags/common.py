@@ -1,20 +1,22 @@
 """absl flags shared by the binaries, and flags -> PretrainConfig.
 
-A run's config starts from `--preset` (a function in `cpc_tf.configs.PRESETS`)
+A run's config starts from `--preset` (a function in `cpc_tf.configs.PRESETS["pretrain"]`)
 and each override flag replaces one config field ONLY if the user set it.
-Override defaults are read from the `PretrainConfig` dataclass fields (the one
-place defaults are written); `--help` shows them, the preset may differ.
+The defaults `--help` shows are those of the preset on the command line (else
+the default preset), so they are what the run would use.
 """
 
 from __future__ import annotations
 
 import os
+import sys
+from typing import Sequence
 
 from absl import flags
 
 from cpc_tf import configs
 from cpc_tf.configs import PretrainConfig
-from cpc_tf.configs import DEFAULT_PRESET, PRECISIONS, STRATEGIES
+from cpc_tf.configs import PRECISIONS, STRATEGIES
 from flags import axes
 
 # flag -> (dotted PretrainConfig field, help, allowed values or None).
@@ -122,24 +124,48 @@ def define_strategy_flags(flag_values=flags.FLAGS) -> None:
       "the local TPU VM).", flag_values=flag_values)
 
 
-def define_pretrain_flags(flag_values=flags.FLAGS) -> None:
-  """--model_dir, --strategy, --tpu, --preset, --dataset and every override."""
+def argv_preset(kind: str, argv: Sequence[str] | None = None) -> str:
+  """The --preset given in `argv` (sys.argv) if it names a preset of `kind`, else the
+  default (configs.DEFAULTS[kind]).
+
+  Read before parsing so that --help can show the chosen preset's defaults.
+  """
+  argv = sys.argv[1:] if argv is None else argv
+  name = configs.DEFAULTS[kind]
+  for i, arg in enumerate(argv):
+    if arg.startswith("--preset="):
+      name = arg[len("--preset="):]
+    elif arg == "--preset" and i + 1 < len(argv):
+      name = argv[i + 1]
+  return name if name in configs.PRESETS[kind] else configs.DEFAULTS[kind]
+
+
+def define_pretrain_flags(flag_values=flags.FLAGS,
+                          argv: Sequence[str] | None = None) -> None:
+  """--model_dir, --strategy, --tpu, --preset, --dataset and every override.
+
+  Defaults are those of the --preset in `argv` (default sys.argv; see argv_preset),
+  so --help shows what the run would use.
+  """
   define_model_dir(flag_values)
   define_strategy_flags(flag_values)
   flags.DEFINE_string(
-      "preset", DEFAULT_PRESET,
-      f"Starting config, one of {sorted(configs.PRESETS)}; the flags below override it.",
+      "preset", configs.DEFAULTS["pretrain"],
+      f"Starting config, one of {sorted(configs.PRESETS['pretrain'])}; the flags below "
+      "override it.",
       flag_values=flag_values)
   flags.DEFINE_string(
       "dataset", None,
       "Pre-training images: 'fashion_mnist' (embedded), a TFDS name (e.g. "
       "imagenet2012, stl10), or an image folder as 'folder:/path' or a path. "
       "Default: the preset's.", flag_values=flag_values)
-  flags.DEFINE_string("probe_source", field_default("probe.source"), PROBE_SOURCE_HELP,
+  preset = argv_preset("pretrain", argv)
+  config = configs.get("pretrain", preset)
+  flags.DEFINE_string("probe_source", field_default("probe.source", config), PROBE_SOURCE_HELP,
                       flag_values=flag_values)
   for name, (path, help_text, choices) in PRETRAIN_OVERRIDES.items():
-    define_flag(name, field_default(path), f"{help_text} Overrides the preset; the default "
-            "shown is the PretrainConfig field's.", choices, flag_values)
+    define_flag(name, field_default(path, config), f"{help_text} Overrides the preset; the "
+                f"default shown is --preset={preset}'s.", choices, flag_values)
   axes.define_prediction_lengths(flag_values)
 
 
@@ -177,7 +203,7 @@ def config_from_flags(flag_values=flags.FLAGS) -> PretrainConfig:
   Raises ValueError with a clear message for an unknown preset or a config that
   cannot run (e.g. a grid too small for the prediction offsets).
   """
-  config = configs.preset(flag_values.preset)
+  config = configs.get("pretrain", flag_values.preset)
   changes = set_flag_changes(PRETRAIN_OVERRIDES, flag_values)
   changes.update(axes.prediction_length_changes(flag_values))
   if flag_values["dataset"].present:
@@ -215,41 +241,18 @@ def check_strategy_flags(flag_values=flags.FLAGS) -> None:
                      f"(got --strategy={flag_values.strategy}).")
 
 
-def driver_main(config_from_flags, run, report, flag_values=flags.FLAGS):
-  """The absl `main` of a multi-stage driver binary (launch/ablation.py, launch/study.py).
+def make_strategy(flag_values=flags.FLAGS):
+  """The tf.distribute strategy --strategy / --tpu ask for (ValueError if they clash)."""
+  from cpc_tf import distribute
+  check_strategy_flags(flag_values)
+  return distribute.make_strategy(flag_values.strategy, flag_values.tpu)
 
-  Builds the config (`config_from_flags(flag_values)`) and the strategy, calls
-  `run(config, output_dir, strategy)`, then `report(output_dir)` (prints what was
-  written). SIGTERM / Ctrl-C during a stage (saved) exit with 128 + the signal;
-  bad input exits with one clear line.
-  """
-  import sys
 
-  from absl import app
-
-  from cpc_tf import distribute, records, train
-  from cpc_tf.data import DataError
-  from cpc_tf.eval import loop
-  from cpc_tf.stop import Preempted
-
-  def main(argv):
-    if len(argv) > 1:
-      raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
-    try:
-      records.check_writable(flag_values.output_dir, "--output_dir")
-      config = config_from_flags(flag_values)
-      check_strategy_flags(flag_values)
-      strategy = distribute.make_strategy(flag_values.strategy, flag_values.tpu)
-      run(config, flag_values.output_dir, strategy)
-    except Preempted as e:  # its message says how to resume
-      print(e, flush=True)
-      sys.exit(e.status)
-    except loop.Stopped as e:
-      print(f"Stopped: {e}. Rerun the same command to continue.", flush=True)
-      sys.exit(e.status)
-    except (ValueError, FileNotFoundError, DataError, train.NonFiniteLossError,
-            records.WriteError) as e:
-      sys.exit(f"Error: {e}")
-    report(flag_values.output_dir)
-
-  return main
+def driver_config(config_from_flags, flag_values=flags.FLAGS):
+  """The config of a multi-stage driver (launch/ablation.py, launch/study.py), once
+  --output_dir and the strategy flags pass."""
+  from cpc_tf import records
+  records.check_writable(flag_values.output_dir, "--output_dir")
+  config = config_from_flags(flag_values)
+  check_strategy_flags(flag_values)
+  return config

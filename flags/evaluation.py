@@ -1,7 +1,7 @@
 """absl flags shared by the evaluation binaries, and flags -> evaluation configs.
 
 As in `flags.common`: a run starts from `--preset` (a function in
-`cpc_tf.configs.EVAL_PRESETS[protocol]`) and every override flag replaces one
+`cpc_tf.configs.PRESETS[protocol]`) and every override flag replaces one
 config field ONLY if the user set it. The defaults `--help` shows are those of
 the preset on the command line (else the binary's default preset), read from
 the preset function, so they are what the run would use. Every flag defined
@@ -13,13 +13,10 @@ from __future__ import annotations
 
 from typing import Sequence
 
-import sys
 
-from absl import app
 from absl import flags
 
-from cpc_tf import configs, resnet
-from cpc_tf.detection import config as detection_config
+from cpc_tf import configs, records, resnet
 from cpc_tf.patches import PRESET_GRIDS
 from flags import axes, common
 
@@ -203,7 +200,7 @@ DETECTION_OVERRIDES = {
     "eval_batch_size": ("eval_batch_size", "Images per validation / test batch.", None),
     "use_difficult": ("use_difficult", "Train on VOC 'difficult' objects too.", None),
     "head": ("detector.head", "Box head: 'residual' (res5-like stack) or 'fc'.",
-             detection_config.HEADS),
+             configs.HEADS),
     "roi_batch_per_image": ("detector.roi_batch_per_image", "RoIs sampled per image for "
                             "the box head (He et al. C4: 512).", None),
     "seed": ("seed", "Seed of the input pipeline.", None),
@@ -222,22 +219,6 @@ def field_default(protocol: str, path: str, config=None):
                               else config)
 
 
-def argv_preset(protocol: str, argv: Sequence[str] | None = None) -> str:
-  """The --preset given in `argv` (sys.argv) if it names a preset, else the default.
-
-  Read before parsing so that --help can show the chosen preset's defaults.
-  """
-  argv = sys.argv[1:] if argv is None else argv
-  name = configs.DEFAULT_EVAL_PRESETS[protocol]
-  for i, arg in enumerate(argv):
-    if arg.startswith("--preset="):
-      name = arg[len("--preset="):]
-    elif arg == "--preset" and i + 1 < len(argv):
-      name = argv[i + 1]
-  return name if name in configs.EVAL_PRESETS[protocol] else (
-      configs.DEFAULT_EVAL_PRESETS[protocol])
-
-
 # The flags of define_flags, beyond the overrides, that a binary may exclude;
 # --preset, --dataset and the strategy flags are always defined.
 _EXCLUDABLE = ("model_dir", "checkpoint_step", "output_dir", "stop_after_steps",
@@ -254,7 +235,7 @@ def define_flags(protocol: str, flag_values=flags.FLAGS, exclude: Sequence[str] 
                  argv: Sequence[str] | None = None) -> None:
   """The flags of launch/<protocol binary>.py, but those named in `exclude`.
 
-  Defaults are those of the --preset in `argv` (default sys.argv; see argv_preset).
+  Defaults are those of the --preset in `argv` (default sys.argv; see common.argv_preset).
 
   A binary that reuses the protocol for something else (launch/learning_dynamics.py)
   excludes the flags it sets itself or that do not apply, and defines its own.
@@ -292,8 +273,8 @@ def define_flags(protocol: str, flag_values=flags.FLAGS, exclude: Sequence[str] 
     flags.mark_flag_as_required("output_dir", flag_values=flag_values)
   common.define_strategy_flags(flag_values)
   flags.DEFINE_string(
-      "preset", configs.DEFAULT_EVAL_PRESETS[protocol],
-      f"Starting config, one of {sorted(configs.EVAL_PRESETS[protocol])}; the flags below "
+      "preset", configs.DEFAULTS[protocol],
+      f"Starting config, one of {sorted(configs.PRESETS[protocol])}; the flags below "
       "override it.", flag_values=flag_values)
   flags.DEFINE_string(
       "dataset", None, "Labelled images: 'fashion_mnist', a TFDS name (e.g. imagenet2012), "
@@ -309,8 +290,8 @@ def define_flags(protocol: str, flag_values=flags.FLAGS, exclude: Sequence[str] 
     flags.DEFINE_string(
         "subset_file", None, "A subset.json of an earlier run: reuse its labelled subset "
         "and validation split exactly.", flag_values=flag_values)
-  preset = argv_preset(protocol, argv)
-  config = configs.eval_preset(protocol, preset)
+  preset = common.argv_preset(protocol, argv)
+  config = configs.get(protocol, preset)
   for name, (path, help_text, choices) in OVERRIDES[protocol].items():
     if want(name):
       common.define_flag(name, field_default(protocol, path, config),
@@ -327,7 +308,7 @@ def config_from_flags(protocol: str, flag_values=flags.FLAGS,
   `exclude`: as given to define_flags.
   """
   _check_exclude(protocol, exclude)
-  config = configs.eval_preset(protocol, flag_values.preset)
+  config = configs.get(protocol, flag_values.preset)
   changes = {}
   for name, (path, _, _) in OVERRIDES[protocol].items():
     if name not in exclude and flag_values[name].present:
@@ -344,43 +325,18 @@ def config_from_flags(protocol: str, flag_values=flags.FLAGS,
   return configs.replace(config, **changes)
 
 
-EXIT_INTERRUPTED = 75  # --stop_after_steps reached: rerun the same command to continue
+def build_config(protocol: str, flag_values=flags.FLAGS):
+  """The protocol's config from the flags, once --output_dir and the strategy flags pass.
 
-
-def main_for(protocol: str, run, flag_values=flags.FLAGS):
-  """The absl `main` of an evaluation binary.
-
-  Builds the protocol's config and strategy from the flags, calls
-  `run(config, strategy)` (a `cpc_tf.eval.<protocol>.train_*` call returning the
-  results document) and prints its table. Bad input exits with one clear line;
-  an interruption by --stop_after_steps exits with status EXIT_INTERRUPTED.
+  The `build_config` of launch/entry.main for an evaluation binary.
   """
-  from cpc_tf import distribute, records
-  from cpc_tf.data import DataError
-  from cpc_tf.eval import loop, results
+  records.check_writable(flag_values.output_dir, "--output_dir")
+  config = config_from_flags(protocol, flag_values)
+  common.check_strategy_flags(flag_values)
+  return config
 
-  def main(argv):
-    if len(argv) > 1:
-      raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
-    try:
-      records.check_writable(flag_values.output_dir, "--output_dir")
-      config = config_from_flags(protocol, flag_values)
-      common.check_strategy_flags(flag_values)
-      strategy = distribute.make_strategy(flag_values.strategy, flag_values.tpu)
-      doc = run(config, strategy)
-    except (ValueError, FileNotFoundError, DataError, records.WriteError) as e:
-      sys.exit(f"Error: {e}")
-    except loop.Stopped as e:  # SIGTERM / Ctrl-C: checkpoint saved, 128 + signal
-      print(f"Stopped: {e}. Rerun the same command to continue.", flush=True)
-      sys.exit(e.status)
-    except KeyboardInterrupt:  # Ctrl-C outside a training phase: nothing new to save
-      print("Error: interrupted (SIGINT) outside a training phase; the checkpoints "
-            "saved so far are kept. Rerun the same command to continue.",
-            file=sys.stderr, flush=True)
-      sys.exit(130)
-    except loop.Interrupted as e:
-      print(f"Interrupted: {e}. Rerun the same command to continue.", flush=True)
-      sys.exit(EXIT_INTERRUPTED)
-    print(results.format_table(doc["rows"]), flush=True)
 
-  return main
+def print_table(doc: dict) -> None:
+  """Prints the rows of a results document (what an evaluation binary ends with)."""
+  from cpc_tf.eval import results
+  print(results.format_table(doc["rows"]), flush=True)

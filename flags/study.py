@@ -1,6 +1,6 @@
 """absl flags of launch/study.py, and flags -> StudyConfig.
 
-A study starts from `--preset` (a key of `cpc_tf.configs.STUDY_PRESETS`); the
+A study starts from `--preset` (a key of `cpc_tf.configs.PRESETS["study"]`); the
 flags below replace its fields only when set. `--override=PATH=VALUE` sets any
 StudyConfig field by its dotted path (e.g. pretrain.train_steps=1000,
 efficient.frozen_steps=300); VALUE is read as JSON, else as a string.
@@ -21,7 +21,6 @@ from cpc_tf.eval import study_data
 from flags import ablation as ablation_flags
 from flags import common
 
-DEFAULT_PRESET = "study_fashion_mnist"
 
 # flag -> (dotted StudyConfig field, help, allowed values or None).
 # List flags arrive as strings; LIST_TYPES converts their items.
@@ -40,8 +39,8 @@ def define_flags(flag_values=flags.FLAGS) -> None:
                       "Rerunning the same command resumes.", flag_values=flag_values)
   flags.mark_flag_as_required("output_dir", flag_values=flag_values)
   common.define_strategy_flags(flag_values)
-  flags.DEFINE_string("preset", DEFAULT_PRESET,
-                      f"Starting study config, one of {sorted(configs.STUDY_PRESETS)}; the "
+  flags.DEFINE_string("preset", configs.DEFAULTS["study"],
+                      f"Starting study config, one of {sorted(configs.PRESETS['study'])}; the "
                       "flags below override it.", flag_values=flag_values)
   flags.DEFINE_string(
       "dataset", None, "Labelled images for every stage: an image folder as "
@@ -59,10 +58,12 @@ def define_flags(flag_values=flags.FLAGS) -> None:
       "test_split", None, f"Split every protocol tests on (default "
       f"'{study_data.DEFAULT_TEST_SPLIT}': an image folder's held-out split; "
       "imagenet2012: validation). Never a training split.", flag_values=flag_values)
-  defaults = StudyConfig()
+  preset = common.argv_preset("study")
+  defaults = configs.get("study", preset)
   for name, (path, help_text, choices) in STUDY_OVERRIDES.items():
     common.define_flag(name, common.field_default(path, defaults),
-                       f"{help_text} Overrides the preset.", choices, flag_values)
+                       f"{help_text} Overrides the preset; the default shown is "
+                       f"--preset={preset}'s.", choices, flag_values)
   flags.DEFINE_multi_string(
       "override", [], "PATH=VALUE: set any StudyConfig field after the preset (e.g. "
       "pretrain.train_steps=1000, supervised.train_steps=500); VALUE is read as JSON, "
@@ -71,7 +72,7 @@ def define_flags(flag_values=flags.FLAGS) -> None:
 
 def config_from_flags(flag_values=flags.FLAGS) -> StudyConfig:
   """The --preset with every set flag applied; ValueError for bad values."""
-  config = configs.study_preset(flag_values.preset)
+  config = configs.get("study", flag_values.preset)
   if any(flag_values[name].present for name in DATA_FLAGS):
     dataset = (flag_values.dataset if flag_values["dataset"].present
                else study_data.current_dataset(config))

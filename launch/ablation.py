@@ -37,10 +37,12 @@ from absl import flags
 from cpc_tf import ablation
 from flags import ablation as ablation_flags
 from flags import common
+from launch import entry
 
 ablation_flags.define_flags()
 flags.adopt_module_key_flags(ablation_flags)
 flags.adopt_module_key_flags(common)
+FLAGS = flags.FLAGS
 
 
 def report(output_dir: str) -> None:
@@ -50,7 +52,13 @@ def report(output_dir: str) -> None:
     print(f"Wrote {os.path.join(output_dir, name)}")
 
 
-main = common.driver_main(ablation_flags.config_from_flags, ablation.run, report)
+def run(config) -> None:
+  ablation.run(config, FLAGS.output_dir, common.make_strategy(FLAGS))
+  report(FLAGS.output_dir)
+
+
+main = entry.main(lambda: common.driver_config(ablation_flags.config_from_flags, FLAGS),
+                  run)
 
 
 if __name__ == "__main__":

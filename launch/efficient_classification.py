@@ -47,15 +47,22 @@ from absl import app
 from absl import flags
 
 from cpc_tf.eval import efficient
-from flags import evaluation
+from flags import common, evaluation
+from launch import entry
 
 evaluation.define_flags("efficient")
 flags.adopt_module_key_flags(evaluation)
 FLAGS = flags.FLAGS
 
-main = evaluation.main_for("efficient", lambda config, strategy: efficient.train_efficient(
-    FLAGS.model_dir, config, FLAGS.output_dir, strategy, step=FLAGS.checkpoint_step,
-    subset_file=FLAGS.subset_file, stop_after_steps=FLAGS.stop_after_steps))
+
+def run(config) -> None:
+  strategy = common.make_strategy(FLAGS)
+  evaluation.print_table(efficient.train_efficient(
+      FLAGS.model_dir, config, FLAGS.output_dir, strategy, step=FLAGS.checkpoint_step,
+      subset_file=FLAGS.subset_file, stop_after_steps=FLAGS.stop_after_steps))
+
+
+main = entry.main(lambda: evaluation.build_config("efficient", FLAGS), run)
 
 
 if __name__ == "__main__":

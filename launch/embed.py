@@ -29,16 +29,15 @@ Rerunning writes the same files; a file it did not write is refused (--overwrite
 from __future__ import annotations
 
 import os
-import sys
 
 from absl import app
 from absl import flags
 
 from cpc_tf import embed, records
 from cpc_tf.configs import DataConfig
-from cpc_tf.data import DataError
 from cpc_tf.eval import embedding_map
 from flags import common
+from launch import entry
 
 common.define_model_dir(help_text="Pre-training directory (launch/pretrain.py "
                         "--model_dir) or an exported SavedModel (launch/export.py).")
@@ -73,37 +72,39 @@ flags.adopt_module_key_flags(common)
 FLAGS = flags.FLAGS
 
 
-def main(argv):
-  if len(argv) > 1:
-    raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
-  try:
-    records.check_writable(FLAGS.output_dir, "--output_dir")
-    if FLAGS.map_points < 3:
-      raise ValueError(f"--map_points={FLAGS.map_points}: need at least 3.")
-    embed.check_outputs(FLAGS.output_dir, overwrite=FLAGS.overwrite, with_map=FLAGS.map)
-    source = {k.removeprefix("data."): v
-              for k, v in common.dataset_override(FLAGS.dataset).items()}
-    data = DataConfig(split=FLAGS.split, data_dir=FLAGS.data_dir,
-                      max_examples=FLAGS.max_examples, test_path=FLAGS.test_path,
-                      test_fraction=FLAGS.test_fraction, split_seed=FLAGS.split_seed,
-                      **source)
-    embedder = embed.load(FLAGS.model_dir, step=FLAGS.checkpoint_step)
-    where = data.path if data.source == "folder" else data.source
-    print(f"Embedding the images of {where} split {data.split} with {embedder.source} "
-          f"({embedder.grid.image_size} px crops)", flush=True)
-    result = embed.embed_data(data, embedder, FLAGS.output_dir, batch_size=FLAGS.batch_size,
-                              overwrite=FLAGS.overwrite, verbose=True)
-    paths = embed.output_paths(FLAGS.output_dir, with_map=FLAGS.map)
-    n, d = result.embeddings.shape
-    print(f"Wrote {n} embeddings of dimension {d} to {paths['npz']} and .csv", flush=True)
-    if FLAGS.map:
-      name = os.path.basename(os.path.normpath(FLAGS.model_dir))
-      how = embedding_map.write_map(paths["map"], {name: (result.embeddings, result.labels)},
-                                    result.class_names, max_points=FLAGS.map_points)
-      print(f"Wrote the {embedding_map.TITLES[how]} map of {min(n, FLAGS.map_points)} "
-            f"images to {paths['map']}", flush=True)
-  except (ValueError, FileNotFoundError, DataError, records.WriteError) as e:
-    sys.exit(f"Error: {e}")
+def build_config() -> DataConfig:
+  """The images to embed, once the outputs may be written."""
+  records.check_writable(FLAGS.output_dir, "--output_dir")
+  if FLAGS.map_points < 3:
+    raise ValueError(f"--map_points={FLAGS.map_points}: need at least 3.")
+  embed.check_outputs(FLAGS.output_dir, overwrite=FLAGS.overwrite, with_map=FLAGS.map)
+  source = {k.removeprefix("data."): v
+            for k, v in common.dataset_override(FLAGS.dataset).items()}
+  return DataConfig(split=FLAGS.split, data_dir=FLAGS.data_dir,
+                    max_examples=FLAGS.max_examples, test_path=FLAGS.test_path,
+                    test_fraction=FLAGS.test_fraction, split_seed=FLAGS.split_seed,
+                    **source)
+
+
+def run(data: DataConfig) -> None:
+  embedder = embed.load(FLAGS.model_dir, step=FLAGS.checkpoint_step)
+  where = data.path if data.source == "folder" else data.source
+  print(f"Embedding the images of {where} split {data.split} with {embedder.source} "
+        f"({embedder.grid.image_size} px crops)", flush=True)
+  result = embed.embed_data(data, embedder, FLAGS.output_dir, batch_size=FLAGS.batch_size,
+                            overwrite=FLAGS.overwrite, verbose=True)
+  paths = embed.output_paths(FLAGS.output_dir, with_map=FLAGS.map)
+  n, d = result.embeddings.shape
+  print(f"Wrote {n} embeddings of dimension {d} to {paths['npz']} and .csv", flush=True)
+  if FLAGS.map:
+    name = os.path.basename(os.path.normpath(FLAGS.model_dir))
+    how = embedding_map.write_map(paths["map"], {name: (result.embeddings, result.labels)},
+                                  result.class_names, max_points=FLAGS.map_points)
+    print(f"Wrote the {embedding_map.TITLES[how]} map of {min(n, FLAGS.map_points)} "
+          f"images to {paths['map']}", flush=True)
+
+
+main = entry.main(build_config, run)
 
 
 if __name__ == "__main__":

@@ -11,14 +11,13 @@ image_size, `whole_image` for any size; float32 RGB in [0, 1]).
 
 from __future__ import annotations
 
-import sys
-
 from absl import app
 from absl import flags
 
 from cpc_tf import export, records
 from cpc_tf.eval import encoders
 from flags import common
+from launch import entry
 
 common.define_model_dir(help_text="Pre-training model_dir holding config.json and "
                         "checkpoints.")
@@ -30,21 +29,24 @@ flags.adopt_module_key_flags(common)
 FLAGS = flags.FLAGS
 
 
-def main(argv):
-  if len(argv) > 1:
-    raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
-  try:
-    records.check_writable(FLAGS.export_dir, "--export_dir")
-    encoder = encoders.load_encoder(FLAGS.model_dir, FLAGS.checkpoint_step)
-    g = encoder.pretrain.model.grid
-    export.export_encoder(encoder.model, g, FLAGS.export_dir)
-  except (FileNotFoundError, ValueError, records.WriteError) as e:
-    sys.exit(f"Error: {e}")
-  print(f"Exported the averaged encoder to {FLAGS.export_dir}\n"
+def build_config() -> str:
+  """The export directory, once it may be written."""
+  records.check_writable(FLAGS.export_dir, "--export_dir")
+  return FLAGS.export_dir
+
+
+def run(export_dir: str) -> None:
+  encoder = encoders.load_encoder(FLAGS.model_dir, FLAGS.checkpoint_step)
+  g = encoder.pretrain.model.grid
+  export.export_encoder(encoder.model, g, export_dir)
+  print(f"Exported the averaged encoder to {export_dir}\n"
         f"  patched:     images [B, {g.image_size}, {g.image_size}, 3] in [0, 1] -> "
         f"latents [B, {g.grid_size}, {g.grid_size}, D]\n"
         "  whole_image: images [B, H, W, 3] in [0, 1] -> the encoder's named outputs "
         "stem, stack1..K ([B, h, w, D]), pooled [B, D]", flush=True)
+
+
+main = entry.main(build_config, run)
 
 
 if __name__ == "__main__":

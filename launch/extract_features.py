@@ -28,7 +28,6 @@ shards, source) into --output_dir; rerunning overwrites it.
 from __future__ import annotations
 
 import dataclasses
-import sys
 
 from absl import app
 from absl import flags
@@ -36,9 +35,9 @@ from absl import flags
 from cpc_tf import records
 from cpc_tf.eval import encoders, features, held_out, linear
 from cpc_tf.configs import DataConfig, EfficientConfig
-from cpc_tf.data import DataError
 from cpc_tf.patches import PRESET_GRIDS
 from flags import common, evaluation
+from launch import entry
 
 common.define_model_dir(help_text="Pre-training directory (launch/pretrain.py "
                         "--model_dir) whose encoder is used.")
@@ -76,41 +75,44 @@ flags.adopt_module_key_flags(common)
 FLAGS = flags.FLAGS
 
 
-def main(argv):
-  if len(argv) > 1:
-    raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
-  try:
-    records.check_writable(FLAGS.output_dir, "--output_dir")
-    source = {k.removeprefix("data."): v
-              for k, v in common.dataset_override(FLAGS.dataset).items()}
-    data = DataConfig(split=FLAGS.split, data_dir=FLAGS.data_dir,
-                      max_examples=FLAGS.max_examples, test_path=FLAGS.test_path,
-                      test_fraction=FLAGS.test_fraction, split_seed=FLAGS.split_seed,
-                      **source)
-    sizes = [FLAGS[n].value for n in evaluation.GRID_FLAGS]
-    if FLAGS.protocol != "linear" and any(FLAGS[n].present for n in evaluation.GRID_FLAGS):
-      raise ValueError("--grid_image_size / --grid_patch_size / --grid_stride apply to "
-                       "--protocol=linear only (efficient uses --image_size).")
-    encoder = encoders.load_encoder(FLAGS.model_dir, FLAGS.checkpoint_step)
-    grid = None
-    if FLAGS.protocol == "linear":
-      grid = linear.eval_grid(encoder.pretrain, FLAGS.grid, *sizes)
-    # An image folder's split ids (train minus the carved test share, ...) are
-    # recorded beside the cache, as the evaluation binaries do.
-    held_out.record(dataclasses.replace(data, split="train"), FLAGS.output_dir)
-    model = features.extractor(encoder.model, grid)
-    mode = "linear_eval" if grid is not None else "efficient_eval"
-    print(f"Extracting {model.feature!r} of {encoder.source} on {data.source} "
-          f"split {data.split} ({mode})", flush=True)
-    info = features.extract(
-        model, data, FLAGS.output_dir, mode=mode, batch_size=FLAGS.batch_size,
-        image_size=FLAGS.image_size, grid=grid, num_shards=FLAGS.num_shards,
-        source={"model_dir": FLAGS.model_dir, "encoder": encoder.source,
-                "checkpoint_step": FLAGS.checkpoint_step}, verbose=True)
-  except (ValueError, FileNotFoundError, DataError, records.WriteError) as e:
-    sys.exit(f"Error: {e}")
+def build_config() -> DataConfig:
+  """The images to encode, once the flags agree and the cache may be written."""
+  records.check_writable(FLAGS.output_dir, "--output_dir")
+  source = {k.removeprefix("data."): v
+            for k, v in common.dataset_override(FLAGS.dataset).items()}
+  data = DataConfig(split=FLAGS.split, data_dir=FLAGS.data_dir,
+                    max_examples=FLAGS.max_examples, test_path=FLAGS.test_path,
+                    test_fraction=FLAGS.test_fraction, split_seed=FLAGS.split_seed,
+                    **source)
+  if FLAGS.protocol != "linear" and any(FLAGS[n].present for n in evaluation.GRID_FLAGS):
+    raise ValueError("--grid_image_size / --grid_patch_size / --grid_stride apply to "
+                     "--protocol=linear only (efficient uses --image_size).")
+  return data
+
+
+def run(data: DataConfig) -> None:
+  sizes = [FLAGS[n].value for n in evaluation.GRID_FLAGS]
+  encoder = encoders.load_encoder(FLAGS.model_dir, FLAGS.checkpoint_step)
+  grid = None
+  if FLAGS.protocol == "linear":
+    grid = linear.eval_grid(encoder.pretrain, FLAGS.grid, *sizes)
+  # An image folder's split ids (train minus the carved test share, ...) are
+  # recorded beside the cache, as the evaluation binaries do.
+  held_out.record(dataclasses.replace(data, split="train"), FLAGS.output_dir)
+  model = features.extractor(encoder.model, grid)
+  mode = "linear_eval" if grid is not None else "efficient_eval"
+  print(f"Extracting {model.feature!r} of {encoder.source} on {data.source} "
+        f"split {data.split} ({mode})", flush=True)
+  info = features.extract(
+      model, data, FLAGS.output_dir, mode=mode, batch_size=FLAGS.batch_size,
+      image_size=FLAGS.image_size, grid=grid, num_shards=FLAGS.num_shards,
+      source={"model_dir": FLAGS.model_dir, "encoder": encoder.source,
+              "checkpoint_step": FLAGS.checkpoint_step}, verbose=True)
   print(f"Wrote {info.num_examples} examples of {list(info.shape)} float32 features in "
         f"{len(info.shards)} shards to {FLAGS.output_dir}", flush=True)
+
+
+main = entry.main(build_config, run)
 
 
 if __name__ == "__main__":

@@ -37,16 +37,15 @@ new cells.
 from __future__ import annotations
 
 import os
-import sys
 
 import tensorflow as tf
 from absl import app
 from absl import flags
 
-from cpc_tf import configs, distribute, records
+from cpc_tf import configs, records
 from cpc_tf.eval import dynamics, efficient, results
-from cpc_tf.data import DataError
 from flags import common, evaluation
+from launch import entry
 
 # The efficient-classification flags that do not apply here: phase 2 does not
 # run, the label fraction and checkpoint are swept by this binary, and
@@ -85,27 +84,29 @@ def config_from_flags() -> configs.DynamicsConfig:
                                 fractions)
 
 
-def main(argv):
-  if len(argv) > 1:
-    raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
-  try:
-    records.check_writable(FLAGS.output_dir, "--output_dir")
-    config = config_from_flags()
-    common.check_strategy_flags(FLAGS)
-    strategy = distribute.make_strategy(FLAGS.strategy, FLAGS.tpu)
+def build_config() -> configs.DynamicsConfig:
+  records.check_writable(FLAGS.output_dir, "--output_dir")
+  config = config_from_flags()
+  common.check_strategy_flags(FLAGS)
+  return config
 
-    def cell(enc_dir, enc_step, cell_config, out, subset_file):
-      return efficient.train_efficient(enc_dir, cell_config, out, strategy, step=enc_step,
-                                       subset_file=subset_file)
 
-    dynamics.run(FLAGS.model_dir, FLAGS.output_dir, config, strategy, cell_fn=cell)
-  except (ValueError, FileNotFoundError, DataError, records.WriteError) as e:
-    sys.exit(f"Error: {e}")
+def run(config: configs.DynamicsConfig) -> None:
+  strategy = common.make_strategy(FLAGS)
+
+  def cell(enc_dir, enc_step, cell_config, out, subset_file):
+    return efficient.train_efficient(enc_dir, cell_config, out, strategy, step=enc_step,
+                                     subset_file=subset_file)
+
+  dynamics.run(FLAGS.model_dir, FLAGS.output_dir, config, strategy, cell_fn=cell)
   with tf.io.gfile.GFile(os.path.join(FLAGS.output_dir, dynamics.MARKDOWN_FILE)) as f:
     print(f.read(), flush=True)
   for name in (results.RESULTS_FILE, dynamics.CSV_FILE, dynamics.MARKDOWN_FILE,
                dynamics.PLOT_FILE):
     print(f"Wrote {os.path.join(FLAGS.output_dir, name)}")
+
+
+main = entry.main(build_config, run)
 
 
 if __name__ == "__main__":

@@ -28,15 +28,22 @@ from absl import app
 from absl import flags
 
 from cpc_tf.eval import linear
-from flags import evaluation
+from flags import common, evaluation
+from launch import entry
 
 evaluation.define_flags("linear")
 flags.adopt_module_key_flags(evaluation)
 FLAGS = flags.FLAGS
 
-main = evaluation.main_for("linear", lambda config, strategy: linear.train_linear(
-    FLAGS.model_dir, config, FLAGS.output_dir, strategy, step=FLAGS.checkpoint_step,
-    stop_after_steps=FLAGS.stop_after_steps))
+
+def run(config) -> None:
+  strategy = common.make_strategy(FLAGS)
+  evaluation.print_table(linear.train_linear(
+      FLAGS.model_dir, config, FLAGS.output_dir, strategy, step=FLAGS.checkpoint_step,
+      stop_after_steps=FLAGS.stop_after_steps))
+
+
+main = entry.main(lambda: evaluation.build_config("linear", FLAGS), run)
 
 
 if __name__ == "__main__":

@@ -41,14 +41,12 @@ the last good checkpoint.
 
 from __future__ import annotations
 
-import signal
-import sys
-
 from absl import app
 from absl import flags
 
-from cpc_tf import distribute, records, train
+from cpc_tf import records, stop, train
 from flags import axes, common
+from launch import entry
 
 common.define_pretrain_flags()
 flags.adopt_module_key_flags(common)
@@ -56,33 +54,25 @@ flags.adopt_module_key_flags(axes)  # --prediction_lengths
 FLAGS = flags.FLAGS
 
 
-def main(argv):
-  if len(argv) > 1:
-    raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
-  try:
-    records.check_writable(FLAGS.model_dir, "--model_dir")
-    config = common.config_from_flags(FLAGS)
-    common.check_strategy_flags(FLAGS)
-    strategy = distribute.make_strategy(FLAGS.strategy, FLAGS.tpu)
-    train.check_config(config, strategy.num_replicas_in_sync)
-  except ValueError as e:
-    sys.exit(f"Error: {e}")
-  try:
-    result = train.pretrain(config, FLAGS.model_dir, strategy)
-  except ValueError as e:  # refused set-ups, e.g. another architecture in model_dir
-    sys.exit(f"Error: {e}")
-  except (train.NonFiniteLossError, records.WriteError) as e:
-    sys.exit(f"Error: {e}")
-  except KeyboardInterrupt:  # Ctrl-C before the training loop: nothing to save yet
-    print("Error: interrupted (SIGINT) before the first training step; nothing was "
-          "trained. Rerun the same command to start.", file=sys.stderr, flush=True)
-    sys.exit(128 + signal.SIGINT)
+def build_config():
+  records.check_writable(FLAGS.model_dir, "--model_dir")
+  config = common.config_from_flags(FLAGS)
+  common.check_strategy_flags(FLAGS)
+  return config
+
+
+def run(config) -> None:
+  strategy = common.make_strategy(FLAGS)
+  train.check_config(config, strategy.num_replicas_in_sync)
+  result = train.pretrain(config, FLAGS.model_dir, strategy)
   if result.preempted:
-    print(f"Preempted at step {result.step}: checkpoint saved. Rerun the same command "
-          "to resume.", flush=True)
-    sys.exit(result.status)
+    raise stop.Stopped(f"Preempted at step {result.step}: checkpoint saved. Rerun the "
+                       "same command to resume.", result.status)
   shown = ", ".join(f"{k} {v:.4f}" for k, v in result.metrics.items())
   print(f"Done: step {result.step}, {shown}", flush=True)
+
+
+main = entry.main(build_config, run)
 
 
 if __name__ == "__main__":

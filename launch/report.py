@@ -29,13 +29,13 @@ malformed JSON or a file outside the results schema.
 from __future__ import annotations
 
 import os
-import sys
 
 from absl import app
 from absl import flags
 
 from cpc_tf import records
 from cpc_tf.eval import report
+from launch import entry
 
 flags.DEFINE_multi_string(
     "results", None, "A results.json path, a glob (quoted) or an output directory; "
@@ -57,21 +57,24 @@ flags.mark_flags_as_required(["results", "output_dir"])
 FLAGS = flags.FLAGS
 
 
-def main(argv):
-  if len(argv) > 1:
-    raise app.UsageError(f"Unexpected arguments: {argv[1:]}; pass files with --results.")
-  try:
-    records.check_writable(FLAGS.output_dir, "--output_dir")
-    text = report.write_report(FLAGS.results, FLAGS.output_dir, paper=FLAGS.paper,
-                               title=FLAGS.title, split=FLAGS.split,
-                               renames=FLAGS.rename, aggregate=FLAGS.aggregate)
-  except (report.ReportError, ValueError, records.WriteError) as e:
-    sys.exit(f"Error: {e}")
+def build_config() -> str:
+  """The output directory, once it may be written."""
+  records.check_writable(FLAGS.output_dir, "--output_dir")
+  return FLAGS.output_dir
+
+
+def run(output_dir: str) -> None:
+  text = report.write_report(FLAGS.results, output_dir, paper=FLAGS.paper,
+                             title=FLAGS.title, split=FLAGS.split,
+                             renames=FLAGS.rename, aggregate=FLAGS.aggregate)
   print(text)
   for name in ("report.md", "report.png"):
-    path = os.path.join(FLAGS.output_dir, name)
+    path = os.path.join(output_dir, name)
     if os.path.exists(path) or "://" in path:  # no plot for detection-only reports
       print(f"Wrote {path}")
+
+
+main = entry.main(build_config, run, usage_hint="; pass files with --results.")
 
 
 if __name__ == "__main__":

@@ -48,6 +48,7 @@ from absl import flags
 from cpc_tf.eval import study, study_data
 from flags import common
 from flags import study as study_flags
+from launch import entry
 
 study_flags.define_flags()
 flags.DEFINE_float("setup_seconds", None, "Wall seconds of set-up before this command "
@@ -63,13 +64,15 @@ def report(output_dir: str) -> None:
     print(f"Wrote {os.path.join(output_dir, name)}")
 
 
-def run(config, output_dir: str, strategy) -> dict:
-  """Checks the data (one line on what was found), then runs every stage."""
+def run(config) -> None:
+  """Checks the data (one line on what was found), runs every stage, lists the files."""
+  strategy = common.make_strategy(FLAGS)
   print(study_data.check(config).describe(), flush=True)
-  return study.run(config, output_dir, strategy, setup_seconds=FLAGS.setup_seconds)
+  study.run(config, FLAGS.output_dir, strategy, setup_seconds=FLAGS.setup_seconds)
+  report(FLAGS.output_dir)
 
 
-main = common.driver_main(study_flags.config_from_flags, run, report)
+main = entry.main(lambda: common.driver_config(study_flags.config_from_flags, FLAGS), run)
 
 
 if __name__ == "__main__":

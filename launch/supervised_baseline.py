@@ -30,15 +30,22 @@ from absl import app
 from absl import flags
 
 from cpc_tf.eval import supervised
-from flags import evaluation
+from flags import common, evaluation
+from launch import entry
 
 evaluation.define_flags("supervised")
 flags.adopt_module_key_flags(evaluation)
 FLAGS = flags.FLAGS
 
-main = evaluation.main_for("supervised", lambda config, strategy: supervised.train_supervised(
-    config, FLAGS.output_dir, strategy, subset_file=FLAGS.subset_file,
-    stop_after_steps=FLAGS.stop_after_steps))
+
+def run(config) -> None:
+  strategy = common.make_strategy(FLAGS)
+  evaluation.print_table(supervised.train_supervised(
+      config, FLAGS.output_dir, strategy, subset_file=FLAGS.subset_file,
+      stop_after_steps=FLAGS.stop_after_steps))
+
+
+main = entry.main(lambda: evaluation.build_config("supervised", FLAGS), run)
 
 
 if __name__ == "__main__":

@@ -274,16 +274,16 @@ def test_an_import_through_the_tests_package_fails(tmp_path):
 
 def test_an_import_cycle_fails(tmp_path):
   repo = copy_tree(tmp_path)
-  configs = repo / "cpc_tf/configs.py"
+  schema = repo / "cpc_tf/configs/schema.py"
   late = "\n\ndef _late():\n  from cpc_tf import {}\n".format("patches")
-  configs.write_text(configs.read_text() + late)
-  build = repo / "cpc_tf/BUILD"
-  # configs depends on //cpc_tf/detection:config already: add :patches to its deps.
-  deps = '    srcs = ["configs.py"],\n    deps = ['
+  schema.write_text(schema.read_text() + late)
+  build = repo / "cpc_tf/configs/BUILD"
+  # schema depends on nothing: give it //cpc_tf:patches, which reads the configs.
+  deps = '    srcs = ["schema.py"],\n'
   assert deps in build.read_text()
-  build.write_text(build.read_text().replace(deps, deps + '":patches", '))
+  build.write_text(build.read_text().replace(deps, deps + '    deps = ["//cpc_tf:patches"],\n'))
   found = problems(repo)
-  assert any(p.startswith("dependency cycle") and "//cpc_tf:configs" in p
+  assert any(p.startswith("dependency cycle") and "//cpc_tf/configs:schema" in p
              and "//cpc_tf:patches" in p for p in found), found
 
 
@@ -302,4 +302,4 @@ def test_a_file_in_two_targets_or_a_wrong_slow_tag_fails(tmp_path):
   found = "\n".join(problems(repo))
   assert "tests/test_configs.py is in 2 targets" in found, found
   assert f"//tests:{name}: slow = 'none', but the file's slow tests make it 'some'" in found, found
-  assert "//tests:test_metrics: deps misses ['//cpc_tf:configs']" in found
+  assert "//tests:test_metrics: deps misses ['//cpc_tf/configs:configs']" in found

@@ -8,7 +8,7 @@ import pytest
 from cpc_tf import configs
 
 
-@pytest.mark.parametrize("name", sorted(configs.PRESETS))
+@pytest.mark.parametrize("name", sorted(configs.PRESETS["pretrain"]))
 def test_presets_are_consistent(name):
   config = configs.preset(name)
   configs.ModelConfig(**vars(config.model))  # validated in __post_init__
@@ -108,7 +108,7 @@ def test_prediction_length_readings():
 def test_ablation_presets_and_checks():
   for name in configs.ABLATION_PRESETS:
     config = configs.ablation_preset(name)
-    assert all(p in configs.PRESETS for p in config.presets)
+    assert all(p in configs.PRESETS["pretrain"] for p in config.presets)
   with pytest.raises(ValueError, match="unknown: \\['nope'\\]"):
     configs.AblationConfig(presets=("cpc_v1", "nope"))
   with pytest.raises(ValueError, match="train_steps=0"):

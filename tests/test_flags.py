@@ -17,14 +17,39 @@ def parse(*args):
   return values
 
 
-def test_flag_defaults_come_from_the_dataclass_fields():
-  values = parse()
-  defaults = PretrainConfig()
+def _defaults_match(values, config):
   for name, (path, _, _) in common.PRETRAIN_OVERRIDES.items():
     default = values[name].default
     default = tuple(default) if isinstance(default, list) else default  # list flags
-    assert default == common.field_default(path, defaults), name
+    assert default == common.field_default(path, config), name
+
+
+def test_flag_defaults_come_from_the_chosen_preset():
+  values = parse()
   assert values.preset == "fashion_mnist_small"
+  _defaults_match(values, configs.fashion_mnist_small())
+  values = absl_flags.FlagValues()
+  common.define_pretrain_flags(values, argv=["--preset", "tiny"])
+  _defaults_match(values, configs.tiny())
+  values = absl_flags.FlagValues()
+  common.define_pretrain_flags(values, argv=["--preset=no_such_preset"])
+  _defaults_match(values, configs.fashion_mnist_small())
+
+
+def test_help_shows_the_presets_values():
+  import os
+  import subprocess
+  import sys
+  root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+  env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PYTHONPATH=root)
+  text = subprocess.run([sys.executable, "-m", "launch.pretrain", "--preset=tiny", "--help"],
+                        cwd=root, env=env, capture_output=True, text=True,
+                        timeout=300).stdout
+  assert "--preset=tiny's" in text
+  batch = text[text.index("--batch_size:"):]
+  assert batch[batch.index("(default: "):].startswith(
+      f"(default: '{configs.tiny().batch_size}')")
+  assert configs.tiny().batch_size != PretrainConfig().batch_size
 
 
 def test_unset_flags_keep_the_preset():
@@ -87,7 +112,7 @@ def test_axis_comparison_sees_a_new_field(monkeypatch):
   patched = dataclasses.make_dataclass(
       "PretrainConfig", [("augment", extended, dataclasses.field(default_factory=extended))],
       bases=(original,), frozen=True)
-  monkeypatch.setattr(configs, "PretrainConfig", patched)
+  monkeypatch.setattr(configs.ladder, "PretrainConfig", patched)  # ablation_axes reads it
   flagged = {path for path, _, _ in common.PRETRAIN_OVERRIDES.values()}
   assert set(configs.ablation_axes()) - flagged == {"augment.new_axis_p"}
 

@@ -1,7 +1,9 @@
-"""Frozen configuration dataclasses: the single home of every default.
+"""The configuration schema: every frozen dataclass, the one home of every default.
 
 A default is written once, in a field below. Flags (`flags/`) take their
-defaults from these fields; presets are plain functions returning configs.
+defaults from these fields; presets (the other modules of this package) are
+plain functions returning these configs. This module imports nothing of
+cpc_tf: it is the bottom layer every other module may read.
 
 Glossary used across the package:
   B       batch of images
@@ -17,9 +19,6 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
-
-from cpc_tf.detection import config as detection_config
-from cpc_tf.detection.config import DetectorConfig
 
 DIRECTIONS = ("down", "up", "right", "left")
 # "layer" normalises over C at each position; "layer_example" over (H, W, C) per
@@ -371,131 +370,7 @@ def from_dict(cls, data: dict):
     kwargs[name] = value
   return cls(**kwargs)
 
-
 # ----------------------------------------------------------------------------
-# Presets. Each returns a PretrainConfig.
-
-def cpc_v2_paper() -> PretrainConfig:
-  """CPC v2 as in supp. A: ResNet-161, 260 px / 80 / 36 grid, 4 directions.
-
-  Command: python -m launch.pretrain --preset=cpc_v2_paper --dataset=imagenet2012
-    --data_dir=... --model_dir=... --strategy=tpu
-  """
-  return PretrainConfig()
-
-
-def fashion_mnist_small() -> PretrainConfig:
-  """The embedded data's pre-training, sized for the claim study on 2 CPU cores.
-
-  Fashion-MNIST 28 px images are resized to 32 px and cut into a 7x7 grid of
-  8 px patches (stride 4). With stride = patch/2 only the first offset
-  overlaps, so steps_to_ignore=1 (predict 2 and 3 rows ahead) mirrors supp. A's
-  choice of skipping overlapping offsets. Chosen on a 5k-image validation carve
-  of the training split (a linear probe of the frozen features; the test split
-  was not read):
-    - encoder `compact` (one bottleneck block per stack, layer norm,
-      symmetric padding) rather than the two-block `small`: about 2.7x the
-      images per second, so more steps fit; 1200 steps of it at lr 2e-3 gave
-      78.2% against small's 77.8% after 900 steps at 1e-3 (random inits: 67.3%
-      and 68.9%);
-    - no v1 spatial jitter (supp. A has none either): without it 79.7% instead
-      of 78.2%, measured while the probe's patches had no jitter frame (before
-      LinearEvalConfig.match_test_patches). Horizontal flips (arXiv v1) stay.
-  Larger lr and looser clip / averaging than supp. A: a short run.
-
-  Command: bash scripts/pretrain.sh   (see README). The claim study pre-trains
-    fashion_mnist_study, this preset with a wider last stack and no flips.
-  Measured (2026-11-22, the study's stage on the quiet 2-core machine): 0.14
-  s/step, 168 s for the 1100 steps; the loss (2 directions x 2 offsets,
-  log(16*49) = 6.66 each at chance, 26.6 in all) falls to 16.7, the mean
-  InfoNCE top-1 rises from chance (0.13%) to 8.4%, the kNN probe reads 55.2%.
-  """
-  return PretrainConfig(
-      model=ModelConfig(
-          grid=GridConfig(image_size=32, patch_size=8, stride=4, resize_to=32),
-          encoder=EncoderConfig(name="compact"),
-          head=HeadConfig(target_dim=32, steps_to_ignore=1, steps_to_predict=3,
-                          directions=("down", "up"),
-                          context=ContextConfig(num_blocks=2, hidden_dim=64))),
-      augment=AugmentConfig(randaugment=False, elastic_p=0.0, histogram_p=0.0,
-                            inception_color_p=0.0, grayscale_p=0.0, flip_p=0.5),
-      optimizer=OptimizerConfig(learning_rate=2e-3, clip_norm=1.0, polyak_decay=0.99),
-      data=DataConfig(source="fashion_mnist", pipeline="v1", shuffle_buffer=5000),
-      batch_size=16,
-      epochs=1.0,
-      train_steps=1100,
-      checkpoint_every=275,
-      log_every=20,
-      probe=ProbeConfig(every_steps=275))  # cost share: see ProbeConfig
-
-
-def fashion_mnist_study() -> PretrainConfig:
-  """The claim study's pre-training: fashion_mnist_small, retuned on a validation carve.
-
-  Two changes, chosen on a 5k-image validation carve of the training split
-  (logistic regression on the grid means of 10k other training images; the test
-  split was not read):
-    - encoder `compact_wide` (the last stack 4x wider, 1024 maps): 86.5%
-      against compact's 83.4% at 1500 steps (random inits: 74.6% and 70.9%);
-      compact needs 3000 steps for 85.0%;
-    - no flips, as supp. A's CPC v2 (83.4% against 84.1% with them at 1500
-      steps, within the carve's noise): the linear evaluation's patches are
-      then its training patches, so it trains from cached grid means to
-      convergence (linear_eval_fashion_mnist).
-  1500 steps of 16 images.
-
-  Command: python -m launch.pretrain --preset=fashion_mnist_study
-    --model_dir=runs/fashion_mnist_study   (the first stage of bash scripts/study.sh)
-  Measured (2026-12-05, in the study, quiet 2-core machine): 318 s for the 1500
-  steps (0.21 s/step, probe included); linear evaluation 84.9% test top-1.
-  """
-  return replace(fashion_mnist_small(), **{
-      "model.encoder.name": "compact_wide", "augment.flip_p": 0.0, "train_steps": 1500})
-
-
-def tiny() -> PretrainConfig:
-  """Seconds-long config for tests: 32 px images, 4x4 grid of 8 px patches."""
-  return PretrainConfig(
-      model=ModelConfig(
-          grid=GridConfig(image_size=32, patch_size=8, stride=8, resize_to=32),
-          encoder=EncoderConfig(name="tiny"),
-          head=HeadConfig(target_dim=8, steps_to_ignore=0, steps_to_predict=2,
-                          directions=DIRECTIONS,
-                          context=ContextConfig(num_blocks=1, hidden_dim=8))),
-      augment=AugmentConfig(randaugment=False, elastic_p=0.0, histogram_p=0.0,
-                            inception_color_p=0.0, grayscale_p=0.0),
-      optimizer=OptimizerConfig(learning_rate=1e-3, clip_norm=1.0, polyak_decay=0.9),
-      data=DataConfig(source="fashion_mnist", pipeline="v1", max_examples=64,
-                      shuffle_buffer=64),
-      batch_size=4,
-      train_steps=4,
-      checkpoint_every=2,
-      log_every=1)
-
-
-DEFAULT_PRESET = "fashion_mnist_small"  # what launch/pretrain.py runs without --preset
-PRESETS = {
-    "cpc_v2_paper": cpc_v2_paper,
-    "fashion_mnist_small": fashion_mnist_small,
-    "fashion_mnist_study": fashion_mnist_study,
-    "tiny": tiny,
-}
-
-# Former preset names -> what to use instead (preset() refuses them by name).
-REMOVED_PRESETS = {
-    "cpc_v1_paper": "it matched neither model it was named after; use 'cpc_v1' (the "
-                    "original CPC, ICLR 4.1) or 'cpc_v2_arxiv_v1' (arXiv v1 4.1-4.2)",
-}
-
-
-def preset(name: str) -> PretrainConfig:
-  if name in REMOVED_PRESETS:
-    raise ValueError(f"Preset {name!r} was removed: {REMOVED_PRESETS[name]}.")
-  if name not in PRESETS:
-    raise ValueError(f"Unknown preset {name!r}; choose one of {sorted(PRESETS)}.")
-  return PRESETS[name]()
-
-
 # Evaluation protocols (supp. B, C).
 
 @dataclass(frozen=True)
@@ -788,155 +663,92 @@ def _check_crop_area(area: float) -> None:
     raise ValueError(f"crop_min_area={area}: the smallest crop is a fraction of the image "
                      "area in (0, 1] (supp. C: 0.08).")
 
-
-def _tiny_subset(**changes) -> SubsetConfig:
-  base = SubsetConfig(data=DataConfig(source="fashion_mnist", max_examples=200,
-                                      shuffle_buffer=200),
-                      test_split="test", validation_size=0, validation_fraction=0.2)
-  return dataclasses.replace(base, **changes)
-
-
-_NO_AUGMENT = AugmentConfig(randaugment=False, elastic_p=0.0, histogram_p=0.0,
-                            inception_color_p=0.0, grayscale_p=0.0)
-
-
-# Horizontal flips (p 0.5) after the random-sized crop: the few-label arms' augmentation.
-_FLIPS = dataclasses.replace(_NO_AUGMENT, flip_p=0.5)
-
-
-def linear_eval_paper() -> LinearEvalConfig:
-  """supp. B on ImageNet. Paper: 71.5% / 90.1% Top-1 / Top-5 with ResNet-161.
-
-  Command: python -m launch.linear_eval --preset=linear_eval_paper
-    --model_dir=... --data_dir=... --output_dir=... --strategy=tpu
-  """
-  return LinearEvalConfig()
-
-
-def linear_eval_tiny() -> LinearEvalConfig:
-  """Seconds-long linear evaluation on 200 Fashion-MNIST images (tests)."""
-  return LinearEvalConfig(
-      data=DataConfig(source="fashion_mnist", max_examples=200, shuffle_buffer=200),
-      test_split="test", batch_size=16, train_steps=4, eval_every=2, eval_batch_size=64)
-
-
-def efficient_paper() -> EfficientConfig:
-  """supp. C.2 on ImageNet with the full search grid.
-
-  Command: python -m launch.efficient_classification --preset=efficient_paper
-    --model_dir=... --data_dir=... --label_fraction=0.01 --output_dir=...
-  Paper, Top-1 / Top-5 at 1% labels: 46.3% / 72.9% (fine-tuned).
-  """
-  return EfficientConfig(sweep=SweepConfig(size=0))
-
-
-def efficient_tiny() -> EfficientConfig:
-  """Seconds-long efficient classification on Fashion-MNIST (tests, CPU demos)."""
-  return EfficientConfig(
-      subset=_tiny_subset(), image_size=32, augment=_NO_AUGMENT,
-      classifier=ClassifierConfig(blocks=1, width=16, bottleneck=8),
-      hparams=HParams(batch_per_replica=8), frozen_steps=4, finetune_steps=4,
-      eval_every=2, patience=2, eval_batch_size=64)
-
-
-def supervised_paper() -> SupervisedConfig:
-  """supp. C.1 on ImageNet; the paper finds ResNet-152 best.
-
-  Command: python -m launch.supervised_baseline --preset=supervised_paper
-    --architecture=resnet152_v2 --data_dir=... --label_fraction=0.01 --output_dir=...
-  Paper, Top-5 at 1% labels: 44.1%.
-  """
-  return SupervisedConfig(sweep=SweepConfig(size=0))
-
-
-def supervised_tiny() -> SupervisedConfig:
-  """Seconds-long supervised baseline on Fashion-MNIST (tests, CPU demos)."""
-  return SupervisedConfig(
-      subset=_tiny_subset(), image_size=32, augment=_NO_AUGMENT, architecture="tiny",
-      hparams=HParams(batch_per_replica=8), train_steps=4, eval_every=2,
-      eval_batch_size=64)
-
-
-# The embedded data at a meaningful scale: the protocols of the claim study
-# (cpc_tf.eval.study). The validation images are carved from the 60k training
-# images; every final number is on the full 10k test split.
-
-def _fashion_mnist_subset() -> SubsetConfig:
-  return SubsetConfig(data=DataConfig(source="fashion_mnist", shuffle_buffer=10_000),
-                      test_split="test", validation_size=500)
-
-
-def linear_eval_fashion_mnist() -> LinearEvalConfig:
-  """supp. B on Fashion-MNIST: the frozen encoder's patch grid, BN, 1x1 conv, mean.
-
-  supp. B's optimiser (Adam 5e-4, batch 512) on the 59.5k training images left
-  after a 500-image validation carve, from cached grid means (cache_features:
-  the study's pre-training has no augmentation, so this is supp. B's pipeline),
-  validated every epoch, stopped after 5 epochs without a gain (best validated
-  head tested), at most 100 epochs; tested on the 10k test images.
-
-  Command: python -m launch.linear_eval --preset=linear_eval_fashion_mnist
-    --model_dir=runs/study/pretrain --output_dir=runs/linear
-  Measured: see study_fashion_mnist (README, "The claim on the embedded data").
-  """
-  return LinearEvalConfig(
-      data=DataConfig(source="fashion_mnist", shuffle_buffer=10_000), test_split="test",
-      batch_size=512, learning_rate=5e-4, cache_features=True, train_epochs=100,
-      eval_every_epochs=1.0, train_steps=1_000_000, eval_every=1_000_000, patience=5,
-      eval_batch_size=500, validation_size=500, bn_momentum=0.9)
-
-
-def efficient_fashion_mnist() -> EfficientConfig:
-  """supp. C.2 on Fashion-MNIST: a one-block ResNet head on the 28 px image's grid.
-
-  Each phase: up to 25 epochs of the labelled subset, validated every epoch (at
-  most every 100 steps), stopped after 5 validations without a gain, at most
-  500 steps: the cap binds at 10% and 100% labels (a 30-minute study on 2
-  cores); the study's "How each arm stopped" says where.
-
-  Command: python -m launch.efficient_classification --preset=efficient_fashion_mnist
-    --model_dir=runs/study/pretrain --label_fraction=0.01 --output_dir=runs/efficient
-  Measured: see study_fashion_mnist.
-  """
-  return EfficientConfig(
-      subset=_fashion_mnist_subset(), image_size=28, crop_min_area=0.5,
-      augment=_FLIPS,  # the supervised baseline's augmentation: the same care for both
-      classifier=ClassifierConfig(blocks=1, width=128, bottleneck=32, bn_momentum=0.9),
-      hparams=HParams(learning_rate=0.1, weight_decay=1e-4, dropout=0.0,
-                      batch_per_replica=32),
-      sweep=SweepConfig(size=1), frozen_epochs=25, finetune_epochs=25,
-      frozen_steps=500, finetune_steps=500, eval_every_epochs=1.0, eval_every=100,
-      encoder_learning_rate=1e-4, patience=5, eval_batch_size=500)
-
-
-def supervised_fashion_mnist() -> SupervisedConfig:
-  """supp. C.1 on Fashion-MNIST: the CPC encoder's architecture trained from pixels.
-
-  With the augmentation a sceptic would give it: random-sized crops (half the
-  area to all of it) and horizontal flips. Each sweep point: up to 25 epochs,
-  validated every epoch (at most every 100 steps), stopped after 5 validations
-  without a gain, at most 500 steps (as the CPC classifier's phases); the best
-  point on validation is tested.
-
-  Command: python -m launch.supervised_baseline --preset=supervised_fashion_mnist
-    --label_fraction=0.01 --output_dir=runs/supervised
-  Measured: see study_fashion_mnist.
-  """
-  return SupervisedConfig(
-      subset=_fashion_mnist_subset(), image_size=28, crop_min_area=0.5,
-      augment=_FLIPS,
-      architecture="compact", bn_momentum=0.9,
-      hparams=HParams(learning_rate=0.05, weight_decay=1e-4, dropout=0.0,
-                      batch_per_replica=32),
-      # supp. C.1's search cut to the learning rate: two points, the rest fixed.
-      sweep=SweepConfig(learning_rates=(0.05, 0.1), weight_decays=(1e-4,), dropouts=(0.0,),
-                        batch_per_replica=(32,), size=0),
-      train_epochs=25, eval_every_epochs=1.0, train_steps=500, eval_every=100,
-      patience=5, eval_batch_size=500)
-
-
 # ----------------------------------------------------------------------------
 # Transfer to detection (ICLR 4.3): Faster R-CNN on PASCAL VOC 2007.
+
+# Faster R-CNN hyper-parameters (Ren et al. 2015; ICLR 4.3). Pixel sizes refer to
+# the network input (the pipeline's longer side S, 600 px for VOC as in Ren et
+# al.). Where Ren et al. and later reference code differ, the field says which
+# one is followed and why.
+HEADS = ("residual", "fc")
+ROI_POOLS = ("max", "avg")
+
+@dataclass(frozen=True)
+class DetectorConfig:
+  """Every number of the detector; shapes in docstrings use A anchors per cell."""
+
+  # Backbone: the CPC encoder's last stack is at stride 16 (ICLR 4.3, "C4").
+  feature_stride: int = 16
+  # Anchors, Ren et al. 3.1.1: 3 scales x 3 aspect ratios (h / w) per position.
+  anchor_scales: tuple[float, ...] = (128.0, 256.0, 512.0)
+  anchor_ratios: tuple[float, ...] = (0.5, 1.0, 2.0)
+  # RPN, Ren et al. 3.1.1-3.1.3.
+  rpn_channels: int = 512  # 3x3 conv width (Ren et al.: 512 for VGG-16)
+  rpn_positive_iou: float = 0.7
+  rpn_negative_iou: float = 0.3
+  rpn_batch_per_image: int = 256
+  rpn_positive_fraction: float = 0.5
+  # Ren et al. 3.3: cross-boundary anchors are ignored in training.
+  rpn_ignore_cross_boundary: bool = True
+  rpn_box_weights: tuple[float, ...] = (1.0, 1.0, 1.0, 1.0)  # Ren et al. eq. 2, unweighted
+  rpn_smooth_l1_beta: float = 1.0 / 9.0  # py-faster-rcnn sigma = 3
+  rpn_pre_nms_top_k_train: int = 12000  # Ren et al. 3.3
+  rpn_post_nms_top_k_train: int = 2000
+  rpn_pre_nms_top_k_test: int = 6000
+  rpn_post_nms_top_k_test: int = 300  # Ren et al. 4.1: 300 proposals at test time
+  rpn_nms_iou: float = 0.7  # Ren et al. 3.3
+  rpn_min_size: float = 0.0  # px; proposals smaller than this on a side are dropped
+  # RoI head, Fast R-CNN (Girshick 2015) 2.3: 128 RoIs/image as 2 x 64; Detectron and
+  # the ResNet C4 design (He et al. 2016 A) use 512 per image, 25% foreground.
+  roi_batch_per_image: int = 512
+  roi_positive_fraction: float = 0.25
+  roi_foreground_iou: float = 0.5
+  # Girshick 2015 uses background IoU in [0.1, 0.5) as a hard-mining heuristic;
+  # [0, 0.5) as Detectron, since the RPN already proposes near objects.
+  roi_background_iou_low: float = 0.0
+  # Ground-truth boxes join the proposals in training (Detectron), so the head sees
+  # foreground even while the RPN is still poor.
+  roi_add_ground_truth: bool = True
+  roi_box_weights: tuple[float, ...] = (10.0, 10.0, 5.0, 5.0)  # standard Fast R-CNN weights
+  roi_smooth_l1_beta: float = 1.0
+  roi_align_size: int = 14  # RoIAlign 14x14, then pooled to 7x7 (ICLR 4.3; He et al. 2017)
+  roi_pool: str = "max"  # 14 -> 7 reduction of the "fc" head (TF OD API: 2x2 max pool)
+  # Head: "residual" = a new stack at stride 32 on the 14x14 crops, as res5 in the
+  # ResNet C4 detector (He et al. 2016 A); "fc" = two fully connected layers.
+  head: str = "residual"
+  head_blocks: int = 3
+  head_width: int = 2048  # residual stream width (res5 of ResNet-101)
+  head_bottleneck: int = 512
+  fc_width: int = 1024
+  # Inference (Ren et al. 4: NMS 0.3; Detectron 0.5; issue 11: 0.3-0.5).
+  test_nms_iou: float = 0.3
+  test_score_threshold: float = 0.05
+  max_detections_per_class: int = 100
+  max_detections: int = 100
+
+  def __post_init__(self):
+    if self.head not in HEADS:
+      raise ValueError(f"Unknown detection head {self.head!r}; choose one of {HEADS}.")
+    if self.roi_pool not in ROI_POOLS:
+      raise ValueError(f"Unknown roi_pool {self.roi_pool!r}; choose one of {ROI_POOLS}.")
+    if self.roi_align_size % 2:
+      raise ValueError(f"roi_align_size={self.roi_align_size} must be even (pooled to half).")
+    if not self.anchor_scales or not self.anchor_ratios:
+      raise ValueError("anchor_scales and anchor_ratios must be non-empty.")
+    if min(self.anchor_scales) <= 0 or min(self.anchor_ratios) <= 0:
+      raise ValueError("anchor_scales and anchor_ratios must be positive.")
+    for name in ("rpn_box_weights", "roi_box_weights"):
+      if len(getattr(self, name)) != 4:
+        raise ValueError(f"{name} needs 4 weights (y, x, h, w).")
+    for name in ("rpn_positive_fraction", "roi_positive_fraction"):
+      if not 0.0 < getattr(self, name) <= 1.0:
+        raise ValueError(f"{name}={getattr(self, name)} must be in (0, 1].")
+    if self.rpn_negative_iou > self.rpn_positive_iou:
+      raise ValueError("rpn_negative_iou must not exceed rpn_positive_iou.")
+
+  @property
+  def anchors_per_cell(self) -> int:
+    return len(self.anchor_scales) * len(self.anchor_ratios)
 
 DETECTION_BACKBONES = ("pretrained", "random")  # cpc_tf.eval.detection
 
@@ -946,7 +758,7 @@ class DetectionConfig:
   """Faster R-CNN C4 on a pre-trained (or randomly initialised) encoder (ICLR 4.3).
 
   `data.source`: "voc/2007" (TFDS), "folder" (a VOCdevkit folder at data.path,
-  `cpc_tf.detection.voc_folder`) or "synthetic" (`cpc_tf.detection.synthetic`;
+  `cpc_tf.data.voc_folder`) or "synthetic" (`cpc_tf.data.synthetic`;
   data.max_examples images, 0 = 4000). Phase 1 trains RPN and box head on the
   frozen backbone, phase 2 everything, the backbone at a smaller rate.
   """
@@ -995,74 +807,6 @@ class DetectionConfig:
     if len(self.scale_range) != 2 or not 0 < self.scale_range[0] <= self.scale_range[1]:
       raise ValueError(f"scale_range={self.scale_range}: need 0 < low <= high.")
 
-
-def detection_paper() -> DetectionConfig:
-  """ICLR 4.3: ResNet-161 CPC encoder, 600 px VOC 2007 trainval -> test.
-
-  Command: python -m launch.detection_transfer --preset=detection_paper
-    --model_dir=... --data_dir=... --output_dir=... --strategy=tpu --tpu=NAME
-  Paper (Table 3): 70.6 mAP (ResNet-101 encoder), 72.7 (ResNet-161).
-  """
-  return DetectionConfig()
-
-
-def detection_synthetic() -> DetectionConfig:
-  """CPU demo: the small detector on the synthetic shapes set (128 px images).
-
-  Command: python -m launch.detection_transfer --preset=detection_synthetic
-    --output_dir=runs/det
-  Measured 2026-11-22 on the 2-core CPU machine (load average 4-6): test mAP@0.5
-  0.882 on 300 images after 1000 steps, 6 min 46 s wall in all.
-  """
-  return DetectionConfig(
-      data=DataConfig(source="synthetic", split="train", max_examples=4000),
-      test_split="test", validation_split="test", validation_images=100,
-      detector=detection_config.synthetic_small(), image_size=128, color_drop_p=0.0,
-      scale_range=(1.0, 1.0), backbone="random", architecture="detection_small",
-      batch_size=8, learning_rate=0.02, encoder_learning_rate=1e-3,
-      frozen_steps=0, finetune_steps=1000, eval_every=250, eval_batch_size=8)
-
-
-def detection_tiny() -> DetectionConfig:
-  """Seconds-long run for tests: 64 px synthetic images, a few steps per phase."""
-  small = detection_config.synthetic_small()
-  return DetectionConfig(
-      data=DataConfig(source="synthetic", split="train", max_examples=32),
-      test_split="test", validation_split="test", validation_images=8, test_images=8,
-      detector=dataclasses.replace(small, rpn_channels=16, fc_width=32, roi_batch_per_image=16,
-                                   rpn_post_nms_top_k_train=32, rpn_post_nms_top_k_test=16),
-      image_size=64, color_drop_p=0.0, scale_range=(1.0, 1.0), backbone="random",
-      architecture="detection_small", batch_size=2, learning_rate=0.01,
-      encoder_learning_rate=1e-4, frozen_steps=2, finetune_steps=2, eval_every=2,
-      eval_batch_size=4)
-
-
-# What each evaluation binary runs without --preset.
-DEFAULT_EVAL_PRESETS = {"linear": "linear_eval_tiny", "efficient": "efficient_tiny",
-                        "supervised": "supervised_tiny", "detection": "detection_synthetic"}
-EVAL_PRESETS = {
-    "linear": {"linear_eval_paper": linear_eval_paper, "linear_eval_tiny": linear_eval_tiny,
-               "linear_eval_fashion_mnist": linear_eval_fashion_mnist},
-    "efficient": {"efficient_paper": efficient_paper, "efficient_tiny": efficient_tiny,
-                  "efficient_fashion_mnist": efficient_fashion_mnist},
-    "supervised": {"supervised_paper": supervised_paper, "supervised_tiny": supervised_tiny,
-                   "supervised_fashion_mnist": supervised_fashion_mnist},
-    "detection": {"detection_paper": detection_paper, "detection_synthetic": detection_synthetic,
-                  "detection_tiny": detection_tiny},
-}
-
-
-def eval_preset(protocol: str, name: str):
-  """The preset `name` of protocol "linear", "efficient", "supervised" or "detection"."""
-  if protocol not in EVAL_PRESETS:
-    raise ValueError(f"Unknown protocol {protocol!r}; choose one of {sorted(EVAL_PRESETS)}.")
-  presets = EVAL_PRESETS[protocol]
-  if name not in presets:
-    raise ValueError(f"Unknown {protocol} preset {name!r}; choose one of {sorted(presets)}.")
-  return presets[name]()
-
-
-# ----------------------------------------------------------------------------
 # Learning dynamics (arXiv v1 7.3, Figure 5).
 
 @dataclass(frozen=True)
@@ -1081,6 +825,7 @@ class DynamicsConfig:
 
 
 # ----------------------------------------------------------------------------
+
 # The claim study (ICLR Figure 1 / Table 5 on the embedded data): cpc_tf.eval.study.
 
 @dataclass(frozen=True)
@@ -1113,353 +858,3 @@ class StudyConfig:
                        "in (0, 1], e.g. (0.01, 0.1, 1.0).")
     if not self.seeds or len(set(self.seeds)) != len(self.seeds):
       raise ValueError(f"seeds={self.seeds!r}: give at least one seed, without repeats.")
-
-
-def study_fashion_mnist() -> StudyConfig:
-  """The README's main job: the claim study on the embedded Fashion-MNIST.
-
-  Pre-training is fashion_mnist_study (fashion_mnist_small retuned on a
-  validation carve); linear evaluation trains from cached grid means.
-
-  Command: bash scripts/study.sh   (set-up, then python -m launch.study
-    --preset=study_fashion_mnist --output_dir=runs/study)
-  Prints the Table-5-shaped table with the pixel baselines, how each arm
-  stopped, the targets met or missed and the stage times.
-  Measured (2026-12-05, fresh clone, quiet 2-core machine, pip cache warm): 42 min
-  4 s in all. Test top-1: CPC linear 84.9% (random init 78.0%, logistic regression
-  on pixels 83.8%); at 1% fine-tuned CPC 75.6 ± 0.6% against logistic regression
-  on pixels 76.8 ± 1.2%, kNN on pixels 73.4 ± 0.3%, the supervised ResNet 68.8 ±
-  2.0%; at 100% CPC 81.5%, kNN on pixels 85.8%. The table and what it shows: the
-  README's "The claim on the embedded data".
-  """
-  return StudyConfig(pretrain=fashion_mnist_study(), linear=linear_eval_fashion_mnist(),
-                     efficient=efficient_fashion_mnist(),
-                     supervised=supervised_fashion_mnist())
-
-
-def study_fashion_mnist_quick() -> StudyConfig:
-  """A smoke run of the claim study: short budgets, one seed, the 1% and 100% cells.
-
-  Command: bash scripts/study.sh --preset=study_fashion_mnist_quick
-  Its report opens with "SMOKE RUN": its budgets are too short for the claim.
-  """
-  full = study_fashion_mnist()
-  return replace(full, **{
-      "smoke": True, "label_fractions": (0.01, 1.0), "seeds": (0,),
-      "pretrain.train_steps": 300, "pretrain.checkpoint_every": 150,
-      "pretrain.probe.every_steps": 150,
-      "linear.data.max_examples": 5_000, "linear.train_epochs": 20,
-      "efficient.frozen_steps": 60, "efficient.finetune_steps": 60,
-      "efficient.eval_every": 20, "supervised.train_steps": 60,
-      "supervised.eval_every": 20,
-      "pixels.ks": (5,), "pixels.weight_decays": (0.0,), "pixels.max_epochs": 5})
-
-
-def study_tiny() -> StudyConfig:
-  """Seconds per stage (tests): the tiny preset of every protocol, two fractions."""
-  linear = dataclasses.replace(linear_eval_tiny(), validation_size=40)
-  pixels = PixelConfig(image_size=8, ks=(1, 3), max_epochs=3, patience=1,
-                       weight_decays=(0.0, 1e-3))
-  return StudyConfig(pretrain=tiny(), linear=linear, efficient=efficient_tiny(),
-                     supervised=supervised_tiny(), pixels=pixels,
-                     label_fractions=(0.5, 1.0), seeds=(0, 1))
-
-
-STUDY_PRESETS = {"study_fashion_mnist": study_fashion_mnist,
-                 "study_fashion_mnist_quick": study_fashion_mnist_quick,
-                 "study_tiny": study_tiny}
-
-
-def study_preset(name: str) -> StudyConfig:
-  if name not in STUDY_PRESETS:
-    raise ValueError(f"Unknown study preset {name!r}; choose one of {sorted(STUDY_PRESETS)}.")
-  return STUDY_PRESETS[name]()
-
-
-# ============================================================================
-# BEGIN LADDER: the v1 -> v2 study of ICLR 4.1 / Figure 3, and the open readings.
-#
-# Figure 3 adds one modification at a time to the original CPC. The caption's
-# labels, in its order: BU (bottom-up predictions), HF (horizontal patch
-# flips), LN (layer norm), RC (random colour dropping), TL (tuned prediction
-# lengths), HP (horizontal predictions); then model capacity (ResNet-161),
-# larger patches and further patch augmentation (named MC, LP, PA in the
-# review of the published version) lead to `cpc_v2_paper`. Each rung is a
-# preset that holds every rung before it; `LADDER_LABEL_FIELDS` lists the
-# fields each label may change and tests/test_configs.py walks the ladder.
-
-# Prediction-length readings (SPEC 7). Offset i in range(steps_to_ignore,
-# steps_to_predict) predicts i + 1 rows ahead (the pseudocode's labels).
-PREDICTION_LENGTHS = {
-    "pseudocode": (2, 3),  # ICLR A.2 / supp. A defaults: i = 2 only, 3 rows ahead
-    "text": (1, 3),  # ICLR 4.1 "k in {2,3}": 2 and 3 rows ahead
-    "original": (1, 5),  # ICLR 4.1 "{2,...,5} as was used originally"
-}
-
-# Layer-norm readings (SPEC 7): EncoderConfig.norm values, cpc_tf.resnet builds both.
-LAYER_NORM_READINGS = {
-    "layer": "per position, over C (the package's reading: no statistic crosses positions)",
-    "layer_example": "per example, over (H, W, C) (tf.contrib.layers.layer_norm's 2019 default)",
-}
-
-
-def prediction_lengths(reading: str) -> dict:
-  """{"model.head.steps_to_ignore": ..., "model.head.steps_to_predict": ...} of a reading."""
-  if reading not in PREDICTION_LENGTHS:
-    raise ValueError(f"Unknown prediction-length reading {reading!r}; choose one of "
-                     f"{sorted(PREDICTION_LENGTHS)}.")
-  ignore, predict = PREDICTION_LENGTHS[reading]
-  return {"model.head.steps_to_ignore": ignore, "model.head.steps_to_predict": predict}
-
-
-@dataclass(frozen=True)
-class Rung:
-  """One bar of Figure 3: a preset made from the previous rung by `changes`."""
-
-  name: str  # preset name
-  label: str  # the paper's label
-  changes: dict  # dotted PretrainConfig field -> value, applied to the previous rung
-  paper: str  # what the texts report for this step
-
-
-_GRID_FIELDS = ("model.grid.image_size", "model.grid.patch_size", "model.grid.stride",
-                "model.grid.resize_to")
-_SUPP_A_STEPS = ("augment.randaugment", "augment.elastic_p", "augment.histogram_p",
-                 "augment.inception_color_p", "augment.grayscale_p")
-
-# The fields each label names. A rung must change exactly these (a test checks).
-LADDER_LABEL_FIELDS = {
-    "+BU": ("model.head.directions",),
-    "+HF": ("augment.flip_p",),
-    "+LN": ("model.encoder.norm",),
-    "+RC": ("augment.color_drop_p",),
-    "+TL": ("model.head.steps_to_predict",),
-    "+HP": ("model.head.directions",),
-    "+MC": ("model.encoder.name",),
-    "+LP": _GRID_FIELDS + ("augment.jitter_size",),
-    "+PA": _SUPP_A_STEPS + ("data.pipeline",),
-    "CPC v2": ("augment.color_drop_p", "augment.flip_p", "augment.jitter_size",
-               "model.head.steps_to_ignore", "model.encoder.symmetric_padding"),
-}
-
-_CPC_V1_CHANGES = {
-    "model.encoder.name": "resnet101_cpc_v1",  # ICLR 4.1: first 3 stacks of ResNet-101
-    # Seeds silent; ICLR 4.1 measures LN against "architectures that use neither normalization".
-    "model.encoder.norm": "none",
-    # Seeds silent; arXiv v1 4.2 introduces symmetric padding as a change (zeros before).
-    "model.encoder.symmetric_padding": False,
-    "model.head.directions": ("down",),  # ICLR 4.1: context from above only
-    **prediction_lengths("original"),  # ICLR 4.1: {2,...,5} originally
-    # arXiv v1 3.1: 256 px image, 64 px patches, 32 px overlap: 7x7 grid, no crop.
-    "model.grid.image_size": 256, "model.grid.patch_size": 64, "model.grid.stride": 32,
-    "model.grid.resize_to": 256,
-    # ICLR 4.1: the original jitters each patch; the size is arXiv v1 4.1's 56 of 64 px.
-    "augment.jitter_size": 56,
-    "augment.randaugment": False, "augment.elastic_p": 0.0, "augment.histogram_p": 0.0,
-    "augment.inception_color_p": 0.0, "augment.grayscale_p": 0.0,
-    "data.pipeline": "v1",
-    # Seeds silent on v1's head and optimiser: supp. A's values, so no rung varies them.
-}
-
-LADDER = (
-    Rung("cpc_v1", "CPC v1", _CPC_V1_CHANGES, "48.7% Top-1 (ICLR Table 1, Fig. 3)"),
-    Rung("ladder_bu", "+BU", {"model.head.directions": ("down", "up")},
-         "+2% for both models (ICLR 4.1)"),
-    # p not stated ("randomly flip"): a fair coin.
-    Rung("ladder_hf", "+HF", {"augment.flip_p": 0.5},
-         "+1% small model only (ICLR 4.1)"),
-    # Per position over C; --norm=layer_example for the per-example reading.
-    Rung("ladder_ln", "+LN", {"model.encoder.norm": "layer"},
-         "+1% small, +2.5% large model (ICLR 4.1)"),
-    # "randomly drops two of the three colour channels in each patch": every patch.
-    Rung("ladder_rc", "+RC", {"augment.color_drop_p": 1.0},
-         "+1% small, +3% large model (ICLR 4.1)"),
-    # The text's {2,3} (steps_to_ignore stays 1); CPC v2's last rung takes the pseudocode's.
-    Rung("ladder_tl", "+TL", {"model.head.steps_to_predict": 3},
-         "+1% large model (ICLR 4.1)"),
-    Rung("ladder_hp", "+HP", {"model.head.directions": DIRECTIONS},
-         "+1.5% large, -1% small model (ICLR 4.1)"),
-    Rung("ladder_mc", "+MC", {"model.encoder.name": "resnet161"},
-         "+5% with the original training, +10% with the new one (ICLR 4.1)"),
-    # 80 px patches arrive with supp. A's geometry (300 -> 260 crop, stride 36, 6x6);
-    # the jitter keeps arXiv v1's 56/64 fraction of the patch (70 of 80 px).
-    Rung("ladder_lp", "+LP", {"model.grid.image_size": 260, "model.grid.patch_size": 80,
-                              "model.grid.stride": 36, "model.grid.resize_to": 300,
-                              "augment.jitter_size": 70},
-         "+2% (review of the published version)"),
-    Rung("ladder_pa", "+PA", {"augment.randaugment": True, "augment.elastic_p": 0.2,
-                              "augment.histogram_p": 0.2, "augment.inception_color_p": 0.8,
-                              "augment.grayscale_p": 0.25, "data.pipeline": "v2"},
-         "+4.5% in all (review of the published version)"),
-    # supp. A's final list has no colour dropping, flips or jitter; the pseudocode's
-    # lengths; symmetric padding from arXiv v1 4.2 (SPEC 7: v2 = supp. A only).
-    Rung("cpc_v2_paper", "CPC v2", {"augment.color_drop_p": 0.0, "augment.flip_p": 0.0,
-                                    "augment.jitter_size": 0,
-                                    "model.head.steps_to_ignore": 2,
-                                    "model.encoder.symmetric_padding": True},
-         "65.9% Top-1 (ICLR Table 1); 71.5% (review, published version)"),
-)
-
-LADDER_NAMES = tuple(r.name for r in LADDER)
-
-
-def ladder_preset(name: str) -> PretrainConfig:
-  """The config of rung `name`: PretrainConfig() with the changes of every rung up to it."""
-  if name not in LADDER_NAMES:
-    raise ValueError(f"{name!r} is not a rung of the ladder; choose one of {LADDER_NAMES}.")
-  config = PretrainConfig()
-  for rung in LADDER[:LADDER_NAMES.index(name) + 1]:
-    config = replace(config, **rung.changes)
-  return config
-
-
-def cpc_v2_arxiv_v1() -> PretrainConfig:
-  """The arXiv v1 model (4.1-4.2): ResNet-170 (= ResNet-161), layer norm, up + down.
-
-  7x7 grid of 64 px patches (arXiv v1 3.1), colour dropping, horizontal flips
-  and 56 px jitter, symmetric padding. Prediction lengths are not stated in
-  arXiv v1; it predates TL, so the original {2,...,5}.
-  """
-  return replace(
-      ladder_preset("cpc_v1"),
-      **{"model.encoder.name": "resnet161", "model.encoder.norm": "layer",
-         "model.encoder.symmetric_padding": True,  # arXiv v1 4.2
-         "model.head.directions": ("down", "up"),  # separate context networks (arXiv v1 4.1)
-         "augment.color_drop_p": 1.0, "augment.flip_p": 0.5})
-
-
-def _ladder_function(name: str):
-  fn = lambda: ladder_preset(name)
-  rung = LADDER[LADDER_NAMES.index(name)]
-  fn.__name__ = name
-  fn.__doc__ = f"Ladder rung {rung.label}: {rung.paper}."
-  return fn
-
-
-# cpc_v2_paper keeps its own function above; the ladder test checks they agree.
-PRESETS.update({name: _ladder_function(name) for name in LADDER_NAMES
-                if name != "cpc_v2_paper"})
-PRESETS["cpc_v2_arxiv_v1"] = cpc_v2_arxiv_v1
-
-
-def ablation_axes() -> tuple[str, ...]:
-  """Every dotted PretrainConfig field that is an ablation axis (SPEC 6).
-
-  All leaves of `model` (but the remat memory switch) and `augment`, the pipeline
-  and the negatives; a field
-  added to those dataclasses becomes an axis, and tests/test_flags.py then
-  requires a flag for it.
-  """
-  def leaves(value, prefix):
-    for f in dataclasses.fields(value):
-      child = getattr(value, f.name)
-      if dataclasses.is_dataclass(child):
-        yield from leaves(child, f"{prefix}{f.name}.")
-      else:
-        yield f"{prefix}{f.name}"
-
-  base = PretrainConfig()
-  not_axes = {"model.encoder.remat"}  # trades memory for time; computes the same step
-  return (*(p for p in leaves(base.model, "model.") if p not in not_axes),
-          *leaves(base.augment, "augment."), "data.pipeline", "cross_replica_negatives")
-
-
-@dataclass(frozen=True)
-class AblationConfig:
-  """A small-scale Figure 3: each preset pre-trained for one budget, then linear eval.
-
-  Every run is the preset, with `data` (pipeline kept from the preset), the
-  budget and `overrides` replaced, then `substitutions` mapped: (field, paper
-  value, small value) swaps a value wherever a rung holds it, so a rung that
-  changes the encoder or the grid still changes something at small scale.
-  """
-
-  presets: tuple[str, ...] = LADDER_NAMES
-  data: DataConfig = field(default_factory=DataConfig)
-  batch_size: int = 512
-  train_steps: int = 10_000  # the same budget for every rung; not a paper figure
-  overrides: tuple[tuple[str, object], ...] = ()
-  substitutions: tuple[tuple[str, object, object], ...] = ()
-  linear: LinearEvalConfig = field(default_factory=LinearEvalConfig)
-  seed: int = 0
-
-  def __post_init__(self):
-    unknown = [p for p in self.presets if p not in PRESETS]
-    if not self.presets or unknown:
-      raise ValueError(f"presets={self.presets!r}: give a non-empty list of "
-                       f"{sorted(PRESETS)} (unknown: {unknown}).")
-    if self.train_steps <= 0 or self.batch_size <= 0:
-      raise ValueError(f"train_steps={self.train_steps}, batch_size={self.batch_size}: "
-                       "both must be > 0 (the budget every rung gets).")
-
-
-# Small stand-ins for the paper's encoders, grids and jitters (same ratios:
-# patch = 2 x stride and 7x7 for v1; about 80/36 and 6x6 for the larger patches).
-# +MC doubles the blocks per stack at equal width (compact -> small), as ResNet-161
-# doubles stack 3's 23 blocks; its 4x width of stack 3 has no stand-in here.
-_FASHION_MNIST_SUBSTITUTIONS = (
-    ("model.encoder.name", "resnet101_cpc_v1", "compact"),
-    ("model.encoder.name", "resnet161", "small"),
-    ("model.grid.image_size", 256, 32), ("model.grid.patch_size", 64, 8),
-    ("model.grid.stride", 32, 4), ("model.grid.resize_to", 256, 32),
-    ("model.grid.image_size", 260, 30), ("model.grid.patch_size", 80, 10),
-    ("model.grid.stride", 36, 4), ("model.grid.resize_to", 300, 34),
-    ("augment.jitter_size", 56, 7), ("augment.jitter_size", 70, 9),
-)
-# A short run: fashion_mnist_small's optimiser and head (see its docstring).
-_FASHION_MNIST_OVERRIDES = (
-    ("optimizer.learning_rate", 1e-3), ("optimizer.clip_norm", 1.0),
-    ("optimizer.polyak_decay", 0.99), ("model.head.target_dim", 32),
-    ("model.head.context.num_blocks", 2), ("model.head.context.hidden_dim", 64),
-    ("checkpoint_every", 100), ("log_every", 10),
-)
-
-
-def ablation_fashion_mnist() -> AblationConfig:
-  """Figure 3 on the embedded Fashion-MNIST with small encoders, 800 steps per rung.
-
-  Command: python -m launch.ablation --preset=ablation_fashion_mnist
-    --output_dir=runs/ablation
-  Measured (2026-11-22, seed 0, 79 min of wall time with other runs beside it):
-  linear test top-1 from 67.4% (CPC v1) through 70.5% (+LN), 70.8% (+MC) and
-  61.8% (+PA) to 68.5% (CPC v2); every rung and a second seed in the README.
-  """
-  return AblationConfig(
-      data=DataConfig(source="fashion_mnist", shuffle_buffer=5000),
-      batch_size=16, train_steps=800, overrides=_FASHION_MNIST_OVERRIDES,
-      substitutions=_FASHION_MNIST_SUBSTITUTIONS,
-      # The claim study's linear protocol (500-image validation carve, full 10k test
-      # split) with the best of three validated steps; v1 rungs' test patches get their
-      # v1 marks in deterministic form (LinearEvalConfig.match_test_patches).
-      linear=dataclasses.replace(linear_eval_fashion_mnist(), train_steps=300,
-                                 eval_every=100))
-
-
-def ablation_tiny() -> AblationConfig:
-  """Seconds per rung (tests): two rungs, tiny encoders, a few steps."""
-  return dataclasses.replace(
-      ablation_fashion_mnist(), presets=("cpc_v1", "ladder_bu"),
-      data=DataConfig(source="fashion_mnist", max_examples=64, shuffle_buffer=64),
-      batch_size=4, train_steps=2,
-      overrides=_FASHION_MNIST_OVERRIDES + (
-          ("model.head.target_dim", 8), ("model.head.context.num_blocks", 1),
-          ("model.head.context.hidden_dim", 8), ("checkpoint_every", 2),
-          ("log_every", 1)),
-      substitutions=(("model.encoder.name", "resnet101_cpc_v1", "tiny"),
-                     ("model.encoder.name", "resnet161", "tiny"),
-                     *_FASHION_MNIST_SUBSTITUTIONS[2:]),
-      linear=linear_eval_tiny())
-
-
-ABLATION_PRESETS = {"ablation_fashion_mnist": ablation_fashion_mnist,
-                    "ablation_tiny": ablation_tiny}
-
-
-def ablation_preset(name: str) -> AblationConfig:
-  if name not in ABLATION_PRESETS:
-    raise ValueError(f"Unknown ablation preset {name!r}; choose one of "
-                     f"{sorted(ABLATION_PRESETS)}.")
-  return ABLATION_PRESETS[name]()
-
-# END LADDER
-# ============================================================================
