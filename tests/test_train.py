@@ -175,11 +175,11 @@ def test_mirrored_step_equals_single_device_on_the_global_batch():
     mirrored.model.set_weights(single.model.get_weights())
     mirrored.average.reset()
 
-    out1, grads1 = single.replica_gradients(batch)
+    out1, grads1 = single.loop.replica_gradients(batch)
 
     @tf.function
     def replica_grads(x):
-      out, grads = mirrored.replica_gradients(x)
+      out, grads = mirrored.loop.replica_gradients(x)
       ctx = tf.distribute.get_replica_context()
       return ctx.all_reduce("MEAN", out["loss"]), ctx.all_reduce("SUM", grads)
     shards = mirrored_strategy.experimental_distribute_values_from_function(
@@ -202,8 +202,8 @@ def test_mirrored_step_equals_single_device_on_the_global_batch():
     it2 = iter(mirrored_strategy.distribute_datasets_from_function(dataset_fn))
     start = single.model.get_weights()
     start_averaged = single.averaged_model.get_weights()
-    m1, _, _ = single.train_loop(it1, 1)
-    m2, _, _ = mirrored.train_loop(it2, 1)
+    m1 = single.loop.train(it1, 1).metrics
+    m2 = mirrored.loop.train(it2, 1).metrics
     assert m1["gradient_norm"] > 0.1, m1  # the clip is active
     for key in m1:
       np.testing.assert_allclose(m1[key], m2[key], rtol=1e-4, atol=1e-6, err_msg=key)
