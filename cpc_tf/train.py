@@ -47,9 +47,6 @@ from cpc_tf.model import build_model
 DatasetFn = Callable[[tf.distribute.InputContext, int], tf.data.Dataset]
 
 
-NonFiniteLossError = stop.NonFiniteLossError  # one non-finite error for every loop
-
-
 def total_steps(config: PretrainConfig, num_examples: int | None) -> int:
   """train_steps when set, else ceil(epochs * examples / global batch)."""
   if config.train_steps > 0:
@@ -117,9 +114,7 @@ class Trainer:
 class Result:
   step: int  # global step reached
   metrics: dict  # means over the last loop call
-  preempted: bool  # stopped by SIGTERM or SIGINT after saving a checkpoint
   trainer: Trainer  # the model, its average and the optimizer, as trained
-  status: int = 0  # preempted: the exit status the signal calls for (128 + its number)
 
 
 def _default_dataset_fn(config: PretrainConfig) -> DatasetFn:
@@ -148,8 +143,9 @@ def pretrain(config: PretrainConfig, model_dir: str,
   `cpc_tf.data.pretrain_dataset` on config.data. Resumes from the latest
   checkpoint in model_dir (multi-worker: every worker reads the chief's
   model_dir, so it must be on a shared file system such as GCS). Raises
-  NonFiniteLossError (without saving) when the loss stops being finite.
-  SIGTERM / SIGINT save a checkpoint after the running call; if that call does
+  stop.NonFiniteLossError (without saving) when the loss stops being finite.
+  SIGTERM / SIGINT save a checkpoint after the running call and raise
+  stop.Stopped (its status 128 + the signal); if that call does
   not return within stop_grace seconds (a stuck input pipeline), the process
   ends without saving (`cpc_tf.stop`). Writes that fail raise records.WriteError.
   """
@@ -230,7 +226,7 @@ def pretrain(config: PretrainConfig, model_dir: str,
   every = config.probe.every_steps  # > 0 on every worker: calls end on its boundaries
 
   g = config.model.grid.grid_size
-  metrics, preempted = {}, False
+  metrics = {}
   window_steps, window_time = 0, 0.0  # throughput, excluding the first (tracing) call
   logged_sums, logged_steps = {}, 0  # TensorBoard scalars are means since the last log
   first_call = True
@@ -253,10 +249,11 @@ def pretrain(config: PretrainConfig, model_dir: str,
       if result.stop:
         if saved != step:
           save()
-        preempted = True
+        writer.flush()
         logging.warning("Stop requested (%s) at step %d: checkpoint saved.",
                         stop_signal.name, step)
-        break
+        raise stop.Stopped(f"Preempted at step {step}: checkpoint saved. Rerun the same "
+                           "command to continue.", stop_signal.status)
       if n == 0:
         break
       metrics, done = result.metrics, result.done
@@ -310,8 +307,7 @@ def pretrain(config: PretrainConfig, model_dir: str,
           f"{100 * cost / total:.1f}% of the run's {total:.0f} s (every {every} steps, "
           f"{config.probe.memory_size} memory + {config.probe.query_size} query images)",
           flush=True)
-  return Result(step=step, metrics=metrics, preempted=preempted, trainer=trainer,
-                status=stop_signal.status if preempted else 0)
+  return Result(step=step, metrics=metrics, trainer=trainer)
 
 
 # TensorBoard's scalar-plugin tag, written with TF's core `tf.summary.write`:

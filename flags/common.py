@@ -227,10 +227,8 @@ def driver_main(config_from_flags, run, report, flag_values=flags.FLAGS):
 
   from absl import app
 
-  from cpc_tf import distribute, records, train
+  from cpc_tf import distribute, records, stop
   from cpc_tf.data import DataError
-  from cpc_tf.eval import loop
-  from cpc_tf.stop import Preempted
 
   def main(argv):
     if len(argv) > 1:
@@ -241,13 +239,10 @@ def driver_main(config_from_flags, run, report, flag_values=flags.FLAGS):
       check_strategy_flags(flag_values)
       strategy = distribute.make_strategy(flag_values.strategy, flag_values.tpu)
       run(config, flag_values.output_dir, strategy)
-    except Preempted as e:  # its message says how to resume
+    except stop.Stopped as e:  # its message says how to resume
       print(e, flush=True)
       sys.exit(e.status)
-    except loop.Stopped as e:
-      print(f"Stopped: {e}. Rerun the same command to continue.", flush=True)
-      sys.exit(e.status)
-    except (ValueError, FileNotFoundError, DataError, train.NonFiniteLossError,
+    except (ValueError, FileNotFoundError, DataError, stop.NonFiniteLossError,
             records.WriteError) as e:
       sys.exit(f"Error: {e}")
     report(flag_values.output_dir)

@@ -355,9 +355,9 @@ def main_for(protocol: str, run, flag_values=flags.FLAGS):
   results document) and prints its table. Bad input exits with one clear line;
   an interruption by --stop_after_steps exits with status EXIT_INTERRUPTED.
   """
-  from cpc_tf import distribute, records
+  from cpc_tf import distribute, records, stop
   from cpc_tf.data import DataError
-  from cpc_tf.eval import loop, results
+  from cpc_tf.eval import results
 
   def main(argv):
     if len(argv) > 1:
@@ -370,16 +370,16 @@ def main_for(protocol: str, run, flag_values=flags.FLAGS):
       doc = run(config, strategy)
     except (ValueError, FileNotFoundError, DataError, records.WriteError) as e:
       sys.exit(f"Error: {e}")
-    except loop.Stopped as e:  # SIGTERM / Ctrl-C: checkpoint saved, 128 + signal
-      print(f"Stopped: {e}. Rerun the same command to continue.", flush=True)
+    except stop.Stopped as e:  # SIGTERM / Ctrl-C: checkpoint saved, 128 + signal
+      print(e, flush=True)
       sys.exit(e.status)
     except KeyboardInterrupt:  # Ctrl-C outside a training phase: nothing new to save
       print("Error: interrupted (SIGINT) outside a training phase; the checkpoints "
             "saved so far are kept. Rerun the same command to continue.",
             file=sys.stderr, flush=True)
       sys.exit(130)
-    except loop.Interrupted as e:
-      print(f"Interrupted: {e}. Rerun the same command to continue.", flush=True)
+    except stop.Interrupted as e:
+      print(e, flush=True)
       sys.exit(EXIT_INTERRUPTED)
     print(results.format_table(doc["rows"]), flush=True)
 

@@ -47,7 +47,7 @@ import sys
 from absl import app
 from absl import flags
 
-from cpc_tf import distribute, records, train
+from cpc_tf import distribute, records, stop, train
 from flags import axes, common
 
 common.define_pretrain_flags()
@@ -71,16 +71,15 @@ def main(argv):
     result = train.pretrain(config, FLAGS.model_dir, strategy)
   except ValueError as e:  # refused set-ups, e.g. another architecture in model_dir
     sys.exit(f"Error: {e}")
-  except (train.NonFiniteLossError, records.WriteError) as e:
+  except (stop.NonFiniteLossError, records.WriteError) as e:
     sys.exit(f"Error: {e}")
+  except stop.Stopped as e:  # SIGTERM / Ctrl-C: saved; its message says how to resume
+    print(e, flush=True)
+    sys.exit(e.status)
   except KeyboardInterrupt:  # Ctrl-C before the training loop: nothing to save yet
     print("Error: interrupted (SIGINT) before the first training step; nothing was "
           "trained. Rerun the same command to start.", file=sys.stderr, flush=True)
     sys.exit(128 + signal.SIGINT)
-  if result.preempted:
-    print(f"Preempted at step {result.step}: checkpoint saved. Rerun the same command "
-          "to resume.", flush=True)
-    sys.exit(result.status)
   shown = ", ".join(f"{k} {v:.4f}" for k, v in result.metrics.items())
   print(f"Done: step {result.step}, {shown}", flush=True)
 

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from cpc_tf import configs
+from cpc_tf import configs, stop
 from cpc_tf import loop as shared
 from cpc_tf.configs import ClassifierConfig, HParams
 from cpc_tf.eval import classifiers, encoders, sweep
@@ -91,7 +91,7 @@ def test_interrupted_phase_resumes_where_it_stopped(model_dir, tmp_path):
                               log=lines.append)
     return done, lines, model
 
-  with pytest.raises(loop_lib.Interrupted, match="stopped at step 1 of frozen"):
+  with pytest.raises(stop.Interrupted, match="stopped at step 1 of frozen"):
     attempt(1)
   assert tf.train.latest_checkpoint(run_dir).endswith("ckpt-1")
   done, lines, model = attempt(None)
@@ -297,6 +297,7 @@ SIGTERM_PHASE = """
 import os, signal, sys
 import keras
 import tensorflow as tf
+from cpc_tf import stop
 from cpc_tf.eval import loop as loop_lib
 
 model = keras.Sequential([keras.Input([3]), keras.layers.Dense(2)])
@@ -314,7 +315,7 @@ def validate():
 try:
   loop_lib.run_phase(loop, loop_lib.Phase(sys.argv[1], "linear", 1000, 3), train_fn,
                      validate=validate, log=lambda line: None)
-except loop_lib.Stopped as e:
+except stop.Stopped as e:
   print(e)
   sys.exit(e.status)
 """

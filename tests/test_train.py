@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from cpc_tf import checkpoints, configs, optimization, train
+from cpc_tf import checkpoints, configs, optimization, stop, train
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -51,7 +51,7 @@ def test_pretrain_writes_checkpoints_config_summaries_and_resumes(tmp_path):
   model_dir = str(tmp_path)
   result = train.pretrain(config, model_dir, dataset_fn=synthetic_fn(config),
                           verbose=False)
-  assert result.step == 4 and not result.preempted
+  assert result.step == 4
   assert np.isfinite(result.metrics["loss"])
   assert checkpoints.read_config(model_dir) == config
   assert tf.train.latest_checkpoint(model_dir).endswith("ckpt-4")
@@ -111,7 +111,7 @@ def test_the_probe_logs_knn_top1_on_its_schedule_and_in_the_progress_line(tmp_pa
 
 def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path):
   config = small_config(train_steps=6)
-  with pytest.raises(train.NonFiniteLossError, match="at step 3") as error:
+  with pytest.raises(stop.NonFiniteLossError, match="at step 3") as error:
     train.pretrain(config, str(tmp_path), dataset_fn=synthetic_fn(config, nan_from_step=3),
                    verbose=False)
   assert "ckpt-2" in str(error.value)

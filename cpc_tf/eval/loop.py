@@ -92,13 +92,6 @@ LossFn = Callable[[Any, Any], tf.Tensor]
 CountFn = Callable[[Any, Any], dict]
 
 
-Interrupted = stop.Interrupted  # the step budget of this invocation ran out; saved
-
-
-class Stopped(Interrupted, stop.Stopped):
-  """SIGTERM or SIGINT (Ctrl-C) stopped the phase after saving; `status` = 128 + signal."""
-
-
 class Budget:
   """Training steps this invocation may still run (None: unlimited)."""
 
@@ -368,13 +361,15 @@ def _train_steps(loop, phase, state, iterator, step, stop_signal, *, validate, b
     if result.stop:  # SIGTERM / Ctrl-C on some worker: save, then stop like a preemption
       if saved != step:
         save_phase(state, step)
-      raise Stopped(f"{stop_signal.name} at step {step} of {phase.label}, checkpoint "
-                    "saved", stop_signal.status)
+      raise stop.Stopped(f"Stopped: {stop_signal.name} at step {step} of {phase.label}, "
+                         "checkpoint saved. Rerun the same command to continue.",
+                         stop_signal.status)
     if step >= phase.steps:
       return False
     if n <= 0:
       save_phase(state, step)
-      raise Interrupted(f"stopped at step {step} of {phase.label}")
+      raise stop.Interrupted(f"Interrupted: stopped at step {step} of {phase.label}. "
+                             "Rerun the same command to continue.")
     budget.spend(result.done)
     step += result.done
     state.variables["step"].assign(step)
@@ -426,7 +421,8 @@ def run_phase(loop: Loop, phase: Phase, train_fn: DatasetFn, *,
   `phase.metrics[0]`, checkpoint; `phase.patience` > 0 stops early. At the end
   the model holds the best weights (the last ones without validation). `track`
   names what the checkpoint holds besides the optimizers (default: the whole
-  model). Raises Interrupted when `budget` runs out, after saving. A finished
+  model). Raises stop.Interrupted when `budget` runs out and stop.Stopped on SIGTERM /
+  SIGINT (on any worker), both after saving. A finished
   phase (done.json) only restores its weights.
   """
   track = track or {"model": loop.model}
