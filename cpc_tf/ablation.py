@@ -27,10 +27,9 @@ import os
 
 import tensorflow as tf
 
-from cpc_tf import checkpoints, configs, distribute, records, train
+from cpc_tf import checkpoints, configs, distribute, records, stop, train
 from cpc_tf.eval import linear, results
 from cpc_tf.configs import AblationConfig, LinearEvalConfig, PretrainConfig
-from cpc_tf.stop import Preempted  # raised by run(); launch/ablation.py catches it
 
 CONFIG_FILE = "ablation.json"
 CSV_FILE = "ablation.csv"
@@ -131,8 +130,8 @@ def run(ablation: AblationConfig, output_dir: str,
         verbose: bool = True) -> list[RungResult]:
   """Pre-trains and evaluates every preset (resuming), writes the table and chart.
 
-  Returns one RungResult per preset, in the given order. Raises Preempted when
-  a pre-training run stops on SIGTERM (its checkpoint is saved).
+  Returns one RungResult per preset, in the given order. Raises stop.Stopped
+  when SIGTERM / SIGINT stops a pre-training run (its checkpoint is saved).
   """
   strategy = strategy or tf.distribute.get_strategy()
   chief = distribute.is_chief(strategy)
@@ -162,11 +161,10 @@ def run(ablation: AblationConfig, output_dir: str,
     else:
       if _finished_step(model_dir) < config.train_steps:
         log(f"{head}: pre-training {config.train_steps} steps", flush=True)
-        result = train.pretrain(config, model_dir, strategy, verbose=verbose)
-        if result.preempted:
-          raise Preempted(f"Pre-training of {preset} stopped at step {result.step}; its "
-                          "checkpoint is saved. Rerun the same command to resume.",
-                          result.status)
+        try:
+          train.pretrain(config, model_dir, strategy, verbose=verbose)
+        except stop.Stopped as e:
+          raise stop.Stopped(f"Pre-training of {preset}: {e}", e.status) from e
       log(f"{head}: linear evaluation", flush=True)
       document = linear_protocol(model_dir, ablation.linear, linear_dir, strategy, verbose)
     row = next(r for r in document["rows"] if r["split"] == "test")

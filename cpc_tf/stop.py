@@ -139,7 +139,3 @@ class Stopped(Exception):
 
 class NonFiniteLossError(FloatingPointError):
   """The loss became NaN or infinite; the run stopped without saving that step."""
-
-
-class Preempted(Stopped, RuntimeError):
-  """A driver's pre-training stopped on SIGTERM / SIGINT after saving; rerun to resume."""

@@ -35,7 +35,8 @@ import tensorflow as tf
 from absl import logging
 from tensorflow.core.framework import summary_pb2
 
-from cpc_tf import checkpoints, data, flops, gradients, optimization, records, stop
+from cpc_tf import checkpoints, data, flops, optimization, records, stop
+from cpc_tf import loop as loop_lib
 from cpc_tf import probe as probe_lib
 from cpc_tf.averaging import PolyakAverage
 from cpc_tf.configs import PretrainConfig
@@ -44,9 +45,6 @@ from cpc_tf.model import build_model
 
 # (input context, data seed) -> per-replica dataset of patches [B/R, Gh, Gw, P, P, 3].
 DatasetFn = Callable[[tf.distribute.InputContext, int], tf.data.Dataset]
-
-
-NonFiniteLossError = stop.NonFiniteLossError  # one non-finite error for every loop
 
 
 def total_steps(config: PretrainConfig, num_examples: int | None) -> int:
@@ -83,74 +81,29 @@ class Trainer:
                num_steps: int):
     self.config = config
     self.strategy = strategy
-    self.names = metric_names(config)
     with strategy.scope():
       self.model = build_model(config.model)
       self.averaged_model = build_model(config.model)
       self.optimizer = optimization.make_optimizer(config.optimizer, num_steps)
-      # Without this, Adam creates its slots inside the first distributed step
-      # and TF 2.21 refuses variable creation in replica context.
-      self.optimizer.build(self.model.trainable_variables)
       self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step",
                               aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA)
       self.average = PolyakAverage(self.model, self.averaged_model,
                                    config.optimizer.polyak_decay)  # supp. A
     self.average.reset()
-    self._loop = tf.function(self._train_loop)
 
-  def replica_gradients(self, patches: tf.Tensor):
-    """Replica context: (metrics, this replica's gradients of loss / R, unscaled)."""
-    num_replicas = tf.distribute.get_replica_context().num_replicas_in_sync
-    scale = optimization.loss_scale(self.config.precision)
-    with tf.GradientTape() as tape:
-      out = self.model(patches, training=True,
-                       cross_replica_negatives=self.config.cross_replica_negatives)
-      out = {k: tf.cast(v, tf.float32) for k, v in out.items()}  # loss in float32
-      # Divided by R: the sum over replicas is the gradient of the global-batch mean.
-      scaled = out["loss"] / num_replicas * scale
-    grads = tape.gradient(scaled, self.model.trainable_variables)
-    if scale != 1.0:
-      grads = [g / scale for g in grads]
-    return out, grads
+    def loss_fn(patches):
+      return self.model(patches, training=True,
+                        cross_replica_negatives=config.cross_replica_negatives)
 
-  def replica_step(self, patches: tf.Tensor) -> dict[str, tf.Tensor]:
-    """Replica context: one step on this replica's batch; returns its metrics."""
-    out, grads = self.replica_gradients(patches)
-    grads, norm = gradients.sum_and_clip(grads, self.config.optimizer.clip_norm)  # supp. A
-    gradients.apply(self.optimizer, grads, self.model.trainable_variables)
-    out["gradient_norm"] = norm  # before the clip: shows how often supp. A's clip bites
-    return out
-
-  def _train_loop(self, iterator, num_steps, stop_requested):
-    """Up to `num_steps` steps; stops early after a non-finite loss.
-
-    Returns (mean metrics over the steps run, steps run, whether any worker
-    asked to stop). Cross-replica context.
-    """
-    strategy = self.strategy
-    sums = {k: tf.constant(0.0) for k in self.names}
-    done = tf.constant(0, tf.int64)
-    for _ in tf.range(num_steps):
-      out = strategy.run(self.replica_step, args=(next(iterator),))
-      out = {k: strategy.reduce(tf.distribute.ReduceOp.MEAN, out[k], axis=None)
-             for k in self.names}
+    def after_step():
       self.average.update()
       self.step.assign_add(1)
-      sums = {k: sums[k] + out[k] for k in self.names}
-      done += 1
-      if not tf.math.is_finite(out["loss"]):
-        break
-    # A preemption signal reaches one worker; all must agree to stop together.
-    votes = strategy.run(lambda s: tf.cast(s, tf.int32), args=(stop_requested,))
-    stop = strategy.reduce(tf.distribute.ReduceOp.SUM, votes, axis=None) > 0
-    means = {k: v / tf.cast(tf.maximum(done, 1), tf.float32) for k, v in sums.items()}
-    return means, done, stop
 
-  def train_loop(self, iterator, num_steps: int, stop_requested: bool = False):
-    """Runs the compiled loop; returns ({name: float}, steps run, stop)."""
-    means, done, stop = self._loop(iterator, tf.constant(num_steps, tf.int64),
-                                   tf.constant(stop_requested))
-    return {k: float(v) for k, v in means.items()}, int(done), bool(stop)
+    self.loop = loop_lib.Loop(
+        strategy, [loop_lib.Group(self.optimizer, self.model.trainable_variables)],
+        loss_fn, tuple(metric_names(config)[:-1]), after_step=after_step,
+        clip_norm=config.optimizer.clip_norm,  # supp. A
+        loss_scale=optimization.loss_scale(config.precision))
 
   def learning_rate(self) -> float:
     # A keras.Variable wrapping a distributed variable, or a schedule's tensor.
@@ -161,9 +114,7 @@ class Trainer:
 class Result:
   step: int  # global step reached
   metrics: dict  # means over the last loop call
-  preempted: bool  # stopped by SIGTERM or SIGINT after saving a checkpoint
   trainer: Trainer  # the model, its average and the optimizer, as trained
-  status: int = 0  # preempted: the exit status the signal calls for (128 + its number)
 
 
 def _default_dataset_fn(config: PretrainConfig) -> DatasetFn:
@@ -192,8 +143,9 @@ def pretrain(config: PretrainConfig, model_dir: str,
   `cpc_tf.data.pretrain_dataset` on config.data. Resumes from the latest
   checkpoint in model_dir (multi-worker: every worker reads the chief's
   model_dir, so it must be on a shared file system such as GCS). Raises
-  NonFiniteLossError (without saving) when the loss stops being finite.
-  SIGTERM / SIGINT save a checkpoint after the running call; if that call does
+  stop.NonFiniteLossError (without saving) when the loss stops being finite.
+  SIGTERM / SIGINT save a checkpoint after the running call and raise
+  stop.Stopped (its status 128 + the signal); if that call does
   not return within stop_grace seconds (a stuck input pipeline), the process
   ends without saving (`cpc_tf.stop`). Writes that fail raise records.WriteError.
   """
@@ -274,7 +226,7 @@ def pretrain(config: PretrainConfig, model_dir: str,
   every = config.probe.every_steps  # > 0 on every worker: calls end on its boundaries
 
   g = config.model.grid.grid_size
-  metrics, preempted = {}, False
+  metrics = {}
   window_steps, window_time = 0, 0.0  # throughput, excluding the first (tracing) call
   logged_sums, logged_steps = {}, 0  # TensorBoard scalars are means since the last log
   first_call = True
@@ -283,25 +235,35 @@ def pretrain(config: PretrainConfig, model_dir: str,
   note = (f"The last checkpoint (ckpt-{last[-1]} in {model_dir}) is intact: rerun the same "
           "command to resume." if last else "No checkpoint had been saved yet.")
   with stop.StopSignal(stop_grace, note) as stop_signal, writer.as_default():
-    while step < steps:
-      # Calls end on log, checkpoint and probe boundaries so all happen on schedule.
+    saved = start if latest else None  # the step of the last checkpoint
+    while True:
+      # Calls end on log, checkpoint and probe boundaries so all happen on schedule;
+      # the last (0 steps) only takes the stop vote.
       n = min(config.steps_per_loop, steps - step,
               config.log_every - step % config.log_every,
               config.checkpoint_every - step % config.checkpoint_every,
               every - step % every if every else steps)
       started = time.perf_counter()
-      metrics, done, stopping = trainer.train_loop(iterator, n, stop_signal.requested)
+      result = trainer.loop.train(iterator, n, stop_signal.requested)
       elapsed = time.perf_counter() - started
+      if result.stop:
+        if saved != step:
+          save()
+        writer.flush()
+        logging.warning("Stop requested (%s) at step %d: checkpoint saved.",
+                        stop_signal.name, step)
+        raise stop.Stopped(f"Preempted at step {step}: checkpoint saved. Rerun the same "
+                           "command to continue.", stop_signal.status)
+      if n == 0:
+        break
+      metrics, done = result.metrics, result.done
       step += done
-      if not math.isfinite(metrics["loss"]):
+      if not result.finite:
         writer.flush()
         last = tf.train.latest_checkpoint(model_dir)
         kept = (f"the last good checkpoint ({last}) is intact" if last
                 else "no checkpoint had been written yet")
-        raise NonFiniteLossError(
-            f"The loss became {metrics['loss']} at step {step}; stopping without "
-            f"saving: {kept}. Lower the learning rate or the clip norm, or check the "
-            "data, then rerun to resume from the last checkpoint.")
+        raise loop_lib.non_finite(result, f"step {step}", kept)
       if not first_call:
         window_steps, window_time = window_steps + done, window_time + elapsed
         timed_steps, timed_time = timed_steps + done, timed_time + elapsed
@@ -322,7 +284,8 @@ def pretrain(config: PretrainConfig, model_dir: str,
         window_steps, window_time = 0, 0.0
         logged_sums, logged_steps = {}, 0
       shown = []
-      if probe is not None and not stopping and (step % every == 0 or step == steps):
+      if (probe is not None and not stop_signal.requested
+          and (step % every == 0 or step == steps)):
         top1 = probe()
         write_scalar(probe_lib.SCALAR, top1, step)
         shown = [("knn_top1", top1)]
@@ -332,14 +295,9 @@ def pretrain(config: PretrainConfig, model_dir: str,
             ("loss", metrics["loss"]),
             ("accuracy", sum(accuracy) / len(accuracy)),
             ("gradient_norm", metrics["gradient_norm"])] + shown)
-      if stopping:
-        save()
-        preempted = True
-        logging.warning("Stop requested (%s) at step %d: checkpoint saved.",
-                        stop_signal.name, step)
-        break
       if step % config.checkpoint_every == 0 or step == steps:
         save()
+        saved = step
         stop_signal.note = (f"The last checkpoint (ckpt-{step} in {model_dir}) is intact: "
                             "rerun the same command to resume.")
   writer.flush()
@@ -349,8 +307,7 @@ def pretrain(config: PretrainConfig, model_dir: str,
           f"{100 * cost / total:.1f}% of the run's {total:.0f} s (every {every} steps, "
           f"{config.probe.memory_size} memory + {config.probe.query_size} query images)",
           flush=True)
-  return Result(step=step, metrics=metrics, preempted=preempted, trainer=trainer,
-                status=stop_signal.status if preempted else 0)
+  return Result(step=step, metrics=metrics, trainer=trainer)
 
 
 # TensorBoard's scalar-plugin tag, written with TF's core `tf.summary.write`:

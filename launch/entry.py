@@ -50,12 +50,11 @@ def _error(e: BaseException) -> str:
   return f"Error: {e}"
 
 
-# First match wins. cpc_tf.eval.loop.Stopped is both an Interrupted and a
-# Stopped: Stopped comes first, so a signal reports its own status.
+# First match wins; every loop raises Stopped / Interrupted with its full line.
 EXITS = (
     Exit((stop.Stopped,), lambda e: e.status, lambda e: resumable(str(e)), "stdout"),
     Exit((stop.Interrupted,), lambda e: EXIT_INTERRUPTED,
-         lambda e: resumable(f"Interrupted: {e}"), "stdout"),
+         lambda e: resumable(str(e)), "stdout"),
     Exit((KeyboardInterrupt,), lambda e: 128 + signal.SIGINT,
          lambda e: INTERRUPTED_OUTSIDE, "stderr"),
     Exit((stop.NonFiniteLossError,), lambda e: 1, _error, "stderr"),

@@ -64,10 +64,7 @@ def build_config():
 def run(config) -> None:
   strategy = common.make_strategy(FLAGS)
   train.check_config(config, strategy.num_replicas_in_sync)
-  result = train.pretrain(config, FLAGS.model_dir, strategy)
-  if result.preempted:
-    raise stop.Stopped(f"Preempted at step {result.step}: checkpoint saved. Rerun the "
-                       "same command to resume.", result.status)
+  result = train.pretrain(config, FLAGS.model_dir, strategy)  # stop.Stopped on SIGTERM
   shown = ", ".join(f"{k} {v:.4f}" for k, v in result.metrics.items())
   print(f"Done: step {result.step}, {shown}", flush=True)
 

@@ -10,7 +10,7 @@ import os
 
 import pytest
 
-from cpc_tf import ablation, configs, train
+from cpc_tf import ablation, configs, stop, train
 from cpc_tf.eval import results
 
 
@@ -63,8 +63,10 @@ class Fakes:
   def pretrain(self, config, model_dir, strategy, verbose):
     name = os.path.basename(os.path.dirname(model_dir))
     self.pretrained.append(name)
-    return train.Result(step=config.train_steps, metrics={}, preempted=name in self.preempt,
-                        trainer=None)
+    if name in self.preempt:
+      raise stop.Stopped(f"Preempted at step {config.train_steps}: checkpoint saved. Rerun "
+                         "the same command to continue.", 143)
+    return train.Result(step=config.train_steps, metrics={}, trainer=None)
 
   def linear(self, model_dir, config, output_dir, strategy, verbose):
     name = os.path.basename(os.path.dirname(output_dir))
@@ -98,9 +100,9 @@ def test_run_resumes_and_reuses_identical_runs(tmp_path, monkeypatch):
 
 def test_preempted_pretraining_stops_the_ablation(tmp_path, monkeypatch):
   fakes = Fakes(monkeypatch, {"cpc_v1": 0.2}, preempt=("cpc_v1",))
-  with pytest.raises(ablation.Preempted, match="cpc_v1 stopped at step 2.*Rerun"):
+  with pytest.raises(stop.Stopped, match="of cpc_v1: Preempted at step 2.*Rerun") as e:
     ablation.run(tiny(), str(tmp_path), verbose=False)
-  assert fakes.evaluated == []
+  assert e.value.status == 143 and fakes.evaluated == []
 
 
 def test_output_dir_with_other_settings_is_refused(tmp_path, monkeypatch):

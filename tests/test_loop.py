@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from cpc_tf import configs
+from cpc_tf import configs, stop
+from cpc_tf import loop as shared
 from cpc_tf.configs import ClassifierConfig, HParams
 from cpc_tf.eval import classifiers, encoders, sweep
 from cpc_tf.eval import loop as loop_lib
@@ -90,7 +91,7 @@ def test_interrupted_phase_resumes_where_it_stopped(model_dir, tmp_path):
                               log=lines.append)
     return done, lines, model
 
-  with pytest.raises(loop_lib.Interrupted, match="stopped at step 1 of frozen"):
+  with pytest.raises(stop.Interrupted, match="stopped at step 1 of frozen"):
     attempt(1)
   assert tf.train.latest_checkpoint(run_dir).endswith("ckpt-1")
   done, lines, model = attempt(None)
@@ -296,6 +297,7 @@ SIGTERM_PHASE = """
 import os, signal, sys
 import keras
 import tensorflow as tf
+from cpc_tf import stop
 from cpc_tf.eval import loop as loop_lib
 
 model = keras.Sequential([keras.Input([3]), keras.layers.Dense(2)])
@@ -313,7 +315,7 @@ def validate():
 try:
   loop_lib.run_phase(loop, loop_lib.Phase(sys.argv[1], "linear", 1000, 3), train_fn,
                      validate=validate, log=lambda line: None)
-except loop_lib.Stopped as e:
+except stop.Stopped as e:
   print(e)
   sys.exit(e.status)
 """
@@ -327,3 +329,21 @@ def test_sigterm_stops_a_phase_with_a_checkpoint_and_status_143(tmp_path):
   assert proc.returncode == 128 + 15, proc.stdout[-3000:] + proc.stderr[-3000:]
   assert "SIGTERM at step 3 of linear (point 0), checkpoint saved" in proc.stdout
   assert tf.train.latest_checkpoint(run_dir).endswith("ckpt-3")
+
+
+def test_the_stop_vote_runs_no_step_and_a_non_finite_loss_ends_the_call():
+  model = keras.Sequential([keras.Input([3]), keras.layers.Dense(2)])
+  groups = [shared.Group(keras.optimizers.SGD(0.1), model.trainable_variables)]
+  loop = shared.Loop(tf.distribute.get_strategy(), groups,
+                     lambda x: {"loss": tf.reduce_mean(tf.square(model(x)))})
+  batches = iter(tf.data.Dataset.from_tensor_slices(
+      tf.constant([[1.0, 2.0, 3.0]] * 2 + [[np.nan] * 3] * 3)[:, None]))
+  before = values(model.weights)
+  stopped = loop.train(batches, 2, stop_requested=True)
+  assert stopped.stop and stopped.done == 0 and stopped.finite
+  for a, b in zip(before, values(model.weights)):
+    np.testing.assert_array_equal(a, b)
+  ran = loop.train(batches, 2)
+  assert not ran.stop and ran.done == 2 and ran.finite and ran.metrics["gradient_norm"] > 0
+  broken = loop.train(batches, 3)
+  assert broken.done == 1 and not broken.finite

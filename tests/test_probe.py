@@ -185,7 +185,7 @@ def test_the_probe_changes_no_weight_no_optimizer_slot_and_no_average():
   batch = tf.random.stateless_uniform(
       [config.batch_size, g.grid_size, g.grid_size, g.patch_size, g.patch_size, 3], [1, 2])
   iterator = iter(tf.data.Dataset.from_tensors(batch).repeat())
-  trainer.train_loop(iterator, 2)  # Adam slots, iteration count and average all moved
+  trainer.loop.train(iterator, 2)  # Adam slots, iteration count and average all moved
   before = _state(trainer)
   assert int(trainer.optimizer.iterations) == 2
   probe_config = ProbeConfig(every_steps=1, k=3, memory_size=20, query_size=10,

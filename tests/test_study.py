@@ -7,7 +7,7 @@ import pytest
 
 from cpc_tf import configs
 from cpc_tf.eval import loop, results, study
-from cpc_tf.stop import Preempted
+from cpc_tf import stop
 
 
 def test_every_seed_at_the_smallest_fraction_one_elsewhere():
@@ -58,13 +58,13 @@ class FakeProtocols:
     self.calls.append(name)
     if name == self.fail_at:
       self.fail_at = None
-      raise loop.Stopped(f"SIGTERM in {name}", 143)
+      raise stop.Stopped(f"SIGTERM in {name}", 143)
 
   def pretrain(self, config, model_dir, strategy, verbose):
     self._maybe_fail("pretrain")
     os.makedirs(model_dir, exist_ok=True)
     open(os.path.join(model_dir, f"ckpt-{config.train_steps}.index"), "w").close()
-    return study.train.Result(config.train_steps, {}, False, None)
+    return study.train.Result(config.train_steps, {}, None)
 
   def _write(self, output_dir, protocol, rows):
     results.write_results(os.path.join(output_dir, results.RESULTS_FILE), protocol,
@@ -105,7 +105,7 @@ def small_study():
 
 def test_a_stopped_study_resumes_without_repeating_a_finished_stage(tmp_path, monkeypatch):
   fake = FakeProtocols(monkeypatch, fail_at="supervised:0.5:1")
-  with pytest.raises(loop.Stopped):
+  with pytest.raises(stop.Stopped):
     study.run(small_study(), str(tmp_path), verbose=False)
   first = list(fake.calls)
   assert first == ["pretrain", "linear:CPC v2 linear", "linear:Random init linear", "map",
@@ -171,9 +171,12 @@ def test_a_missed_target_is_reported_as_missed(tmp_path, monkeypatch):
 
 def test_preempted_pretraining_stops_the_study(tmp_path, monkeypatch):
   fake = FakeProtocols(monkeypatch)
-  monkeypatch.setattr(study.train, "pretrain", lambda c, d, s, verbose: study.train.Result(
-      1, {}, True, None, 143))
-  with pytest.raises(Preempted, match="Rerun the same command"):
+  def pretrain(config, model_dir, strategy, verbose):
+    raise stop.Stopped("Preempted at step 1: checkpoint saved. Rerun the same command to "
+                       "continue.", 143)
+
+  monkeypatch.setattr(study.train, "pretrain", pretrain)
+  with pytest.raises(stop.Stopped, match="^Preempted at step 1: .*Rerun the same command"):
     study.run(small_study(), str(tmp_path), verbose=False)
   assert fake.calls == []
 

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from cpc_tf import checkpoints, configs, optimization, train
+from cpc_tf import checkpoints, configs, optimization, stop, train
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -51,7 +51,7 @@ def test_pretrain_writes_checkpoints_config_summaries_and_resumes(tmp_path):
   model_dir = str(tmp_path)
   result = train.pretrain(config, model_dir, dataset_fn=synthetic_fn(config),
                           verbose=False)
-  assert result.step == 4 and not result.preempted
+  assert result.step == 4
   assert np.isfinite(result.metrics["loss"])
   assert checkpoints.read_config(model_dir) == config
   assert tf.train.latest_checkpoint(model_dir).endswith("ckpt-4")
@@ -111,7 +111,7 @@ def test_the_probe_logs_knn_top1_on_its_schedule_and_in_the_progress_line(tmp_pa
 
 def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path):
   config = small_config(train_steps=6)
-  with pytest.raises(train.NonFiniteLossError, match="at step 3") as error:
+  with pytest.raises(stop.NonFiniteLossError, match="at step 3") as error:
     train.pretrain(config, str(tmp_path), dataset_fn=synthetic_fn(config, nan_from_step=3),
                    verbose=False)
   assert "ckpt-2" in str(error.value)
@@ -175,11 +175,11 @@ def test_mirrored_step_equals_single_device_on_the_global_batch():
     mirrored.model.set_weights(single.model.get_weights())
     mirrored.average.reset()
 
-    out1, grads1 = single.replica_gradients(batch)
+    out1, grads1 = single.loop.replica_gradients(batch)
 
     @tf.function
     def replica_grads(x):
-      out, grads = mirrored.replica_gradients(x)
+      out, grads = mirrored.loop.replica_gradients(x)
       ctx = tf.distribute.get_replica_context()
       return ctx.all_reduce("MEAN", out["loss"]), ctx.all_reduce("SUM", grads)
     shards = mirrored_strategy.experimental_distribute_values_from_function(
@@ -202,8 +202,8 @@ def test_mirrored_step_equals_single_device_on_the_global_batch():
     it2 = iter(mirrored_strategy.distribute_datasets_from_function(dataset_fn))
     start = single.model.get_weights()
     start_averaged = single.averaged_model.get_weights()
-    m1, _, _ = single.train_loop(it1, 1)
-    m2, _, _ = mirrored.train_loop(it2, 1)
+    m1 = single.loop.train(it1, 1).metrics
+    m2 = mirrored.loop.train(it2, 1).metrics
     assert m1["gradient_norm"] > 0.1, m1  # the clip is active
     for key in m1:
       np.testing.assert_allclose(m1[key], m2[key], rtol=1e-4, atol=1e-6, err_msg=key)

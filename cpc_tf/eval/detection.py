@@ -183,7 +183,7 @@ def train_detection(model_dir: str | None, config: DetectionConfig, output_dir: 
                     verbose: bool = True) -> dict:
   """ICLR 4.3 with the encoder of model_dir (or a random one); returns results.json.
 
-  Raises loop.Interrupted after `stop_after_steps` steps (everything saved).
+  Raises stop.Interrupted after `stop_after_steps` steps (everything saved).
   """
   strategy = strategy or tf.distribute.get_strategy()
   chief = is_chief(strategy)

@@ -67,10 +67,9 @@ def train_efficient(model_dir: str, config: EfficientConfig, output_dir: str,
                               track={"head": model.head}, budget=run.budget, log=run.log)
     return done, loop
 
-  best = sweep.run_sweep(run, sweep.sweep_points(config.sweep, config.hparams),
-                         lambda i, hp: frozen(i, hp)[0])
+  best, loop = sweep.run_sweep(run, sweep.sweep_points(config.sweep, config.hparams),
+                               frozen)
   hp = sweep.hparams(best)
-  _, loop = frozen(best["point"], hp)  # restores the best frozen head
   rows = run.rows(f"{method} (frozen)", best, run.test(loop))
   if config.finetune:
     model = loop.model

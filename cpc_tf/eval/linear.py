@@ -46,7 +46,7 @@ def train_linear(model_dir: str, config: LinearEvalConfig, output_dir: str,
   of the pre-training's v1 marks on every patch: `augment.test_form`). With
   config.validation_size > 0 that many training images are held out and the
   best validated step is tested. Returns the
-  results.json dict (rows named `method`). Raises loop.Interrupted after
+  results.json dict (rows named `method`). Raises stop.Interrupted after
   `stop_after_steps` steps.
   """
   strategy = strategy or tf.distribute.get_strategy()

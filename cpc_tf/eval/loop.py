@@ -75,9 +75,11 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from cpc_tf import gradients, records, stop
+from cpc_tf import loop as shared
+from cpc_tf import records, stop
 from cpc_tf.distribute import is_chief, worker_dir
 from cpc_tf.eval import metrics
+from cpc_tf.loop import Group, decayed, l2_penalty  # noqa: F401 (part of this API)
 
 DONE_FILE = "done.json"
 # The phase code stored in each checkpoint, so that a hand-edited directory is refused.
@@ -88,13 +90,6 @@ PHASES = {"linear": 0, "frozen": 1, "finetune": 2, "supervised": 3,
 DatasetFn = Callable[[tf.distribute.InputContext, int], tf.data.Dataset]
 LossFn = Callable[[Any, Any], tf.Tensor]
 CountFn = Callable[[Any, Any], dict]
-
-
-Interrupted = stop.Interrupted  # the step budget of this invocation ran out; saved
-
-
-class Stopped(Interrupted, stop.Stopped):
-  """SIGTERM or SIGINT (Ctrl-C) stopped the phase after saving; `status` = 128 + signal."""
 
 
 class Budget:
@@ -135,93 +130,30 @@ def epoch_budget(steps: int, epochs: float, eval_every: int, eval_every_epochs: 
   return steps, min(eval_every, steps)
 
 
-@dataclasses.dataclass
-class Group:
-  """An optimizer, the variables it updates, and the L2 coefficient of their kernels.
-
-  l2 is TF1's `l2_regularizer(scale)` convention: the loss gains
-  l2 * sum(w^2) / 2 (`tf.nn.l2_loss`), so the gradient gains l2 * w; "weight
-  decay 1e-5 .. 1e-2" of supp. C.1 is read as this coefficient (SPEC 7).
-  """
-
-  optimizer: keras.optimizers.Optimizer
-  variables: list
-  l2: float = 0.0
-
-  def __post_init__(self):
-    if self.l2 < 0:
-      raise ValueError(f"Group l2={self.l2}: an L2 coefficient must be >= 0.")
-
-
-def decayed(variables: list) -> list:
-  """The kernels (convolution, dense) among `variables`: what weight decay applies to.
-
-  Norm scales / offsets (gamma, beta) and biases are not decayed, the usual
-  convention (decaying a norm's scale only fights the norm); these are the
-  same variables the decoupled mode excludes by name (`cpc_tf.eval.sweep`).
-  """
-  return [v for v in variables if v.name.endswith("kernel")]
-
-
-def l2_penalty(groups: list[Group]) -> tf.Tensor:
-  """sum over groups of l2 * sum(w^2) / 2 over the group's kernels (float32 scalar)."""
-  total = tf.constant(0.0)
-  for g in groups:
-    kernels = decayed(g.variables)
-    if g.l2 > 0 and kernels:
-      total += g.l2 * tf.add_n([tf.nn.l2_loss(tf.cast(v, tf.float32)) for v in kernels])
-  return total
-
-
 # ----------------------------------------------------------------------------
 # The loop
 
 class Loop:
-  """Distributed training steps and evaluation passes of one model."""
+  """Distributed training steps (`cpc_tf.loop.Loop`) and evaluation passes of one model."""
 
   def __init__(self, model, groups: list[Group], loss_fn: LossFn,
                strategy: tf.distribute.Strategy, *, count_fn: CountFn | None = None,
                count_names: tuple[str, ...] = (), clip_norm: float | None = None):
     self.model, self.groups, self.strategy = model, groups, strategy
-    self.loss_fn, self.clip_norm = loss_fn, clip_norm
+    self.loss_fn = loss_fn
     self.count_fn, self.count_names = count_fn, tuple(count_names)
-    with strategy.scope():
-      for g in groups:
-        # Slots created lazily inside a distributed step would be refused.
-        g.optimizer.build(g.variables)
-    self._train = tf.function(self._train_loop)
+    self.steps = shared.Loop(strategy, groups, lambda batch: {"loss": loss_fn(model, batch)},
+                             clip_norm=clip_norm)
     self._totals = tf.function(self._totals_loop)
 
-  def _replica_step(self, batch):
-    num_replicas = tf.distribute.get_replica_context().num_replicas_in_sync
-    variables = [v for g in self.groups for v in g.variables]
-    with tf.GradientTape() as tape:
-      loss = self.loss_fn(self.model, batch)
-      objective = loss + tf.cast(l2_penalty(self.groups), loss.dtype)
-      # Summed over replicas: the global-batch mean (and the L2 term once).
-      scaled = objective / tf.cast(num_replicas, loss.dtype)
-    grads, _ = gradients.sum_and_clip(tape.gradient(scaled, variables), self.clip_norm)
-    start = 0
-    for g in self.groups:
-      n = len(g.variables)
-      gradients.apply(g.optimizer, grads[start:start + n], g.variables)
-      start += n
-    return loss
+  def train(self, iterator, num_steps: int, stop_requested: bool = False) -> shared.Steps:
+    """The workers' stop vote, then up to `num_steps` steps (`cpc_tf.loop.Loop.train`).
 
-  def _train_loop(self, iterator, num_steps):
-    total = tf.constant(0.0)
-    for _ in tf.range(num_steps):
-      loss = self.strategy.run(self._replica_step, args=(next(iterator),))
-      total += self.strategy.reduce(tf.distribute.ReduceOp.MEAN, loss, axis=None)
-    return total / tf.cast(num_steps, tf.float32)
-
-  def train(self, iterator, num_steps: int) -> float:
-    """Runs `num_steps` steps; returns the mean loss_fn value.
-
-    The groups' L2 terms are left out: the figure stays comparable with the
-    evaluation loss (on a wide head the penalty would dominate it).
+    Its "loss" is the mean loss_fn value, without the groups' L2 terms: the figure
+    stays comparable with the evaluation loss (on a wide head the penalty would
+    dominate it).
     """
-    return float(self._train(iterator, tf.constant(num_steps, tf.int64)))
+    return self.steps.train(iterator, num_steps, stop_requested)
 
   def _zeros(self):
     return {k: tf.constant(0.0) for k in self.count_names}
@@ -420,24 +352,31 @@ def train_until(loop: Loop, phase: Phase, state: _State, train_fn: DatasetFn, *,
 
 def _train_steps(loop, phase, state, iterator, step, stop_signal, *, validate, budget,
                  log) -> bool:
-  while step < phase.steps:
-    if stop_signal.requested:  # SIGTERM / Ctrl-C: save, then stop like a preemption
-      save_phase(state, step)
-      raise Stopped(f"{stop_signal.name} at step {step} of {phase.label}, checkpoint "
-                    "saved", stop_signal.status)
+  saved = step
+  while True:
+    # The last call (0 steps) only takes the stop vote, so that a signal during
+    # the phase's last steps stops the run here, not in the next phase.
     n = budget.take(min(phase.eval_every - step % phase.eval_every, phase.steps - step))
+    result = loop.train(iterator, max(n, 0), stop_signal.requested)
+    if result.stop:  # SIGTERM / Ctrl-C on some worker: save, then stop like a preemption
+      if saved != step:
+        save_phase(state, step)
+      raise stop.Stopped(f"Stopped: {stop_signal.name} at step {step} of {phase.label}, "
+                         "checkpoint saved. Rerun the same command to continue.",
+                         stop_signal.status)
+    if step >= phase.steps:
+      return False
     if n <= 0:
       save_phase(state, step)
-      raise Interrupted(f"stopped at step {step} of {phase.label}")
-    loss = loop.train(iterator, n)
-    budget.spend(n)
-    step += n
+      raise stop.Interrupted(f"Interrupted: stopped at step {step} of {phase.label}. "
+                             "Rerun the same command to continue.")
+    budget.spend(result.done)
+    step += result.done
     state.variables["step"].assign(step)
-    if not np.isfinite(loss):
-      raise stop.NonFiniteLossError(
-          f"The training loss became {loss} at step {step} of {phase.label}; lower the "
-          f"learning rate. The last checkpoint in {phase.run_dir} is intact.")
-    line = f"{phase.label} step {step}/{phase.steps}: loss {loss:.4f}"
+    if not result.finite:
+      raise shared.non_finite(result, f"step {step} of {phase.label}",
+                              f"the last checkpoint in {phase.run_dir} is intact")
+    line = f"{phase.label} step {step}/{phase.steps}: loss {result.metrics['loss']:.4f}"
     early = False
     if step % phase.eval_every == 0 or step == phase.steps:
       if validate is not None:
@@ -446,12 +385,12 @@ def _train_steps(loop, phase, state, iterator, step, stop_signal, *, validate, b
             f"{k.replace('top', 'top-')} {values[k]:.4f}" for k in phase.metrics)
         early = keep_if_best(state, phase, step, values)
       save_phase(state, step)
+      saved = step
     log(line)
     if early:
       log(f"{phase.label}: early stop, no validation gain in {phase.patience} "
           f"evaluations; best at step {int(state.value('best_step'))}")
       return True
-  return False
 
 
 def finish_phase(phase: Phase, state: _State, stopped_early: bool,
@@ -482,7 +421,8 @@ def run_phase(loop: Loop, phase: Phase, train_fn: DatasetFn, *,
   `phase.metrics[0]`, checkpoint; `phase.patience` > 0 stops early. At the end
   the model holds the best weights (the last ones without validation). `track`
   names what the checkpoint holds besides the optimizers (default: the whole
-  model). Raises Interrupted when `budget` runs out, after saving. A finished
+  model). Raises stop.Interrupted when `budget` runs out and stop.Stopped on SIGTERM /
+  SIGINT (on any worker), both after saving. A finished
   phase (done.json) only restores its weights.
   """
   track = track or {"model": loop.model}

@@ -48,7 +48,6 @@ from cpc_tf.eval import (dynamics, efficient, embedding_map, held_out, linear, p
                          report, results, supervised)
 from cpc_tf.eval import loop as loop_lib
 from cpc_tf.eval import sweep
-from cpc_tf.stop import Preempted
 
 CONFIG_FILE = checkpoints.CONFIG_FILE
 TIMINGS_FILE = "timings.json"
@@ -91,8 +90,8 @@ def run(config: StudyConfig, output_dir: str,
 
   setup_seconds: the caller's set-up time before this call (scripts/study.sh
   measures it), added to the whole run's time in timings.json.
-  Raises Preempted when SIGTERM / SIGINT stopped pre-training (saved), and
-  cpc_tf.eval.loop.Stopped when it stopped an evaluation (saved): a rerun resumes.
+  Raises stop.Stopped when SIGTERM / SIGINT stopped a stage (saved): a rerun
+  resumes.
   """
   started = time.perf_counter()
   strategy = strategy or tf.distribute.get_strategy()
@@ -131,10 +130,7 @@ def run(config: StudyConfig, output_dir: str,
   pretrain_dir = os.path.join(output_dir, "pretrain")
 
   def pretrain():
-    result = train.pretrain(config.pretrain, pretrain_dir, strategy, verbose=verbose)
-    if result.preempted:
-      raise Preempted(f"Pre-training stopped at step {result.step}; its checkpoint is "
-                      "saved. Rerun the same command to resume.", result.status)
+    train.pretrain(config.pretrain, pretrain_dir, strategy, verbose=verbose)
 
   stage("pretrain", lambda: _pretrained(config, pretrain_dir), pretrain)
   linear_dir = os.path.join(output_dir, "linear")

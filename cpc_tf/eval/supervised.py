@@ -92,9 +92,8 @@ def train_supervised(config: SupervisedConfig, output_dir: str,
                               budget=run.budget, log=run.log)
     return done, loop
 
-  best = sweep.run_sweep(run, sweep.sweep_points(config.sweep, config.hparams),
-                         lambda i, hp: train_point(i, hp)[0])
-  _, loop = train_point(best["point"], sweep.hparams(best))  # restores the best weights
+  best, loop = sweep.run_sweep(run, sweep.sweep_points(config.sweep, config.hparams),
+                               train_point)
   rows = run.rows(f"Supervised {config.architecture}", best, run.test(loop))
   return sweep.write_results(run.chief, output_dir, PROTOCOL, config.subset.data.source,
                              config.architecture, rows, config, run.test_summary)

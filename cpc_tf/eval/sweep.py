@@ -249,10 +249,13 @@ def prune(output_dir: str, keep: int) -> None:
 
 
 def run_sweep(run: FewLabels, points: list[HParams],
-              train_point: Callable[[int, HParams], dict]) -> dict:
-  """Trains every unfinished point; returns the best sweep.csv row.
+              train_point: Callable[[int, HParams], tuple[dict, loop_lib.Loop]]
+              ) -> tuple[dict, loop_lib.Loop]:
+  """Trains every unfinished point; returns (best sweep.csv row, its Loop).
 
-  train_point(point, hp) trains one point and returns its done.json dict.
+  train_point(point, hp) trains one point (or, once it is done, restores its
+  best weights) and returns (its done.json dict, its Loop). The Loop returned
+  holds the best point's model with its best validation weights.
   """
   csv_path = os.path.join(run.output_dir, results.SWEEP_FILE)
   finished = {r["point"]: r for r in results.read_sweep(csv_path)}
@@ -260,7 +263,7 @@ def run_sweep(run: FewLabels, points: list[HParams],
     if i in finished:
       continue
     run.log(f"sweep point {i + 1}/{len(points)}: {hp}")
-    done = train_point(i, hp)
+    done, _ = train_point(i, hp)
     entry = {"point": i, **dataclasses.asdict(hp), "val_top1": done["val_top1"],
              "val_top5": done["val_top5"], "best_step": done["best_step"],
              "steps": done["steps"]}
@@ -270,4 +273,7 @@ def run_sweep(run: FewLabels, points: list[HParams],
       prune(run.output_dir, best_point(list(finished.values()))["point"])
   best = tested_point(finished, len(points))
   run.log(f"best sweep point {best['point']}: validation top-1 {best['val_top1']:.4f}")
-  return best
+  # Rebuilt from its finished directory, seeded as when it trained: what follows
+  # (testing, fine-tuning) starts from the same state on a rerun.
+  _, loop = train_point(best["point"], hparams(best))
+  return best, loop
