@@ -222,6 +222,7 @@ def test_two_workers_train_one_detector(tmp_path):
   assert not leftovers, leftovers
 
 
+@pytest.mark.slow  # over 14 s here: kept out of the 15-minute default suite
 def test_an_exported_savedmodel_is_a_backbone_and_is_fine_tuned(tmp_path):
   from cpc_tf import export, resnet
   encoder = resnet.build_encoder(configs.EncoderConfig(name="detection_small"), name="encoder")
@@ -245,6 +246,7 @@ def test_an_exported_savedmodel_is_a_backbone_and_is_fine_tuned(tmp_path):
 # A supervised baseline as the backbone (Table 3's supervised transfer)
 
 
+@pytest.mark.slow  # over 14 s here: kept out of the 15-minute default suite
 def test_a_supervised_baseline_is_the_backbone_end_to_end(tmp_path_factory, tmp_path,
                                                           monkeypatch):
   from cpc_tf.eval import encoders, report

@@ -167,6 +167,7 @@ KERAS_FINE_TUNE = """
 """
 
 
+@pytest.mark.slow  # over 14 s here: kept out of the 15-minute default suite
 def test_keras_copy_loads_and_fine_tunes_with_any_optimizer_in_a_fresh_process(tmp_path):
   model_dir, export_dir = str(tmp_path / "run"), str(tmp_path / "export")
   _, _, averaged = fake_run(model_dir)

@@ -5,6 +5,7 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
 import tensorflow as tf
 
 from test_export import fake_run
@@ -38,6 +39,7 @@ def test_export_binary_refuses_a_directory_without_a_run(tmp_path):
   assert "config.json not found" in proc.stderr
 
 
+@pytest.mark.slow  # over 14 s here: kept out of the 15-minute default suite
 def test_export_binary_takes_checkpoint_step_like_every_binary(tmp_path):
   model_dir = str(tmp_path / "run")
   fake_run(model_dir)  # ckpt-7

@@ -139,6 +139,7 @@ def test_tiny_run_writes_everything_and_a_second_invocation_resumes(tmp_path):
     assert json.load(f) == [{"step": 4, "changes": {"train_steps": {"from": 4, "to": 6}}}]
 
 
+@pytest.mark.slow  # over 14 s here: kept out of the 15-minute default suite
 def test_resuming_with_another_learning_rate_or_batch_is_refused(tmp_path):
   """Issue 9: they were accepted silently and overwrote the record of the first ones."""
   model_dir = str(tmp_path)
@@ -156,6 +157,7 @@ def test_resuming_with_another_learning_rate_or_batch_is_refused(tmp_path):
   assert checkpoint_step(model_dir) == 2
 
 
+@pytest.mark.slow  # over 14 s here: kept out of the 15-minute default suite
 def test_a_truncated_config_is_named_and_the_way_out_recovers_the_run(tmp_path):
   model_dir = str(tmp_path)
   assert run(command(model_dir, "--train_steps=2")).returncode == 0
@@ -191,6 +193,7 @@ def test_a_write_failing_mid_run_is_one_error_line_and_keeps_the_last_checkpoint
   assert checkpoint_step(model_dir) == 4
 
 
+@pytest.mark.slow  # over 14 s here: kept out of the 15-minute default suite
 @pytest.mark.skipif(not os.path.exists("/proc/self/status"), reason="reads /proc")
 def test_ctrl_c_saves_a_checkpoint_like_sigterm(tmp_path):
   """SIGINT once the loop runs: a checkpoint at the step reached, status 130

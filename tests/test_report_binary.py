@@ -5,6 +5,8 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
@@ -45,6 +47,7 @@ def _results(run, method, top1):
                 "split": "test", "num_train_examples": 10}]}))
 
 
+@pytest.mark.slow  # over 14 s here: kept out of the 15-minute default suite
 def test_rename_tells_two_runs_of_one_method_apart(tmp_path):
   """Issue 9: the report asked to rename methods but no flag could."""
   for name, top1 in (("a", 0.5), ("b", 0.25)):
