@@ -142,19 +142,28 @@ def script_trees(tree: ast.AST) -> list[ast.AST]:
 
 
 def slow_markers(tree: ast.AST) -> str:
-  """'none', 'some' or 'all' of the file's test functions are marked slow."""
-  def is_slow(expr: ast.AST) -> bool:
+  """'none', 'some' or 'all' of the file's tests are marked slow. A slow mark inside a
+  decorator (`pytest.param(..., marks=pytest.mark.slow)` in a parametrize) makes some of
+  that function's cases slow, not all of them."""
+  def mentions_slow(expr: ast.AST) -> bool:
     return any(isinstance(n, ast.Attribute) and n.attr == "slow" for n in ast.walk(expr))
+  def is_slow(expr: ast.AST) -> bool:  # the decorator is the mark itself
+    return isinstance(expr, ast.Attribute) and expr.attr == "slow"
   module_slow = any(isinstance(n, ast.Assign) and any(
-      isinstance(t, ast.Name) and t.id == "pytestmark" for t in n.targets) and is_slow(n.value)
-                    for n in tree.body)
-  flags = []
+      isinstance(t, ast.Name) and t.id == "pytestmark" for t in n.targets)
+                    and mentions_slow(n.value) for n in tree.body)
+  marks = []  # per test function: "all", "some" or "none" of its cases
   for node in ast.walk(tree):
     if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.name.startswith("test"):
-      flags.append(module_slow or any(is_slow(d) for d in node.decorator_list))
-  if not flags or not any(flags):
+      if module_slow or any(is_slow(d) for d in node.decorator_list):
+        marks.append("all")
+      elif any(mentions_slow(d) for d in node.decorator_list):
+        marks.append("some")
+      else:
+        marks.append("none")
+  if all(m == "none" for m in marks):
     return "none"
-  return "all" if all(flags) else "some"
+  return "all" if all(m == "all" for m in marks) else "some"
 
 
 def targets(root: pathlib.Path) -> list[Target]:

@@ -117,13 +117,22 @@ def project_imports(path, tree, modules):
 
 
 def slow_kind(tree):
+  """A function is wholly slow when a decorator is the mark itself; a mark inside one
+  (pytest.param(..., marks=pytest.mark.slow)) makes only some of its cases slow."""
   def marked(node):
     return "slow" in {n.attr for n in ast.walk(node) if isinstance(n, ast.Attribute)}
   whole = any(isinstance(s, ast.Assign) and marked(s.value)
               and "pytestmark" in [getattr(t, "id", "") for t in s.targets] for s in tree.body)
-  tests = [whole or any(marked(d) for d in f.decorator_list) for f in ast.walk(tree)
-           if isinstance(f, (ast.FunctionDef, ast.AsyncFunctionDef)) and f.name.startswith("test")]
-  return "all" if tests and all(tests) else "some" if any(tests) else "none"
+  kinds = []
+  for f in ast.walk(tree):
+    if isinstance(f, (ast.FunctionDef, ast.AsyncFunctionDef)) and f.name.startswith("test"):
+      if whole or any(getattr(d, "attr", "") == "slow" for d in f.decorator_list):
+        kinds.append("all")
+      else:
+        kinds.append("some" if any(marked(d) for d in f.decorator_list) else "none")
+  if not kinds or all(k == "none" for k in kinds):
+    return "none"
+  return "all" if all(k == "all" for k in kinds) else "some"
 
 
 def problems(root):
@@ -303,3 +312,19 @@ def test_a_file_in_two_targets_or_a_wrong_slow_tag_fails(tmp_path):
   assert "tests/test_configs.py is in 2 targets" in found, found
   assert f"//tests:{name}: slow = 'none', but the file's slow tests make it 'some'" in found, found
   assert "//tests:test_metrics: deps misses ['//cpc_tf/configs:configs']" in found
+
+
+def test_a_slow_case_of_a_parametrized_test_makes_the_file_some_not_all():
+  mark_inside = textwrap.dedent("""
+      @pytest.mark.parametrize("x", [1, pytest.param(2, marks=pytest.mark.slow)])
+      def test_a(x):
+        pass
+      """)
+  whole = textwrap.dedent("""
+      @pytest.mark.slow
+      def test_a():
+        pass
+      """)
+  assert slow_kind(ast.parse(mark_inside)) == "some"
+  assert slow_kind(ast.parse(whole)) == "all"
+  assert slow_kind(ast.parse("def test_a():\n  pass\n")) == "none"

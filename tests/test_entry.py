@@ -100,7 +100,8 @@ def _supervised(out, *args):
 
 
 @pytest.mark.skipif(not os.path.exists("/proc/self/status"), reason="reads /proc")
-@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+@pytest.mark.parametrize("signum", [  # SIGINT takes the same path: -m slow only
+    signal.SIGTERM, pytest.param(signal.SIGINT, marks=pytest.mark.slow)])
 def test_a_signal_stops_an_evaluation_binary_after_saving(tmp_path, signum):
   """As launch/pretrain.py: a checkpoint at the step reached, 128 + the signal, one
   line saying how to resume, no traceback. Waits for a saved step and the handler."""

@@ -138,6 +138,7 @@ def test_extract_features_binary(tmp_path):
       DataConfig(source="fashion_mnist", split="test", max_examples=12))]
 
 
+@pytest.mark.slow  # over 10 s here: kept out of the 15-minute default suite
 def test_extract_features_binary_reads_a_folders_held_out_split(tmp_path):
   """Issue 9: --split=test of a folder is its carved share, --split=train the rest;
   the ids are recorded in splits.json beside the cache, and a grid flag resizes the

@@ -264,13 +264,13 @@ def test_sigkill_then_restart_continues_from_the_last_checkpoint(tmp_path):
   assert f"Preempted at step {step}: checkpoint saved." in job.text()
 
 
-@pytest.mark.parametrize("args, message", [
+@pytest.mark.parametrize("args, message", [  # the slow ones: same path, -m slow only
     (["--preset=nope"], "Unknown preset 'nope'"),
-    (["--tpu=my-tpu"], "--tpu=my-tpu needs --strategy=tpu"),
+    pytest.param(["--tpu=my-tpu"], "--tpu=my-tpu needs --strategy=tpu", marks=pytest.mark.slow),
     (["--strategy=multi_worker"], "TF_CONFIG"),
-    (["--batch_size=0"], "positive multiple"),
+    pytest.param(["--batch_size=0"], "positive multiple", marks=pytest.mark.slow),
     (["--dataset=folder:"], "needs a path"),
-    (["--probe_every=2", "--probe_k=0"], "probe k=0"),
+    pytest.param(["--probe_every=2", "--probe_k=0"], "probe k=0", marks=pytest.mark.slow),
     # Offline, a TPU name cannot be resolved: one line instead of a 69-line URLError.
     (["--strategy=tpu", "--tpu=no-such-tpu-cpc"],
      "Error: --tpu=no-such-tpu-cpc: no such TPU could be reached"),

@@ -50,7 +50,8 @@ train.pretrain(config, model_dir, dataset_fn=dataset_fn, verbose=False, stop_gra
 
 
 @pytest.mark.skipif(not os.path.exists("/proc/self/status"), reason="reads /proc")
-@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+@pytest.mark.parametrize("signum", [  # SIGINT takes the same path: -m slow only
+    signal.SIGTERM, pytest.param(signal.SIGINT, marks=pytest.mark.slow)])
 def test_a_signal_ends_a_run_stuck_in_its_input_pipeline(tmp_path, signum):
   marker, model_dir = str(tmp_path / "blocking"), str(tmp_path / "run")
   with Background([sys.executable, "-c", STUCK, marker, model_dir]) as job:

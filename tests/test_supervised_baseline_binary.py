@@ -114,6 +114,7 @@ def test_image_folder_with_split_folders_validates_and_tests_on_them(tmp_path):
   assert subset["validation"]["split"] == "validation"
 
 
+@pytest.mark.slow  # over 10 s here: kept out of the 15-minute default suite
 def test_same_seed_rerun_gives_identical_accuracies(tmp_path):
   """Issue 9: the classifier's initial weights were not seeded."""
   config = configs.replace(

@@ -144,6 +144,7 @@ def test_learning_rate_schedule():
   assert optimization.learning_rate(configs.OptimizerConfig(), 100) == 4e-4
 
 
+@pytest.mark.slow  # 30 s here: kept out of the 15-minute default suite
 def test_mirrored_step_equals_single_device_on_the_global_batch():
   """2 logical CPUs: loss, summed gradients and the updated weights match one device."""
   out = run_subprocess("""
