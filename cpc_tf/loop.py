@@ -3,7 +3,8 @@
 Glossary: B global batch, R replicas in sync, B/R per-replica batch.
 
 Pre-training (`cpc_tf.train`), every evaluation phase and detection
-(`cpc_tf.eval.loop`) train through `Loop`. A caller hands over:
+(`cpc_tf.eval.loop`) train through `Loop`, and show its progress, throughput and
+projected time through `cpc_tf.progress`. A caller hands over:
   groups      [Group(optimizer, variables, l2=0.0)]: each optimizer updates its
               own variables. A group's l2 > 0 adds l2 * sum(w^2) / 2 over its
               kernels (`decayed`) to the loss.

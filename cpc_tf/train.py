@@ -18,6 +18,9 @@ One code path serves every strategy (default, mirrored, multi-worker, TPU):
     creating Adam's slots lazily inside a distributed tf.function fails.
 Strategies, the chief and the workers' scratch directories: `cpc_tf.distribute`.
 
+Progress bar, the "Projected: ..." line and the TensorBoard scalars (means since
+the last log, images/s and patches/s): `cpc_tf.progress`.
+
 The online kNN probe (`cpc_tf.probe`, config.probe) runs between calls, on
 the chief alone, outside the distributed step: every worker ends its calls on
 probe boundaries, so all of them still run the same steps per call.
@@ -30,14 +33,13 @@ import math
 import time
 from typing import Callable
 
-import keras
 import tensorflow as tf
 from absl import logging
-from tensorflow.core.framework import summary_pb2
 
 from cpc_tf import checkpoints, data, flops, optimization, records, stop
 from cpc_tf import loop as loop_lib
 from cpc_tf import probe as probe_lib
+from cpc_tf import progress as progress_lib
 from cpc_tf.averaging import PolyakAverage
 from cpc_tf.configs import PretrainConfig
 from cpc_tf.distribute import is_chief, set_precision, worker_dir
@@ -219,22 +221,20 @@ def pretrain(config: PretrainConfig, model_dir: str,
     print(f"Cost: {step_flops:.3g} FLOP per step (convolutions and matmuls, forward + "
           f"backward), {step_flops * (steps - step):.3g} FLOP for the {steps - step} steps "
           "to run", flush=True)
-  # The bar counts this run's steps (its ETA stays right on resume); its counter is
-  # the step itself when starting from 0, so the step is not repeated as a metric.
-  bar = keras.utils.Progbar(max(steps - step, 1), stateful_metrics=[
-      "loss", "accuracy", "gradient_norm", "knn_top1"]) if verbose and chief else None
+  # The bar counts this run's steps (its ETA stays right on resume); the scalars are
+  # means since the last log, throughput over the timed calls (the first one traces).
+  g = config.model.grid.grid_size
+  progress = progress_lib.Progress(
+      steps, step, log=_print if verbose and chief else None, bar=True,
+      stateful_metrics=["loss", "accuracy", "gradient_norm", "knn_top1"], writer=writer,
+      batch_size=config.batch_size, patches_per_image=g * g, project_at_end=True)
   every = config.probe.every_steps  # > 0 on every worker: calls end on its boundaries
 
-  g = config.model.grid.grid_size
   metrics = {}
-  window_steps, window_time = 0, 0.0  # throughput, excluding the first (tracing) call
-  logged_sums, logged_steps = {}, 0  # TensorBoard scalars are means since the last log
-  first_call = True
-  timed_steps, timed_time, projected = 0, 0.0, False  # for the wall-time projection
   last = checkpoints.checkpoint_steps(model_dir)
   note = (f"The last checkpoint (ckpt-{last[-1]} in {model_dir}) is intact: rerun the same "
           "command to resume." if last else "No checkpoint had been saved yet.")
-  with stop.StopSignal(stop_grace, note) as stop_signal, writer.as_default():
+  with stop.StopSignal(stop_grace, note) as stop_signal:
     saved = start if latest else None  # the step of the last checkpoint
     while True:
       # Calls end on log, checkpoint and probe boundaries so all happen on schedule;
@@ -264,37 +264,19 @@ def pretrain(config: PretrainConfig, model_dir: str,
         kept = (f"the last good checkpoint ({last}) is intact" if last
                 else "no checkpoint had been written yet")
         raise loop_lib.non_finite(result, f"step {step}", kept)
-      if not first_call:
-        window_steps, window_time = window_steps + done, window_time + elapsed
-        timed_steps, timed_time = timed_steps + done, timed_time + elapsed
-        if verbose and chief and not projected and (timed_steps >= 10 or step >= steps):
-          projected = True
-          left = (steps - step) * timed_time / timed_steps
-          print(f"\nProjected: {timed_time / timed_steps:.3g} s per step over {timed_steps} "
-                f"timed steps, about {left / 60:.1f} min for the {steps - step} steps left",
-                flush=True)
-      first_call = False
-      for name, value in metrics.items():
-        logged_sums[name] = logged_sums.get(name, 0.0) + value * done
-      logged_steps += done
+      progress.record(step, done, elapsed, metrics)
       if step % config.log_every == 0 or step == steps:
-        means = {k: v / logged_steps for k, v in logged_sums.items()}
-        _write_summaries(means, trainer.learning_rate(), step, window_steps, window_time,
-                         config.batch_size, g * g)
-        window_steps, window_time = 0, 0.0
-        logged_sums, logged_steps = {}, 0
+        progress.write_summaries(step, {"learning_rate": trainer.learning_rate()})
       shown = []
       if (probe is not None and not stop_signal.requested
           and (step % every == 0 or step == steps)):
         top1 = probe()
-        write_scalar(probe_lib.SCALAR, top1, step)
+        progress_lib.write_scalar(writer, probe_lib.SCALAR, top1, step)
         shown = [("knn_top1", top1)]
-      if bar is not None:
-        accuracy = [metrics[f"accuracy/{d}"] for d in config.model.head.directions]
-        bar.update(min(step - (steps - bar.target), bar.target), values=[
-            ("loss", metrics["loss"]),
-            ("accuracy", sum(accuracy) / len(accuracy)),
-            ("gradient_norm", metrics["gradient_norm"])] + shown)
+      accuracy = [metrics[f"accuracy/{d}"] for d in config.model.head.directions]
+      progress.show(step, [("loss", metrics["loss"]),
+                           ("accuracy", sum(accuracy) / len(accuracy)),
+                           ("gradient_norm", metrics["gradient_norm"])] + shown)
       if step % config.checkpoint_every == 0 or step == steps:
         save()
         saved = step
@@ -310,26 +292,5 @@ def pretrain(config: PretrainConfig, model_dir: str,
   return Result(step=step, metrics=metrics, trainer=trainer)
 
 
-# TensorBoard's scalar-plugin tag, written with TF's core `tf.summary.write`:
-# `tf.summary.scalar` needs the tensorboard package, which tensorflow-cpu
-# does not install.
-_SCALAR_METADATA = summary_pb2.SummaryMetadata(
-    plugin_data=summary_pb2.SummaryMetadata.PluginData(plugin_name="scalars")
-).SerializeToString()
-
-
-def write_scalar(name: str, value: float, step: int) -> None:
-  """One TensorBoard scalar into the default summary writer."""
-  tf.summary.write(name, tf.constant(value, tf.float32), step=step,
-                   metadata=_SCALAR_METADATA)
-
-
-def _write_summaries(metrics, learning_rate, step, window_steps, window_time,
-                     batch_size, patches_per_image):
-  for name, value in metrics.items():
-    write_scalar(name, value, step)
-  write_scalar("learning_rate", learning_rate, step)
-  if window_time > 0:
-    images = window_steps * batch_size / window_time
-    write_scalar("throughput/images_per_second", images, step)
-    write_scalar("throughput/patches_per_second", images * patches_per_image, step)
+def _print(line: str) -> None:
+  print(line, flush=True)

@@ -6,7 +6,7 @@ StudyConfig field by its dotted path (e.g. pretrain.train_steps=1000,
 efficient.frozen_steps=300); VALUE is read as JSON, else as a string.
 
 `--dataset` (with `--image_size`, `--data_dir`, `--test_split`) points every
-stage at one dataset (`cpc_tf.eval.study_data.for_dataset`) before the other
+stage at one dataset (`cpc_tf.drivers.study_data.for_dataset`) before the other
 flags and overrides apply, so those still win; launch/study.py then checks the
 data (`study_data.check`) before any stage runs.
 """
@@ -17,7 +17,7 @@ from absl import flags
 
 from cpc_tf import configs
 from cpc_tf.configs import StudyConfig
-from cpc_tf.eval import study_data
+from cpc_tf.drivers import study_data
 from flags import ablation as ablation_flags
 from flags import common
 

@@ -34,7 +34,7 @@ import tensorflow as tf
 from absl import app
 from absl import flags
 
-from cpc_tf import ablation
+from cpc_tf.drivers import ablation
 from flags import ablation as ablation_flags
 from flags import common
 from launch import entry

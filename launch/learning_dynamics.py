@@ -43,7 +43,8 @@ from absl import app
 from absl import flags
 
 from cpc_tf import configs, records
-from cpc_tf.eval import dynamics, efficient, results
+from cpc_tf.drivers import dynamics
+from cpc_tf.eval import efficient, results
 from flags import common, evaluation
 from launch import entry
 

@@ -12,12 +12,12 @@ split, never trained on, pre-training included):
   python -m launch.study --preset=study_fashion_mnist --dataset=folder:/data/mine \
     --image_size=32 --output_dir=runs/study_mine
 --dataset also takes a TFDS name (--data_dir; --test_split=validation for
-imagenet2012). Before any stage runs the data is checked (cpc_tf/eval/study_data.py):
+imagenet2012). Before any stage runs the data is checked (cpc_tf/drivers/study_data.py):
 a folder without class sub-folders, a class too small for the smallest
 --label_fractions or a validation carve, images too small for the patch grid,
 or a test split that is a training split is refused in one line naming the fix.
 
-Stages, in order (cpc_tf/eval/study.py): pre-training (launch/pretrain.py's
+Stages, in order (cpc_tf/drivers/study.py): pre-training (launch/pretrain.py's
 loop), linear evaluation (supp. B) of the CPC encoder and of the same
 architecture at random initialisation, then for each label fraction (every
 subset seed at the smallest) few-label classification with the CPC encoder,
@@ -45,7 +45,7 @@ import os
 from absl import app
 from absl import flags
 
-from cpc_tf.eval import study, study_data
+from cpc_tf.drivers import study, study_data
 from flags import common
 from flags import study as study_flags
 from launch import entry

@@ -1,4 +1,4 @@
-"""cpc_tf/ablation.py: run configs, resume / reuse, output-dir checks, table and chart.
+"""cpc_tf/drivers/ablation.py: run configs, resume / reuse, output-dir checks, table and chart.
 
 The pre-training loop and the linear protocol are replaced by fakes here (they
 have their own tests); tests/test_ablation_binary.py runs the real thing.
@@ -10,7 +10,8 @@ import os
 
 import pytest
 
-from cpc_tf import ablation, configs, stop, train
+from cpc_tf import configs, stop, train
+from cpc_tf.drivers import ablation
 from cpc_tf.eval import results
 
 

@@ -1,4 +1,4 @@
-"""Learning dynamics library (cpc_tf/eval/dynamics.py) with a stand-in classifier run.
+"""Learning dynamics library (cpc_tf/drivers/dynamics.py) with a stand-in classifier run.
 
 The real classifier (efficient.train_efficient) runs in
 tests/test_learning_dynamics_binary.py; here a fake cell writes a results.json
@@ -14,7 +14,8 @@ import pytest
 import tensorflow as tf
 
 from cpc_tf import checkpoints, configs
-from cpc_tf.eval import dynamics, results, subsets
+from cpc_tf.drivers import dynamics
+from cpc_tf.eval import results, subsets
 from cpc_tf.model import build_model
 
 

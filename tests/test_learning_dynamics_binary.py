@@ -10,7 +10,7 @@ import pytest
 from absl import flags
 
 from cpc_tf import configs, train
-from cpc_tf.eval import dynamics
+from cpc_tf.drivers import dynamics
 from flags import evaluation
 from test_held_out import check_held_out, make_folder
 

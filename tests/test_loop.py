@@ -104,6 +104,26 @@ def test_interrupted_phase_resumes_where_it_stopped(model_dir, tmp_path):
     np.testing.assert_array_equal(a, b)
 
 
+def test_a_phase_with_ten_timed_steps_projects_its_wall_time_once(model_dir, tmp_path):
+  model = make_model(model_dir)
+  loop = make_loop(model, [loop_lib.Group(keras.optimizers.SGD(0.1),
+                                          model.head.trainable_variables)], False)
+  lines = []
+  loop_lib.run_phase(loop, phase(tmp_path / "long", 12, 1), random_images,
+                     track={"head": model.head}, log=lines.append)
+  projected = [i for i, line in enumerate(lines) if "Projected" in line]
+  assert len(projected) == 1, lines
+  line = lines[projected[0]]
+  # The first call traces and is not timed: steps 2 to 11 are the first ten timed.
+  assert line.startswith("frozen (point 0): Projected: ") and "over 10 timed steps" in line
+  assert line.endswith("for the 1 steps left")
+  assert lines[projected[0] + 1].startswith("frozen (point 0) step 11/12: loss ")
+  short = []
+  loop_lib.run_phase(loop, phase(tmp_path / "short", 5, 1), random_images,
+                     track={"head": model.head}, log=short.append)
+  assert len(short) == 5 and not any("Projected" in line for line in short)
+
+
 def test_early_stopping_keeps_the_best_validation_weights(model_dir, tmp_path):
   model = make_model(model_dir)
   strategy = tf.distribute.get_strategy()

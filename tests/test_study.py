@@ -1,4 +1,4 @@
-"""cpc_tf.eval.study: cells, resume logic (protocols faked) and the report."""
+"""cpc_tf.drivers.study: cells, resume logic (protocols faked) and the report."""
 
 import json
 import os
@@ -6,7 +6,8 @@ import os
 import pytest
 
 from cpc_tf import configs
-from cpc_tf.eval import loop, results, study
+from cpc_tf.drivers import study
+from cpc_tf.eval import loop, results
 from cpc_tf import stop
 
 

@@ -10,7 +10,8 @@ import pytest
 from absl import flags as absl_flags
 
 from cpc_tf import configs
-from cpc_tf.eval import results, study_data
+from cpc_tf.drivers import study_data
+from cpc_tf.eval import results
 from flags import study as study_flags
 from test_study_data import make_folder
 

@@ -1,4 +1,4 @@
-"""cpc_tf.eval.study_data: the claim study pointed at one dataset, and its checks.
+"""cpc_tf.drivers.study_data: the claim study pointed at one dataset, and its checks.
 
 `make_folder` is shared with tests/test_study_binary.py (the end-to-end run).
 """
@@ -11,7 +11,8 @@ from PIL import Image
 
 from cpc_tf import configs
 from cpc_tf.data import DataError
-from cpc_tf.eval import study, study_data, subsets
+from cpc_tf.drivers import study, study_data
+from cpc_tf.eval import subsets
 
 
 def make_folder(root, layout, classes=("ant", "bee", "cat"), size=32, seed=0):

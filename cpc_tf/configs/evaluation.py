@@ -80,7 +80,7 @@ def supervised_tiny() -> SupervisedConfig:
 
 
 # The embedded data at a meaningful scale: the protocols of the claim study
-# (cpc_tf.eval.study). The validation images are carved from the 60k training
+# (cpc_tf.drivers.study). The validation images are carved from the 60k training
 # images; every final number is on the full 10k test split.
 
 def _fashion_mnist_subset() -> SubsetConfig:

@@ -814,7 +814,7 @@ class DynamicsConfig:
   """Phase 1 of supp. C.2 (frozen encoder) per pre-training checkpoint and label fraction.
 
   `efficient` configures each classifier run; its finetune flag and label
-  fraction are replaced per cell (cpc_tf.eval.dynamics.cell_config).
+  fraction are replaced per cell (cpc_tf.drivers.dynamics.cell_config).
   """
 
   efficient: EfficientConfig = field(default_factory=EfficientConfig)
@@ -826,7 +826,7 @@ class DynamicsConfig:
 
 # ----------------------------------------------------------------------------
 
-# The claim study (ICLR Figure 1 / Table 5 on the embedded data): cpc_tf.eval.study.
+# The claim study (ICLR Figure 1 / Table 5 on the embedded data): cpc_tf.drivers.study.
 
 @dataclass(frozen=True)
 class StudyConfig:

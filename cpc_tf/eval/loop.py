@@ -54,7 +54,9 @@ Public API:
   Phase(run_dir, name, steps, eval_every, ...)    Budget(steps), Interrupted
   run_phase(loop, phase, train_fn, *, validate=None, track=None, budget=None,
             log=print) -> done dict
-    built from restore_phase, train_until, keep_if_best, finish_phase.
+    built from restore_phase, train_until, keep_if_best, finish_phase; logs a
+    `cpc_tf.progress.phase_line` per call and, once 10 steps are timed, one
+    "<label>: Projected: ..." line (`cpc_tf.progress.Progress`).
   DatasetFn = (tf.distribute.InputContext, seed) -> per-replica tf.data.Dataset
 
 A phase directory holds checkpoints (ckpt-*: `track`, the optimizers
@@ -69,6 +71,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import time
 from typing import Any, Callable
 
 import keras
@@ -76,6 +79,7 @@ import numpy as np
 import tensorflow as tf
 
 from cpc_tf import loop as shared
+from cpc_tf import progress as progress_lib
 from cpc_tf import records, stop
 from cpc_tf.distribute import is_chief, worker_dir
 from cpc_tf.eval import metrics
@@ -353,11 +357,15 @@ def train_until(loop: Loop, phase: Phase, state: _State, train_fn: DatasetFn, *,
 def _train_steps(loop, phase, state, iterator, step, stop_signal, *, validate, budget,
                  log) -> bool:
   saved = step
+  # Times the training calls alone (not validation), the first untimed (it traces).
+  progress = progress_lib.Progress(phase.steps, step, label=phase.label, log=log)
   while True:
     # The last call (0 steps) only takes the stop vote, so that a signal during
     # the phase's last steps stops the run here, not in the next phase.
     n = budget.take(min(phase.eval_every - step % phase.eval_every, phase.steps - step))
+    started = time.perf_counter()
     result = loop.train(iterator, max(n, 0), stop_signal.requested)
+    elapsed = time.perf_counter() - started
     if result.stop:  # SIGTERM / Ctrl-C on some worker: save, then stop like a preemption
       if saved != step:
         save_phase(state, step)
@@ -376,17 +384,18 @@ def _train_steps(loop, phase, state, iterator, step, stop_signal, *, validate, b
     if not result.finite:
       raise shared.non_finite(result, f"step {step} of {phase.label}",
                               f"the last checkpoint in {phase.run_dir} is intact")
-    line = f"{phase.label} step {step}/{phase.steps}: loss {result.metrics['loss']:.4f}"
+    progress.record(step, result.done, elapsed)
+    shown = None
     early = False
     if step % phase.eval_every == 0 or step == phase.steps:
       if validate is not None:
         values = validate()
-        line += ", validation " + " ".join(
-            f"{k.replace('top', 'top-')} {values[k]:.4f}" for k in phase.metrics)
+        shown = {k: values[k] for k in phase.metrics}
         early = keep_if_best(state, phase, step, values)
       save_phase(state, step)
       saved = step
-    log(line)
+    log(progress_lib.phase_line(phase.label, step, phase.steps, result.metrics["loss"],
+                                shown))
     if early:
       log(f"{phase.label}: early stop, no validation gain in {phase.patience} "
           f"evaluations; best at step {int(state.value('best_step'))}")

@@ -18,7 +18,7 @@ Protocol "detection" (ICLR 4.3) has rows of DETECTION_ROW_FIELDS instead:
    "ap": {class name: float in [0, 1] or null} or null (validation rows)}
 
 The protocols are written by cpc_tf.eval ("linear", "efficient",
-"supervised", "detection"), cpc_tf.eval.dynamics ("dynamics") and
+"supervised", "detection"), cpc_tf.drivers.dynamics ("dynamics") and
 cpc_tf.eval.pixels ("pixels", the raw-pixel baselines). This module is the one
 writer, reader and checker of the schema; `check_document` names the first
 field that does not fit.

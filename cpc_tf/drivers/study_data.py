@@ -29,7 +29,8 @@ import numpy as np
 from cpc_tf import configs
 from cpc_tf.configs import DataConfig, GridConfig, HeadConfig, StudyConfig, SubsetConfig
 from cpc_tf.data import DataError, folders, splits
-from cpc_tf.eval import held_out, study, subsets
+from cpc_tf.drivers import study
+from cpc_tf.eval import held_out, subsets
 
 FOLDER_PREFIX = "folder:"
 DEFAULT_TEST_SPLIT = "test"  # a folder's held-out split (held_out); most TFDS sets'

@@ -44,8 +44,9 @@ import tensorflow as tf
 from cpc_tf import checkpoints, configs, data, embed, records, train
 from cpc_tf.configs import StudyConfig
 from cpc_tf.distribute import is_chief
-from cpc_tf.eval import (dynamics, efficient, embedding_map, held_out, linear, pixels,
-                         report, results, supervised)
+from cpc_tf.drivers import dynamics
+from cpc_tf.eval import (efficient, embedding_map, held_out, linear, pixels, report, results,
+                         supervised)
 from cpc_tf.eval import loop as loop_lib
 from cpc_tf.eval import sweep
 
