@@ -157,7 +157,11 @@ def worker(args) -> None:
       done = 0
       while done < steps:
         n = min(config.steps_per_loop, steps - done)
-        metrics, ran, _ = trainer.train_loop(it, n)
+        if hasattr(trainer, "loop"):  # cpc_tf/loop.py (one loop for every protocol)
+          steps_run = trainer.loop.train(it, n)
+          metrics, ran = steps_run.metrics, steps_run.done
+        else:  # trees before it (git variants): Trainer.train_loop
+          metrics, ran, _ = trainer.train_loop(it, n)
         done += ran
         if ran < n:
           raise RuntimeError(f"non-finite loss {metrics['loss']}")

@@ -1,7 +1,8 @@
 """absl flags shared by the binaries, and flags -> PretrainConfig.
 
-A run's config starts from `--preset` (a function in `cpc_tf.configs.PRESETS["pretrain"]`)
-and each override flag replaces one config field ONLY if the user set it.
+A run's config starts from `--preset` (a function in `cpc_tf.configs.PRESETS["pretrain"]`);
+each short flag of PRETRAIN_ALIASES replaces its config field ONLY if the user set
+it, and --config.PATH=VALUE then sets any field (flags/config_flags.py).
 The defaults `--help` shows are those of the preset on the command line (else
 the default preset), so they are what the run would use.
 """
@@ -16,62 +17,57 @@ from absl import flags
 
 from cpc_tf import configs
 from cpc_tf.configs import PretrainConfig
-from cpc_tf.configs import PRECISIONS, STRATEGIES
-from flags import axes
+from cpc_tf.configs import STRATEGIES
+from flags import axes, config_flags
 
-# flag -> (dotted PretrainConfig field, help, allowed values or None).
-PRETRAIN_OVERRIDES = {
-    "batch_size": ("batch_size", "Global batch over all replicas (supp. A: 512).", None),
-    "train_steps": ("train_steps", "Training steps; > 0 takes precedence over --epochs.",
-                    None),
-    "epochs": ("epochs", "Passes over the data, used when the train steps are 0.", None),
-    "learning_rate": ("optimizer.learning_rate", "Adam learning rate (supp. A: 4e-4).",
-                      None),
-    "clip_norm": ("optimizer.clip_norm", "Global gradient-norm clip (supp. A: 0.01).",
-                  None),
+# flag -> (dotted PretrainConfig field, help): flags/config_flags.py alias table.
+PRETRAIN_ALIASES = {
+    "batch_size": ("batch_size", "Global batch over all replicas (supp. A: 512)."),
+    "train_steps": ("train_steps", "Training steps; > 0 takes precedence over --epochs."),
+    "epochs": ("epochs", "Passes over the data, used when the train steps are 0."),
+    "learning_rate": ("optimizer.learning_rate", "Adam learning rate (supp. A: 4e-4)."),
+    "clip_norm": ("optimizer.clip_norm", "Global gradient-norm clip (supp. A: 0.01)."),
     "polyak_decay": ("optimizer.polyak_decay",
                      "Decay of the Polyak-averaged weights that are evaluated and "
-                     "exported (supp. A: 0.9999).", None),
+                     "exported (supp. A: 0.9999)."),
     "warmup_steps": ("optimizer.warmup_steps",
-                     "Linear learning-rate warm-up steps; 0 = none (the paper's).", None),
-    "lr_decay": ("optimizer.decay", "Learning-rate decay after warm-up.",
-                 ("none", "cosine")),
-    "data_dir": ("data.data_dir", "TFDS data directory (TFDS datasets only).", None),
-    "split": ("data.split", "Dataset split to pre-train on.", None),
-    "max_examples": ("data.max_examples", "Use only the first N examples; 0 = all.", None),
-    "seed": ("seed", "Seed of the data pipeline (shuffle, crops, augmentation).", None),
+                     "Linear learning-rate warm-up steps; 0 = none (the paper's)."),
+    "lr_decay": ("optimizer.decay", "Learning-rate decay after warm-up."),
+    "data_dir": ("data.data_dir", "TFDS data directory (TFDS datasets only)."),
+    "split": ("data.split", "Dataset split to pre-train on."),
+    "max_examples": ("data.max_examples", "Use only the first N examples; 0 = all."),
+    "seed": ("seed", "Seed of the data pipeline (shuffle, crops, augmentation)."),
     "precision": ("precision",
-                  "Keras dtype policy; the loss and the weights stay float32.", PRECISIONS),
+                  "Keras dtype policy; the loss and the weights stay float32."),
     "cross_replica_negatives": (
         "cross_replica_negatives",
         "Score each replica's predictions against the patches of the whole global "
         "batch (ICLR A.2: every patch of every image); false keeps negatives per "
         "replica. Paper scale (supp. A, 512 images over 32 workers, 6x6 grid): "
-        "18,432 candidates global vs 576 per replica.", None),
+        "18,432 candidates global vs 576 per replica."),
     "remat": ("model.encoder.remat",
               "Recompute each residual stack in the backward pass (tf.recompute_grad): "
               "less activation memory for about a third more FLOPs, same gradients "
-              "(benchmarks/pretrain_bench.md). A memory switch, not an ablation axis.",
-              None),
-    "checkpoint_every": ("checkpoint_every", "Save a checkpoint every N steps.", None),
-    "keep_checkpoints": ("keep_checkpoints", "Keep the last K checkpoints.", None),
-    "log_every": ("log_every", "Write TensorBoard scalars every N steps.", None),
+              "(benchmarks/pretrain_bench.md). A memory switch, not an ablation axis."),
+    "checkpoint_every": ("checkpoint_every", "Save a checkpoint every N steps."),
+    "keep_checkpoints": ("keep_checkpoints", "Keep the last K checkpoints."),
+    "log_every": ("log_every", "Write TensorBoard scalars every N steps."),
     "steps_per_loop": ("steps_per_loop",
-                       "Training steps per tf.function call (inner tf.range loop).", None),
+                       "Training steps per tf.function call (inner tf.range loop)."),
     "probe_every": ("probe.every_steps",
                     "Online kNN probe (cpc_tf.probe): every N steps the chief logs "
                     "probe/knn_top1, the k-nearest-neighbour top-1 of the averaged "
                     "encoder's mean-pooled features on a small labelled set; 0 = off. "
                     "On in the Fashion-MNIST preset; a --dataset other than the preset's "
-                    "switches it off unless a --probe_* flag is set.", None),
+                    "switches it off unless a --probe_* flag is set."),
     "probe_k": ("probe.k", "Neighbours that vote in the kNN probe (majority vote, cosine "
-                "similarity; a tie goes to the class of the nearest).", None),
+                "similarity; a tie goes to the class of the nearest)."),
     "probe_split": ("probe.split", "Labelled split the probe draws its memory and query "
-                    "images from (disjoint); the training split keeps test unseen.", None),
-    "probe_memory_size": ("probe.memory_size", "Probe memory (reference) images.", None),
+                    "images from (disjoint); the training split keeps test unseen."),
+    "probe_memory_size": ("probe.memory_size", "Probe memory (reference) images."),
     "probe_query_size": ("probe.query_size",
-                         "Probe query images; probe/knn_top1 is the top-1 over them.", None),
-    **axes.AXIS_FLAGS,  # every ablation axis (SPEC 6)
+                         "Probe query images; probe/knn_top1 is the top-1 over them."),
+    **axes.AXIS_ALIASES,  # every ablation axis (SPEC 6)
 }
 PROBE_SOURCE_HELP = (
     "Labelled images of the kNN probe: empty = the pre-training data (--dataset); else "
@@ -83,26 +79,7 @@ PROBE_FLAGS = ("probe_every", "probe_k", "probe_split", "probe_memory_size",
 
 def field_default(path: str, config=None):
   """Value of a dotted field of PretrainConfig() (or of `config`)."""
-  value = PretrainConfig() if config is None else config
-  for part in path.split("."):
-    value = getattr(value, part)
-  return value
-
-
-def define_flag(name: str, default, help_text: str, choices, flag_values) -> None:
-  """An absl flag whose type follows its default (enum when `choices` is given)."""
-  if choices is not None:
-    flags.DEFINE_enum(name, default, choices, help_text, flag_values=flag_values)
-  elif isinstance(default, tuple):
-    flags.DEFINE_list(name, list(default), help_text, flag_values=flag_values)
-  elif isinstance(default, bool):
-    flags.DEFINE_bool(name, default, help_text, flag_values=flag_values)
-  elif isinstance(default, int):
-    flags.DEFINE_integer(name, default, help_text, flag_values=flag_values)
-  elif isinstance(default, float):
-    flags.DEFINE_float(name, default, help_text, flag_values=flag_values)
-  else:
-    flags.DEFINE_string(name, default, help_text, flag_values=flag_values)
+  return config_flags.value_at(PretrainConfig() if config is None else config, path)
 
 
 def define_model_dir(flag_values=flags.FLAGS, help_text: str | None = None) -> None:
@@ -142,10 +119,10 @@ def argv_preset(kind: str, argv: Sequence[str] | None = None) -> str:
 
 def define_pretrain_flags(flag_values=flags.FLAGS,
                           argv: Sequence[str] | None = None) -> None:
-  """--model_dir, --strategy, --tpu, --preset, --dataset and every override.
+  """--model_dir, --strategy, --tpu, --preset, --dataset, every alias and --config.
 
   Defaults are those of the --preset in `argv` (default sys.argv; see argv_preset),
-  so --help shows what the run would use.
+  so --help (and --config_help) show what the run would use.
   """
   define_model_dir(flag_values)
   define_strategy_flags(flag_values)
@@ -163,10 +140,9 @@ def define_pretrain_flags(flag_values=flags.FLAGS,
   config = configs.get("pretrain", preset)
   flags.DEFINE_string("probe_source", field_default("probe.source", config), PROBE_SOURCE_HELP,
                       flag_values=flag_values)
-  for name, (path, help_text, choices) in PRETRAIN_OVERRIDES.items():
-    define_flag(name, field_default(path, config), f"{help_text} Overrides the preset; the "
-                f"default shown is --preset={preset}'s.", choices, flag_values)
+  config_flags.define_aliases(PRETRAIN_ALIASES, config, flag_values, preset)
   axes.define_prediction_lengths(flag_values)
+  config_flags.define_config_flags(config, flag_values, preset)
 
 
 def dataset_override(value: str) -> dict:
@@ -183,34 +159,21 @@ def dataset_override(value: str) -> dict:
   return {"data.source": value}
 
 
-def set_flag_changes(overrides: dict, flag_values) -> dict:
-  """{dotted config field: value} of every flag of `overrides` the user set.
-
-  `overrides` maps flag -> (dotted field, help, choices), as PRETRAIN_OVERRIDES;
-  list flags become tuples (config fields are tuples).
-  """
-  changes = {}
-  for name, (path, _, _) in overrides.items():
-    if flag_values[name].present:
-      value = flag_values[name].value
-      changes[path] = tuple(value) if isinstance(value, list) else value
-  return changes
-
-
 def config_from_flags(flag_values=flags.FLAGS) -> PretrainConfig:
-  """The preset, with the fields of every flag the user set replaced.
+  """The preset, with the fields of every flag the user set replaced, then --config's.
 
-  Raises ValueError with a clear message for an unknown preset or a config that
-  cannot run (e.g. a grid too small for the prediction offsets).
+  Raises ValueError with a clear message for an unknown preset, a bad --config or
+  a config that cannot run (e.g. a grid too small for the prediction offsets).
   """
   config = configs.get("pretrain", flag_values.preset)
-  changes = set_flag_changes(PRETRAIN_OVERRIDES, flag_values)
+  changes = config_flags.alias_changes(PRETRAIN_ALIASES, PretrainConfig, flag_values)
   changes.update(axes.prediction_length_changes(flag_values))
   if flag_values["dataset"].present:
     changes.update(dataset_override(flag_values.dataset))
   if flag_values["probe_source"].present:
     changes.update(probe_source_override(flag_values.probe_source))
-  probe_flags = [n for n in PROBE_FLAGS if flag_values[n].present]
+  probe_flags = [n for n in PROBE_FLAGS if flag_values[n].present] + [
+      p for p in config_flags.given_paths(flag_values) if p.startswith("probe.")]
   other_data = any(changes.get(f"data.{k}", getattr(config.data, k))
                    != getattr(config.data, k) for k in ("source", "path"))
   if (flag_values["dataset"].present and other_data and not probe_flags
@@ -218,7 +181,7 @@ def config_from_flags(flag_values=flags.FLAGS) -> PretrainConfig:
     # The preset's probe read the preset's data; the new data may have no labels
     # (the probe is on by default only for the embedded Fashion-MNIST).
     changes["probe.every_steps"] = 0
-  return configs.replace(config, **changes)
+  return config_flags.apply(config, changes, flag_values, PRETRAIN_ALIASES)
 
 
 

@@ -37,6 +37,7 @@ from absl import flags
 from cpc_tf.drivers import ablation
 from flags import ablation as ablation_flags
 from flags import common
+from flags import config_flags
 from launch import entry
 
 ablation_flags.define_flags()
@@ -62,4 +63,4 @@ main = entry.main(lambda: common.driver_config(ablation_flags.config_from_flags,
 
 
 if __name__ == "__main__":
-  app.run(main)
+  app.run(main, flags_parser=config_flags.parse_flags)

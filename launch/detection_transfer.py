@@ -41,7 +41,7 @@ from absl import app
 from absl import flags
 
 from cpc_tf.eval import detection
-from flags import common, evaluation
+from flags import common, config_flags, evaluation
 from launch import entry
 
 evaluation.define_flags("detection")
@@ -60,4 +60,4 @@ main = entry.main(lambda: evaluation.build_config("detection", FLAGS), run)
 
 
 if __name__ == "__main__":
-  app.run(main)
+  app.run(main, flags_parser=config_flags.parse_flags)

@@ -47,7 +47,7 @@ from absl import app
 from absl import flags
 
 from cpc_tf.eval import efficient
-from flags import common, evaluation
+from flags import common, config_flags, evaluation
 from launch import entry
 
 evaluation.define_flags("efficient")
@@ -66,4 +66,4 @@ main = entry.main(lambda: evaluation.build_config("efficient", FLAGS), run)
 
 
 if __name__ == "__main__":
-  app.run(main)
+  app.run(main, flags_parser=config_flags.parse_flags)

@@ -66,7 +66,7 @@ flags.DEFINE_integer("image_size", EfficientConfig().image_size,
 flags.DEFINE_enum("grid", "pretrain", ("pretrain", *sorted(PRESET_GRIDS)),
                   "Patch grid for --protocol=linear: the model_dir's or a preset grid.")
 for _name in evaluation.GRID_FLAGS:
-  flags.DEFINE_integer(_name, 0, evaluation.OVERRIDES["linear"][_name][1] +
+  flags.DEFINE_integer(_name, 0, evaluation.ALIASES["linear"][_name][1] +
                        " --protocol=linear only.")
 flags.DEFINE_integer("batch_size", EfficientConfig().eval_batch_size,
                      "Images per forward pass.")

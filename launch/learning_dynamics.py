@@ -45,49 +45,19 @@ from absl import flags
 from cpc_tf import configs, records
 from cpc_tf.drivers import dynamics
 from cpc_tf.eval import efficient, results
-from flags import common, evaluation
+from flags import common, config_flags
+from flags import dynamics as dynamics_flags
 from launch import entry
 
-# The efficient-classification flags that do not apply here: phase 2 does not
-# run, the label fraction and checkpoint are swept by this binary, and
-# --model_dir and --output_dir mean something else (defined below).
-EXCLUDE = ("label_fraction", "finetune", "finetune_steps", "encoder_learning_rate",
-           "encoder_beta_1", "encoder_beta_2", "encoder_epsilon", "patience",
-           "checkpoint_step", "stop_after_steps", "subset_file", "model_dir", "output_dir")
-_DEFAULTS = configs.DynamicsConfig()
-
-common.define_model_dir(help_text="Pre-training directory (launch/pretrain.py "
-                        "--model_dir) whose checkpoints are evaluated.")
-flags.DEFINE_string("output_dir", None, "Where the cells, tables and plot go. Rerunning "
-                    "the same command resumes.")
-flags.mark_flag_as_required("output_dir")
-flags.DEFINE_string("steps", _DEFAULTS.steps, "Pre-training steps to evaluate: 'all' (0 "
-                    "and every checkpoint of --model_dir) or a comma-separated list, e.g. "
-                    "0,40000.")
-flags.DEFINE_list("label_fractions", [f"{f:g}" for f in _DEFAULTS.label_fractions],
-                  "Label fractions in (0, 1] (supp. C: 1% ... 100%).")
-evaluation.define_flags("efficient", exclude=EXCLUDE)
+dynamics_flags.define_flags()
+flags.adopt_module_key_flags(dynamics_flags)
 flags.adopt_module_key_flags(common)
-flags.adopt_module_key_flags(evaluation)
 FLAGS = flags.FLAGS
-
-
-def config_from_flags() -> configs.DynamicsConfig:
-  """The --preset with every set override applied, --steps and --label_fractions."""
-  efficient = evaluation.config_from_flags("efficient", FLAGS, exclude=EXCLUDE)
-  steps = dynamics.parse_steps(FLAGS.steps)
-  try:
-    fractions = tuple(float(f) for f in FLAGS.label_fractions)
-  except ValueError as e:
-    raise ValueError(f"--label_fractions={','.join(FLAGS.label_fractions)}: give "
-                     "numbers in (0, 1], e.g. 0.01,0.1,1.0.") from e
-  return configs.DynamicsConfig(efficient, steps if steps == "all" else tuple(steps),
-                                fractions)
 
 
 def build_config() -> configs.DynamicsConfig:
   records.check_writable(FLAGS.output_dir, "--output_dir")
-  config = config_from_flags()
+  config = dynamics_flags.config_from_flags(FLAGS)
   common.check_strategy_flags(FLAGS)
   return config
 
@@ -111,4 +81,4 @@ main = entry.main(build_config, run)
 
 
 if __name__ == "__main__":
-  app.run(main)
+  app.run(main, flags_parser=config_flags.parse_flags)

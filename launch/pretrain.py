@@ -15,6 +15,8 @@ ladder_pa, cpc_v2_paper; plus cpc_v2_arxiv_v1), and every ablation axis is a
 flag (flags/axes.py), e.g. one rung with the other layer-norm reading:
   python -m launch.pretrain --preset=ladder_ln --norm=layer_example ...
 --prediction_lengths=pseudocode|text|original picks the offsets by reading.
+--config.PATH=VALUE sets any PretrainConfig field (e.g.
+--config.optimizer.beta_1=0.9); --config_help lists them with the preset's values.
 
 Prints a start line (step, total steps, global and per-replica batch), the
 run's cost (analytic FLOPs per step and for all steps left, cpc_tf.flops),
@@ -45,7 +47,7 @@ from absl import app
 from absl import flags
 
 from cpc_tf import records, stop, train
-from flags import axes, common
+from flags import axes, common, config_flags
 from launch import entry
 
 common.define_pretrain_flags()
@@ -73,4 +75,4 @@ main = entry.main(build_config, run)
 
 
 if __name__ == "__main__":
-  app.run(main)
+  app.run(main, flags_parser=config_flags.parse_flags)

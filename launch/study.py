@@ -47,6 +47,7 @@ from absl import flags
 
 from cpc_tf.drivers import study, study_data
 from flags import common
+from flags import config_flags
 from flags import study as study_flags
 from launch import entry
 
@@ -76,4 +77,4 @@ main = entry.main(lambda: common.driver_config(study_flags.config_from_flags, FL
 
 
 if __name__ == "__main__":
-  app.run(main)
+  app.run(main, flags_parser=config_flags.parse_flags)

@@ -30,7 +30,7 @@ from absl import app
 from absl import flags
 
 from cpc_tf.eval import supervised
-from flags import common, evaluation
+from flags import common, config_flags, evaluation
 from launch import entry
 
 evaluation.define_flags("supervised")
@@ -49,4 +49,4 @@ main = entry.main(lambda: evaluation.build_config("supervised", FLAGS), run)
 
 
 if __name__ == "__main__":
-  app.run(main)
+  app.run(main, flags_parser=config_flags.parse_flags)

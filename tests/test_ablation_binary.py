@@ -10,6 +10,7 @@ from absl import flags as absl_flags
 
 from cpc_tf import configs
 from flags import ablation as ablation_flags
+from flags import config_flags
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -17,7 +18,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 def parse(*args):
   values = absl_flags.FlagValues()
   ablation_flags.define_flags(values)
-  values(["prog", "--output_dir=/tmp/x", *args])
+  values(config_flags.rewrite(["prog", "--output_dir=/tmp/x", *args]))
   return values
 
 
@@ -30,7 +31,7 @@ def test_flags_override_their_fields_and_dataset_reaches_both_protocols():
   config = ablation_flags.config_from_flags(parse(
       "--preset=ablation_tiny", "--presets=tiny,cpc_v2_arxiv_v1", "--train_steps=7",
       "--linear_train_steps=5", "--dataset=folder:/data/images",
-      "--override=model.encoder.name=small", "--override=model.head.directions=[\"up\"]",
+      "--override=model.encoder.name=small", "--override=model.head.directions=up",
       "--override=optimizer.learning_rate=0.01"))
   base = configs.ablation_tiny()
   assert config.presets == ("tiny", "cpc_v2_arxiv_v1")
@@ -43,8 +44,10 @@ def test_flags_override_their_fields_and_dataset_reaches_both_protocols():
 
 
 @pytest.mark.parametrize("args, match", [
-    (["--presets=cpc_v1,nope"], "unknown: \\['nope'\\]"),
+    (["--presets=cpc_v1,nope"], "presets takes .*'nope' is not one of them"),
     (["--override=learning_rate"], "write PATH=VALUE"),
+    (["--override=model.encoder.nme=small"], "the closest is model.encoder.name"),
+    (["--override=optimizer.learning_rate=fast"], "takes float; got 'fast'"),
     (["--preset=figure3"], "Unknown ablation preset 'figure3'"),
 ])
 def test_bad_flags_are_clear_errors(args, match):

@@ -1,4 +1,4 @@
-"""flags/common.py: defaults from the dataclasses, overrides only for flags the user set."""
+"""flags/common.py: defaults from the dataclasses, changes only for flags the user set."""
 
 import dataclasses
 
@@ -7,18 +7,18 @@ from absl import flags as absl_flags
 
 from cpc_tf import configs
 from cpc_tf.configs import PretrainConfig
-from flags import axes, common
+from flags import axes, common, config_flags
 
 
 def parse(*args):
   values = absl_flags.FlagValues()
   common.define_pretrain_flags(values)
-  values(["prog", "--model_dir=/tmp/x", *args])
+  values(config_flags.rewrite(["prog", "--model_dir=/tmp/x", *args]))
   return values
 
 
 def _defaults_match(values, config):
-  for name, (path, _, _) in common.PRETRAIN_OVERRIDES.items():
+  for name, (path, _) in common.PRETRAIN_ALIASES.items():
     default = values[name].default
     default = tuple(default) if isinstance(default, list) else default  # list flags
     assert default == common.field_default(path, config), name
@@ -97,7 +97,7 @@ def test_required_model_dir():
 
 def test_every_ablation_axis_has_a_flag():
   """SPEC 6: every axis of the v1 -> v2 study is a flag of launch/pretrain.py."""
-  flagged = {path for path, _, _ in common.PRETRAIN_OVERRIDES.values()}
+  flagged = {path for path, _ in common.PRETRAIN_ALIASES.values()}
   missing = set(configs.ablation_axes()) - flagged
   assert not missing, f"ablation-axis fields without a flag: {sorted(missing)}"
 
@@ -113,12 +113,12 @@ def test_axis_comparison_sees_a_new_field(monkeypatch):
       "PretrainConfig", [("augment", extended, dataclasses.field(default_factory=extended))],
       bases=(original,), frozen=True)
   monkeypatch.setattr(configs.ladder, "PretrainConfig", patched)  # ablation_axes reads it
-  flagged = {path for path, _, _ in common.PRETRAIN_OVERRIDES.values()}
+  flagged = {path for path, _ in common.PRETRAIN_ALIASES.values()}
   assert set(configs.ablation_axes()) - flagged == {"augment.new_axis_p"}
 
 
 def test_axis_help_cites_a_source():
-  for name, (_, help_text, _) in axes.AXIS_FLAGS.items():
+  for name, (_, help_text) in axes.AXIS_ALIASES.items():
     assert any(s in help_text for s in ("ICLR", "supp.", "arXiv", "review")), name
 
 

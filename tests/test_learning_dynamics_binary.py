@@ -68,7 +68,8 @@ def test_bad_steps_exit_with_a_message(tmp_path):
   bad_steps = _run(f"--model_dir={tmp_path}", f"--output_dir={tmp_path / 'out'}",
                    "--steps=0,last")
   assert bad_steps.returncode == 1
-  assert "Error: steps='0,last': give 'all' or comma-separated integers" in bad_steps.stderr
+  assert ("Error: --steps=0,last: steps takes {all} | tuple[int, ...], comma-separated; "
+          "got '0,last'.") in bad_steps.stderr
 
 
 def test_flags_come_from_the_dataclasses_and_exclude_phase_2():
@@ -79,7 +80,7 @@ def test_flags_come_from_the_dataclasses_and_exclude_phase_2():
   assert f"(default: '{defaults.steps}')" in text
   assert "(default: '" + ",".join(f"{f:g}" for f in defaults.label_fractions) + "')" in text
   assert "--frozen_steps" in text and "--classifier_blocks" in text
-  for name in ("label_fraction", "finetune", "finetune_steps", "patience",
+  for name in ("label_fraction", "finetune", "finetune_steps", "finetune_epochs", "patience",
                "checkpoint_step", "stop_after_steps", "subset_file"):
     assert f"--{name}:" not in text and f"--[no]{name}:" not in text, name
 

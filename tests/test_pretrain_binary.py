@@ -303,7 +303,7 @@ def test_a_probe_where_there_are_no_labels_is_one_error_line(tmp_path):
 def test_help_lists_every_flag_with_its_default():
   proc = run([sys.executable, "-m", "launch.pretrain", "--help"])  # absl exits 1 here
   for name in ["model_dir", "strategy", "tpu", "preset", "dataset", "probe_source",
-               *common.PRETRAIN_OVERRIDES]:
+               *common.PRETRAIN_ALIASES]:
     assert f"--{name}" in proc.stdout or f"--[no]{name}" in proc.stdout, name
   assert "(default: 'fashion_mnist_small')" in proc.stdout
   assert "python -m launch.pretrain --preset=fashion_mnist_small" in proc.stdout

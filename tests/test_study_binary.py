@@ -12,6 +12,7 @@ from absl import flags as absl_flags
 from cpc_tf import configs
 from cpc_tf.drivers import study_data
 from cpc_tf.eval import results
+from flags import config_flags
 from flags import study as study_flags
 from test_study_data import make_folder
 
@@ -21,7 +22,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 def parse(*args):
   values = absl_flags.FlagValues()
   study_flags.define_flags(values)
-  values(["prog", "--output_dir=/tmp/x", *args])
+  values(config_flags.rewrite(["prog", "--output_dir=/tmp/x", *args]))
   return values
 
 
@@ -33,20 +34,34 @@ def test_flags_and_overrides_set_their_fields():
   config = study_flags.config_from_flags(parse(
       "--preset=study_tiny", "--label_fractions=0.1,1", "--seeds=4,5,6",
       "--pretrain_steps=9", "--override=efficient.frozen_steps=3",
-      "--override=supervised.architecture=small"))
+      "--override=supervised.architecture=small", "--config.pixels.ks=2,4",
+      "--config.pretrain.model.head.directions=down,up"))
   assert config.label_fractions == (0.1, 1.0) and config.seeds == (4, 5, 6)
   assert config.pretrain.train_steps == 9 and config.efficient.frozen_steps == 3
-  assert config.supervised.architecture == "small"
+  assert config.supervised.architecture == "small" and config.pixels.ks == (2, 4)
+  assert config.pretrain.model.head.directions == ("down", "up")
 
 
 @pytest.mark.parametrize("args, match", [
     (["--seeds=a,b"], "comma-separated"),
-    (["--override=efficient.nope=3"], "override"),
+    (["--override=efficient.nope=3"], "--override=efficient.nope=3: StudyConfig has no "
+     "field 'efficient.nope'"),
+    (["--override=efficient.frozen_steps=3.5"], "frozen_steps takes int; got '3.5'"),
+    (["--pretrain_steps=4", "--config.pretrain.train_steps=5"],
+     "--pretrain_steps sets pretrain.train_steps to 4 and --config.pretrain.train_steps=5 "
+     "to 5: give one of them"),
     (["--preset=huge"], "Unknown study preset 'huge'"),
 ])
 def test_bad_flags_are_clear_errors(args, match):
   with pytest.raises(ValueError, match=match):
     study_flags.config_from_flags(parse(*args))
+
+
+def test_override_is_another_spelling_of_config_and_the_last_wins():
+  config = study_flags.config_from_flags(parse(
+      "--pretrain_steps=4", "--config.pretrain.train_steps=4",
+      "--config.efficient.frozen_steps=3", "--override=efficient.frozen_steps=5"))
+  assert config.pretrain.train_steps == 4 and config.efficient.frozen_steps == 5
 
 
 def test_dataset_flags_rewrite_every_stage_and_the_other_flags_still_win():

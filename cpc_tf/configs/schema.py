@@ -823,6 +823,12 @@ class DynamicsConfig:
   steps: str | tuple[int, ...] = "all"
   label_fractions: tuple[float, ...] = (0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0)  # supp. C
 
+  def __post_init__(self):
+    if self.steps != "all" and (isinstance(self.steps, str) or not self.steps
+                                or min(self.steps) < 0):
+      raise ValueError(f"steps={self.steps!r}: give 'all' or non-negative pre-training "
+                       "steps, e.g. 0,40000,80000.")
+
 
 # ----------------------------------------------------------------------------
 

@@ -75,21 +75,6 @@ def available_steps(model_dir: str) -> list[int]:
   return sorted(steps)
 
 
-def parse_steps(text: str) -> str | list[int]:
-  """"all" or "0,40000,..." -> "all" or a list of ints (ValueError otherwise)."""
-  text = text.strip()
-  if text == "all":
-    return "all"
-  try:
-    steps = [int(s) for s in text.split(",") if s.strip()]
-  except ValueError as e:
-    raise ValueError(f"steps={text!r}: give 'all' or comma-separated integers, e.g. "
-                     "0,40000,80000.") from e
-  if not steps or any(s < 0 for s in steps):
-    raise ValueError(f"steps={text!r}: give 'all' or non-negative integers.")
-  return steps
-
-
 def resolve_steps(model_dir: str, steps: str | Sequence[int]) -> list[int]:
   """The checkpoints to evaluate, ascending and unique; "all" = 0 and every ckpt.
 
