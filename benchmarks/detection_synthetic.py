@@ -19,10 +19,9 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from cpc_tf import resnet
+from cpc_tf import configs, resnet
 from cpc_tf.configs import EncoderConfig
 from cpc_tf.data import synthetic
-from cpc_tf.detection import config as det_config
 from cpc_tf.detection import detector as det_lib
 from cpc_tf.detection.voc_eval import VOCEvaluator
 
@@ -36,7 +35,7 @@ def main():
   parser.add_argument("--train_images", type=int, default=4000)
   parser.add_argument("--test_images", type=int, default=300)
   parser.add_argument("--image_size", type=int, default=128)
-  parser.add_argument("--head", default="fc", choices=det_config.HEADS)
+  parser.add_argument("--head", default="fc", choices=configs.HEADS)
   parser.add_argument("--seed", type=int, default=0)
   parser.add_argument("--eval_every", type=int, default=0,
                       help="steps between mAP checks on 100 test images (0: only at the end)")
@@ -45,7 +44,7 @@ def main():
   keras.utils.set_random_seed(args.seed)
   backbone = resnet.build_encoder(EncoderConfig(name="detection_small", norm="layer"))
   feature = resnet.last_stack(backbone.output.keys())
-  config = dataclasses.replace(det_config.synthetic_small(), head=args.head)
+  config = dataclasses.replace(configs.detector_synthetic_small(), head=args.head)
   model = det_lib.FasterRCNN(backbone, len(synthetic.CLASS_NAMES), config, feature=feature)
   print(f"parameters: {det_lib.parameter_count(model):,}")
   optimizer = keras.optimizers.Adam(args.lr)

@@ -7,14 +7,13 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from cpc_tf import resnet
+from cpc_tf import configs, resnet
 from cpc_tf.configs import EncoderConfig
 from cpc_tf.data import synthetic
-from cpc_tf.detection import config as det_config
 from cpc_tf.detection import detector as det_lib
 
 CONFIG = dataclasses.replace(
-    det_config.synthetic_small(), rpn_channels=8, fc_width=16, roi_batch_per_image=16,
+    configs.detector_synthetic_small(), rpn_channels=8, fc_width=16, roi_batch_per_image=16,
     rpn_post_nms_top_k_train=32, rpn_post_nms_top_k_test=16, max_detections=10)
 
 

@@ -8,7 +8,7 @@ import tensorflow as tf
 
 from cpc_tf.detection import boxes as box_ops
 from cpc_tf.detection import roi_head
-from cpc_tf.detection.config import DetectorConfig
+from cpc_tf.configs import DetectorConfig
 
 CONFIG = DetectorConfig(roi_batch_per_image=8, roi_positive_fraction=0.25,
                         roi_add_ground_truth=False)

@@ -8,7 +8,7 @@ import tensorflow as tf
 
 from cpc_tf.detection import boxes as box_ops
 from cpc_tf.detection import rpn
-from cpc_tf.detection.config import DetectorConfig
+from cpc_tf.configs import DetectorConfig
 
 CONFIG = DetectorConfig(rpn_ignore_cross_boundary=False)
 

@@ -20,7 +20,7 @@ from cpc_tf.detection import nms as nms_ops
 from cpc_tf.detection import roi_align as roi_align_lib
 from cpc_tf.detection import roi_head
 from cpc_tf.detection import rpn
-from cpc_tf.detection.config import DetectorConfig
+from cpc_tf.configs import DetectorConfig
 
 _PROBE_SIDE = 64  # px; small enough for a ResNet-161, a multiple of 16
 

@@ -14,7 +14,7 @@ import tensorflow as tf
 from cpc_tf.detection import boxes as box_ops
 from cpc_tf.detection import roi_align as roi_align_lib
 from cpc_tf.detection import sampling
-from cpc_tf.detection.config import DetectorConfig
+from cpc_tf.configs import DetectorConfig
 
 
 def sample_rois(proposals, proposal_valid, gt_boxes, gt_classes, gt_valid,

@@ -13,7 +13,7 @@ import tensorflow as tf
 from cpc_tf.detection import boxes as box_ops
 from cpc_tf.detection import nms as nms_ops
 from cpc_tf.detection import sampling
-from cpc_tf.detection.config import DetectorConfig
+from cpc_tf.configs import DetectorConfig
 
 
 class RPNHead(keras.layers.Layer):

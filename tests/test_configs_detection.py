@@ -1,14 +1,15 @@
-"""DetectorConfig: defaults of the paper, checks with clear messages."""
+"""Detection presets and DetectorConfig: defaults of the paper, checks with clear messages."""
 
 import dataclasses
 
 import pytest
 
-from cpc_tf.detection import config
+from cpc_tf.configs import detection
+from cpc_tf.configs import DetectorConfig
 
 
 def test_paper_defaults():
-  c = config.paper()
+  c = detection.detector_paper()
   assert c.anchors_per_cell == 9 and c.roi_box_weights == (10.0, 10.0, 5.0, 5.0)
   assert (c.rpn_positive_iou, c.rpn_negative_iou, c.rpn_batch_per_image) == (0.7, 0.3, 256)
   assert (c.roi_batch_per_image, c.roi_positive_fraction, c.rpn_nms_iou) == (512, 0.25, 0.7)
@@ -27,4 +28,4 @@ def test_paper_defaults():
 ])
 def test_bad_values(changes, message):
   with pytest.raises(ValueError, match=message):
-    config.DetectorConfig(**changes)
+    DetectorConfig(**changes)
