@@ -77,11 +77,6 @@ PROBE_FLAGS = ("probe_every", "probe_k", "probe_split", "probe_memory_size",
                "probe_query_size", "probe_source")
 
 
-def field_default(path: str, config=None):
-  """Value of a dotted field of PretrainConfig() (or of `config`)."""
-  return config_flags.value_at(PretrainConfig() if config is None else config, path)
-
-
 def define_model_dir(flag_values=flags.FLAGS, help_text: str | None = None) -> None:
   flags.DEFINE_string(
       "model_dir", None, help_text or "Pre-training directory: config.json, checkpoints, "
@@ -138,8 +133,8 @@ def define_pretrain_flags(flag_values=flags.FLAGS,
       "Default: the preset's.", flag_values=flag_values)
   preset = argv_preset("pretrain", argv)
   config = configs.get("pretrain", preset)
-  flags.DEFINE_string("probe_source", field_default("probe.source", config), PROBE_SOURCE_HELP,
-                      flag_values=flag_values)
+  flags.DEFINE_string("probe_source", config_flags.value_at(config, "probe.source"),
+                      PROBE_SOURCE_HELP, flag_values=flag_values)
   config_flags.define_aliases(PRETRAIN_ALIASES, config, flag_values, preset)
   axes.define_prediction_lengths(flag_values)
   config_flags.define_config_flags(config, flag_values, preset)

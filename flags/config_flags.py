@@ -419,7 +419,7 @@ def define_aliases(table: Mapping[str, tuple[str, str]], config, flag_values=fla
     leaf = resolve(type(config), path, f"--{name}")
     default = value_at(config, path)
     text = about + (f" Overrides the preset; the default shown is --preset={preset}'s."
-                         if preset else "")
+                    if preset else "")
     kwargs = {"flag_values": flag_values}
     if leaf.hint is bool:
       flags.DEFINE_bool(name, default, text, **kwargs)

@@ -20,10 +20,6 @@ from absl import flags
 from cpc_tf import configs, records
 from flags import axes, common, config_flags
 
-CONFIG_CLASSES = {"linear": configs.LinearEvalConfig, "efficient": configs.EfficientConfig,
-                  "supervised": configs.SupervisedConfig,
-                  "detection": configs.DetectionConfig}
-
 # flag -> (dotted config field, help), per protocol: flags/config_flags.py alias tables.
 _DATA = {
     "data_dir": ("data.data_dir", "TFDS data directory (TFDS datasets only)."),
@@ -200,12 +196,6 @@ def _data_path(protocol: str) -> str:
   return "data" if protocol in ("linear", "detection") else "subset.data"
 
 
-def field_default(protocol: str, path: str, config=None):
-  """Value of a dotted field of `config` (default: the protocol's config class)."""
-  return config_flags.value_at(CONFIG_CLASSES[protocol]() if config is None else config,
-                               path)
-
-
 # The flags of define_flags, beyond the aliases, that a binary may exclude;
 # --preset, --dataset and the strategy flags are always defined. A binary that
 # excludes --config and --config_help defines them for its own config type.
@@ -300,8 +290,8 @@ def flag_changes(protocol: str, config, flag_values=flags.FLAGS,
     for key, value in common.dataset_override(flag_values.dataset).items():
       changes[key.replace("data.", _data_path(protocol) + ".", 1)] = value
   test_split = "subset.test_split" if protocol in ("efficient", "supervised") else "test_split"
-  source = changes.get(f"{_data_path(protocol)}.source",
-                       field_default(protocol, f"{_data_path(protocol)}.source", config))
+  source_path = f"{_data_path(protocol)}.source"
+  source = changes.get(source_path, config_flags.value_at(config, source_path))
   if (source == "folder" and "test_split" not in exclude
       and not flag_values["test_split"].present and test_split not in given):
     changes[test_split] = FOLDER_TEST_SPLIT

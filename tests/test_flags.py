@@ -21,7 +21,7 @@ def _defaults_match(values, config):
   for name, (path, _) in common.PRETRAIN_ALIASES.items():
     default = values[name].default
     default = tuple(default) if isinstance(default, list) else default  # list flags
-    assert default == common.field_default(path, config), name
+    assert default == config_flags.value_at(config, path), name
 
 
 def test_flag_defaults_come_from_the_chosen_preset():
