@@ -58,7 +58,7 @@ def train_efficient(model_dir: str, config: EfficientConfig, output_dir: str,
       groups = [sweep.sgd(hp, config.momentum, config.weight_decay_mode,
                           model.head.trainable_variables)]
     loop = loop_lib.classification_loop(model, groups, train_encoder=False,
-                                        strategy=strategy)
+                                        strategy=strategy, xla_counts=config.xla_inference)
     steps, every = run.budget_steps(config.frozen_steps, config.frozen_epochs,
                                     config.eval_every, config.eval_every_epochs, hp)
     phase = loop_lib.Phase(run.point_dir(point, "frozen"), "frozen", steps, every,
@@ -79,7 +79,7 @@ def train_efficient(model_dir: str, config: EfficientConfig, output_dir: str,
                 # supp. C.2: the encoder is fine-tuned with Adam, the head with SGD.
                 loop_lib.Group(encoder_adam(config), model.encoder.trainable_variables)]
     loop = loop_lib.classification_loop(model, groups, train_encoder=True,
-                                        strategy=strategy)
+                                        strategy=strategy, xla_counts=config.xla_inference)
     steps, every = run.budget_steps(config.finetune_steps, config.finetune_epochs,
                                     config.eval_every, config.eval_every_epochs, hp)
     phase = loop_lib.Phase(run.point_dir(best["point"], "finetune"), "finetune", steps,

@@ -25,7 +25,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from cpc_tf import data, records
+from cpc_tf import data, inference, records
 from cpc_tf.configs import LinearEvalConfig
 from cpc_tf.distribute import is_chief
 from cpc_tf.eval import classifiers, encoders, held_out, results, subsets
@@ -88,14 +88,15 @@ def train_linear(model_dir: str, config: LinearEvalConfig, output_dir: str,
                              model.head.trainable_variables)]
     trained = classifiers.PooledLinear(model.head) if config.cache_features else model
   loop = loop_lib.classification_loop(trained, groups, train_encoder=False,
-                                      strategy=strategy)
+                                      strategy=strategy, xla_counts=config.xla_inference)
   form = pre.augment if config.match_test_patches else None
   if config.cache_features:
     splits = {"train": (train_data, train_ids), "test": (test_data, None)}
     if validation_ids is not None:
       splits["validation"] = (train_data, validation_ids)
     cache = GridMeans.load_or_encode(os.path.join(output_dir, FEATURES_FILE), model, grid,
-                                     config.eval_batch_size, splits, write=chief, log=log)
+                                     config.eval_batch_size, splits, write=chief, log=log,
+                                     xla=config.xla_inference)
     train_fn = cache.train_fn(config.batch_size)
     val_data = (cache.dataset(strategy, "validation", config.eval_batch_size)
                 if validation_ids is not None else None)
@@ -198,18 +199,19 @@ class GridMeans:
   @classmethod
   def load_or_encode(cls, path: str, model: classifiers.Classifier, grid, batch_size: int,
                      splits: dict, write: bool = True,
-                     log: Callable[[str], None] = print) -> GridMeans:
+                     log: Callable[[str], None] = print, xla: bool = False) -> GridMeans:
     """Reads `path`, or encodes each split (DataConfig, ids or None for all) and writes it.
 
     The images are cut as in evaluation (`linear_eval`: the whole-image crop, no
     augmentation), which `uncacheable` has checked is also the training input.
+    xla: the encoding compiled by XLA (cpc_tf/inference.py).
     """
     if tf.io.gfile.exists(path):
       with tf.io.gfile.GFile(path, "rb") as f:
         saved = np.load(io.BytesIO(f.read()))
         return cls({k: (saved[f"{k}_x"], saved[f"{k}_y"]) for k in splits})
-    means = tf.function(lambda x: tf.reduce_mean(model.features(x), axis=[1, 2]),
-                        reduce_retracing=True)
+    means = inference.forward(lambda x: tf.reduce_mean(model.features(x), axis=[1, 2]),
+                              xla=xla, reduce_retracing=True)
     arrays = {}
     for name, (data_config, ids) in splits.items():
       xs, ys = [], []

@@ -49,7 +49,7 @@ Public API:
     .totals(dist_dataset) -> sums
   classification_loss(train_encoder) -> loss_fn
   classification_counts(model, batch), CLASSIFICATION_COUNTS (its names)
-  classification_loop(model, groups, train_encoder, strategy) -> Loop of both
+  classification_loop(model, groups, train_encoder, strategy, xla_counts) -> Loop of both
   evaluate(loop, dist_dataset) -> {"top1", "top5", "loss", "count"}
   Phase(run_dir, name, steps, eval_every, ...)    Budget(steps), Interrupted
   run_phase(loop, phase, train_fn, *, validate=None, track=None, budget=None,
@@ -80,7 +80,7 @@ import tensorflow as tf
 
 from cpc_tf import loop as shared
 from cpc_tf import progress as progress_lib
-from cpc_tf import records, stop
+from cpc_tf import inference, records, stop
 from cpc_tf.distribute import is_chief, worker_dir
 from cpc_tf.eval import metrics
 from cpc_tf.loop import Group, decayed, l2_penalty  # noqa: F401 (part of this API)
@@ -142,12 +142,15 @@ class Loop:
 
   def __init__(self, model, groups: list[Group], loss_fn: LossFn,
                strategy: tf.distribute.Strategy, *, count_fn: CountFn | None = None,
-               count_names: tuple[str, ...] = (), clip_norm: float | None = None):
+               count_names: tuple[str, ...] = (), clip_norm: float | None = None,
+               xla_counts: bool = False):
     self.model, self.groups, self.strategy = model, groups, strategy
     self.loss_fn = loss_fn
     self.count_fn, self.count_names = count_fn, tuple(count_names)
     self.steps = shared.Loop(strategy, groups, lambda batch: {"loss": loss_fn(model, batch)},
                              clip_norm=clip_norm)
+    # One replica's counts of one batch: the evaluation's forward pass (cpc_tf/inference.py).
+    self._counts = inference.forward(self._replica_counts_of, xla=xla_counts)
     self._totals = tf.function(self._totals_loop)
 
   def train(self, iterator, num_steps: int, stop_requested: bool = False) -> shared.Steps:
@@ -162,14 +165,15 @@ class Loop:
   def _zeros(self):
     return {k: tf.constant(0.0) for k in self.count_names}
 
-  def _replica_counts(self, batch):
-    def counts():
-      out = self.count_fn(self.model, batch)
-      return {k: tf.cast(out[k], tf.float32) for k in self.count_names}
+  def _replica_counts_of(self, batch):
+    out = self.count_fn(self.model, batch)
+    return {k: tf.cast(out[k], tf.float32) for k in self.count_names}
 
+  def _replica_counts(self, batch):
     # The last evaluation batch can leave a replica with no example; some kernels
     # (layer norm under oneDNN) fail on an empty batch, so skip it.
-    return tf.cond(tf.shape(tf.nest.flatten(batch)[0])[0] > 0, counts, self._zeros)
+    return tf.cond(tf.shape(tf.nest.flatten(batch)[0])[0] > 0,
+                   lambda: self._counts(batch), self._zeros)
 
   def _totals_loop(self, dist):
     totals = self._zeros()
@@ -216,10 +220,14 @@ def classification_counts(model, batch) -> dict:
 
 
 def classification_loop(model, groups: list[Group], train_encoder: bool,
-                        strategy: tf.distribute.Strategy) -> Loop:
-  """A Loop training a Classifier with cross-entropy and counting top-k hits."""
+                        strategy: tf.distribute.Strategy, xla_counts: bool = False) -> Loop:
+  """A Loop training a Classifier with cross-entropy and counting top-k hits.
+
+  xla_counts: the evaluation passes compiled by XLA (cpc_tf/inference.py).
+  """
   return Loop(model, groups, classification_loss(train_encoder), strategy,
-              count_fn=classification_counts, count_names=CLASSIFICATION_COUNTS)
+              count_fn=classification_counts, count_names=CLASSIFICATION_COUNTS,
+              xla_counts=xla_counts)
 
 
 def evaluate(loop: Loop, dist_dataset) -> dict:

@@ -83,7 +83,7 @@ def train_supervised(config: SupervisedConfig, output_dir: str,
       groups = [sweep.sgd(hp, config.momentum, config.weight_decay_mode,
                           model.trainable_variables)]
     loop = loop_lib.classification_loop(model, groups, train_encoder=True,
-                                        strategy=strategy)
+                                        strategy=strategy, xla_counts=config.xla_inference)
     steps, every = run.budget_steps(config.train_steps, config.train_epochs,
                                     config.eval_every, config.eval_every_epochs, hp)
     phase = loop_lib.Phase(run.point_dir(point, PHASE), PHASE, steps, every,
