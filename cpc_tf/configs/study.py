@@ -45,12 +45,12 @@ def study_fashion_mnist_quick() -> StudyConfig:
   full = study_fashion_mnist()
   return replace(full, **{
       "smoke": True, "label_fractions": (0.01, 1.0), "seeds": (0,),
-      "pretrain.train_steps": 300, "pretrain.checkpoint_every": 150,
-      "pretrain.probe.every_steps": 150,
-      "linear.data.max_examples": 5_000, "linear.train_epochs": 20,
-      "efficient.frozen_steps": 60, "efficient.finetune_steps": 60,
-      "efficient.eval_every": 20, "supervised.train_steps": 60,
-      "supervised.eval_every": 20,
+      "pretrain.train_steps": 150, "pretrain.checkpoint_every": 75,
+      "pretrain.probe.every_steps": 75,
+      "linear.data.max_examples": 2_000, "linear.train_epochs": 20,
+      "efficient.frozen_steps": 40, "efficient.finetune_steps": 40,
+      "efficient.eval_every": 20, "supervised.train_steps": 40,
+      "supervised.eval_every": 20, "supervised.sweep.size": 1,
       "pixels.ks": (5,), "pixels.weight_decays": (0.0,), "pixels.max_epochs": 5})
 
 

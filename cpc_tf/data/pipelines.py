@@ -356,6 +356,10 @@ def _stream(source, data, *, shuffle, repeat, seed, input_context,
   ds = source.dataset
   if keep is not None:
     ds = ds.filter(lambda e: keep(e["id"]))
+    if source.ids is not None:
+      # In-memory sources: the kept, undecoded elements (at most what the source
+      # holds) are read once; later epochs and passes skip the scan of the split.
+      ds = ds.cache()
   if input_context is not None and not source.sharded:
     ds = ds.shard(input_context.num_input_pipelines, input_context.input_pipeline_id)
   if shuffle:
