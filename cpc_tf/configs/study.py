@@ -39,8 +39,8 @@ def study_fashion_mnist_quick() -> StudyConfig:
 
   Command: bash scripts/study.sh --preset=study_fashion_mnist_quick
   Its report opens with "SMOKE RUN": its budgets are too short for the claim.
-  Measured (2026-12-07, fresh clone, quiet 2-core EPYC without AVX-512, pip cache
-  warm): 18 min 16 s in all, 64 s of it set-up (stage times: README).
+  Measured (2026-12-07, fresh clone of e0df479, quiet 2-core EPYC without AVX-512,
+  pip cache warm): 8 min 51 s in all, 64 s of it set-up (stage times: README).
   """
   full = study_fashion_mnist()
   return replace(full, **{
