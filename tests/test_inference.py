@@ -91,8 +91,8 @@ def test_the_linear_protocol_compiles_its_forward_passes_as_configured(
   assert forward_calls == [xla, xla]  # the head's counts, the cached grid means
 
 
-@pytest.mark.slow  # the same switch as the linear protocol's, in two more protocols
-@pytest.mark.parametrize("xla", [True, False])
+# False (slow): the tiny presets' own setting, which the protocols' other tests run.
+@pytest.mark.parametrize("xla", [True, pytest.param(False, marks=pytest.mark.slow)])
 def test_the_few_label_protocols_compile_their_forward_passes_as_configured(
     model_dir, tmp_path, forward_calls, xla):
   config = configs.replace(configs.efficient_tiny(), frozen_steps=2, finetune_steps=2,

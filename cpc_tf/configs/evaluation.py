@@ -39,7 +39,8 @@ def linear_eval_tiny() -> LinearEvalConfig:
   """Seconds-long linear evaluation on 200 Fashion-MNIST images (tests)."""
   return LinearEvalConfig(
       data=DataConfig(source="fashion_mnist", max_examples=200, shuffle_buffer=200),
-      test_split="test", batch_size=16, train_steps=4, eval_every=2, eval_batch_size=64)
+      test_split="test", batch_size=16, train_steps=4, eval_every=2, eval_batch_size=64,
+      xla_inference=False)  # a few hundred images: compiling costs more than it saves
 
 
 def efficient_paper() -> EfficientConfig:
@@ -58,7 +59,8 @@ def efficient_tiny() -> EfficientConfig:
       subset=_tiny_subset(), image_size=32, augment=_NO_AUGMENT,
       classifier=ClassifierConfig(blocks=1, width=16, bottleneck=8),
       hparams=HParams(batch_per_replica=8), frozen_steps=4, finetune_steps=4,
-      eval_every=2, patience=2, eval_batch_size=64)
+      eval_every=2, patience=2, eval_batch_size=64,
+      xla_inference=False)  # a few hundred images: compiling costs more than it saves
 
 
 def supervised_paper() -> SupervisedConfig:
@@ -76,7 +78,8 @@ def supervised_tiny() -> SupervisedConfig:
   return SupervisedConfig(
       subset=_tiny_subset(), image_size=32, augment=_NO_AUGMENT, architecture="tiny",
       hparams=HParams(batch_per_replica=8), train_steps=4, eval_every=2,
-      eval_batch_size=64)
+      eval_batch_size=64,
+      xla_inference=False)  # a few hundred images: compiling costs more than it saves
 
 
 # The embedded data at a meaningful scale: the protocols of the claim study
