@@ -38,6 +38,10 @@ WEIGHT_DECAY_MODES = ("l2", "decoupled")
 # still partly at their initial values: the short Fashion-MNIST presets use 0.9.
 BN_MOMENTUM = 0.99
 EFFICIENT_IMAGE_SIZE = 224  # supp. C: Inception crops, 224 px as in Szegedy et al.
+# Evaluation's forward passes (encoding, validation, test) compiled by XLA: ~2x on
+# CPU, the same function up to rounding (cpc_tf/inference.py). Training steps are
+# never compiled.
+XLA_INFERENCE = True
 DETECTION_IMAGE_SIZE = 600  # Faster R-CNN scale (Ren et al. 2015); longer side here
 
 
@@ -415,9 +419,7 @@ class LinearEvalConfig:
   # only where pre-training has no augmentation and its crop is the whole image (the
   # training patches are then the evaluation patches); refused otherwise.
   cache_features: bool = False
-  # Forward passes (encoding, validation, test) compiled by XLA: ~2x on CPU, same
-  # function up to rounding (cpc_tf/inference.py). Training steps are never compiled.
-  xla_inference: bool = True
+  xla_inference: bool = XLA_INFERENCE  # evaluation's forward passes by XLA (XLA_INFERENCE)
 
   def __post_init__(self):
     _check_momentum(self.bn_momentum)
@@ -561,9 +563,7 @@ class EfficientConfig:
   eval_batch_size: int = 256
   encoder: str = ""  # expected encoder architecture; "" accepts the model_dir's
   seed: int = 0  # input pipeline
-  # Forward passes (encoding, validation, test) compiled by XLA: ~2x on CPU, same
-  # function up to rounding (cpc_tf/inference.py). Training steps are never compiled.
-  xla_inference: bool = True
+  xla_inference: bool = XLA_INFERENCE  # evaluation's forward passes by XLA (XLA_INFERENCE)
 
   def __post_init__(self):
     _check_weight_decay_mode(self.weight_decay_mode)
@@ -604,9 +604,7 @@ class SupervisedConfig:
   train_epochs: float = 0.0
   eval_every_epochs: float = 0.0
   patience: int = 0  # > 0: stop after N validations without improvement (best kept)
-  # Forward passes (encoding, validation, test) compiled by XLA: ~2x on CPU, same
-  # function up to rounding (cpc_tf/inference.py). Training steps are never compiled.
-  xla_inference: bool = True
+  xla_inference: bool = XLA_INFERENCE  # evaluation's forward passes by XLA (XLA_INFERENCE)
   eval_batch_size: int = 256
   seed: int = 0
 
