@@ -2,6 +2,7 @@
 
 import dataclasses
 
+import numpy as np
 import pytest
 import tensorflow as tf
 
@@ -10,7 +11,7 @@ from cpc_tf.configs import DataConfig
 from cpc_tf.eval import classifiers, efficient, encoders, linear, supervised
 from cpc_tf.eval import loop as loop_lib
 from test_encoders import pretrained_model_dir
-from tolerances import assert_close_f32, network_terms
+from tolerances import assert_close_f32, f32_atol, network_terms
 
 MUST_COMPILE = "_XlaMustCompile"  # the attribute tf.function(jit_compile=True) sets
 
@@ -59,9 +60,13 @@ def test_compiled_counts_agree_and_skip_an_empty_last_batch(linear_model):
     empty = data.take(1).map(lambda x, y: (x[:0], y[:0]))
     assert loop.totals(strategy.experimental_distribute_dataset(empty))["count"] == 0
   assert totals[True]["count"] == totals[False]["count"] == 5
-  # Logits differ by rounding only: an argmax flips only on a near tie (none here).
-  assert totals[True]["top1"] == totals[False]["top1"]
+  # Logits differ by rounding only: an argmax can flip only where the top two logits
+  # are within that rounding (a near tie); elsewhere the hits are equal.
   reduction, depth = network_terms(linear_model)
+  logits = linear_model(images).numpy()
+  top2 = np.sort(logits, axis=1)[:, -2:]
+  near_ties = int(np.sum(top2[:, 1] - top2[:, 0] <= 2 * f32_atol(logits, reduction, depth)))
+  assert round(abs(totals[True]["top1"] - totals[False]["top1"]) * 5) <= near_ties
   assert_close_f32(totals[True]["loss"], totals[False]["loss"], reduction, depth + 1)
 
 
