@@ -25,6 +25,9 @@ _NO_AUGMENT = AugmentConfig(randaugment=False, elastic_p=0.0, histogram_p=0.0,
 # Horizontal flips (p 0.5) after the random-sized crop: the few-label arms' augmentation.
 _FLIPS = dataclasses.replace(_NO_AUGMENT, flip_p=0.5)
 
+# The tiny presets evaluate a few hundred images: compiling costs more than it saves.
+_TINY_XLA_INFERENCE = False
+
 
 def linear_eval_paper() -> LinearEvalConfig:
   """supp. B on ImageNet. Paper: 71.5% / 90.1% Top-1 / Top-5 with ResNet-161.
@@ -40,7 +43,7 @@ def linear_eval_tiny() -> LinearEvalConfig:
   return LinearEvalConfig(
       data=DataConfig(source="fashion_mnist", max_examples=200, shuffle_buffer=200),
       test_split="test", batch_size=16, train_steps=4, eval_every=2, eval_batch_size=64,
-      xla_inference=False)  # a few hundred images: compiling costs more than it saves
+      xla_inference=_TINY_XLA_INFERENCE)
 
 
 def efficient_paper() -> EfficientConfig:
@@ -59,8 +62,7 @@ def efficient_tiny() -> EfficientConfig:
       subset=_tiny_subset(), image_size=32, augment=_NO_AUGMENT,
       classifier=ClassifierConfig(blocks=1, width=16, bottleneck=8),
       hparams=HParams(batch_per_replica=8), frozen_steps=4, finetune_steps=4,
-      eval_every=2, patience=2, eval_batch_size=64,
-      xla_inference=False)  # a few hundred images: compiling costs more than it saves
+      eval_every=2, patience=2, eval_batch_size=64, xla_inference=_TINY_XLA_INFERENCE)
 
 
 def supervised_paper() -> SupervisedConfig:
@@ -78,8 +80,7 @@ def supervised_tiny() -> SupervisedConfig:
   return SupervisedConfig(
       subset=_tiny_subset(), image_size=32, augment=_NO_AUGMENT, architecture="tiny",
       hparams=HParams(batch_per_replica=8), train_steps=4, eval_every=2,
-      eval_batch_size=64,
-      xla_inference=False)  # a few hundred images: compiling costs more than it saves
+      eval_batch_size=64, xla_inference=_TINY_XLA_INFERENCE)
 
 
 # The embedded data at a meaningful scale: the protocols of the claim study
