@@ -32,9 +32,10 @@ label fraction, log axis), study_map.png (a 2-D map of the test embeddings, CPC
 beside the random initialisation), study.json, timings.json (each stage's wall time, their
 total, the set-up's and this invocation's), and every stage's own output
 directory. `--preset=study_fashion_mnist_quick` is a smoke run (at most 10
-minutes here) whose report says so at its top. Rerun the same command to
-resume: finished stages are read back, an interrupted one continues from its
-checkpoints. SIGTERM / Ctrl-C save
+minutes here) whose report says so at its top; `--preset=study_fashion_mnist_uncapped`
+lifts the ResNet arms' 500-step cap (epochs and validation alone stop them).
+Rerun the same command to resume: finished stages are read back, an interrupted
+one continues from its checkpoints. SIGTERM / Ctrl-C save
 a checkpoint and exit with 128 + the signal number.
 """
 

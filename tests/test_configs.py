@@ -174,6 +174,30 @@ def test_paper_values_of_the_evaluation_configs():
       cls(weight_decay_mode="adamw")
 
 
+def test_the_study_presets_resnet_arms_get_the_same_budgets_and_patience():
+  study = configs.study_preset("study_fashion_mnist")
+  efficient, supervised = study.efficient, study.supervised
+  assert efficient.patience == supervised.patience == 10
+  assert efficient.frozen_epochs == efficient.finetune_epochs == supervised.train_epochs
+  assert efficient.frozen_steps == efficient.finetune_steps == supervised.train_steps
+  assert efficient.eval_every == supervised.eval_every
+
+
+def test_the_uncapped_study_lifts_the_step_caps_and_nothing_else():
+  base = configs.study_preset("study_fashion_mnist")
+  uncapped = configs.study_preset("study_fashion_mnist_uncapped")
+  caps = ("efficient.frozen_steps", "efficient.finetune_steps", "supervised.train_steps")
+  assert configs.replace(uncapped, **{c: base.efficient.frozen_steps for c in caps}) == base
+  # Epochs alone bound it: 25 epochs of all 59,500 labelled images in batches of 32
+  # stay under every cap.
+  steps_per_epoch = -(-59_500 // base.supervised.hparams.batch_per_replica)
+  assert min(uncapped.efficient.frozen_steps, uncapped.efficient.finetune_steps,
+             uncapped.supervised.train_steps) >= 25 * steps_per_epoch
+  # The default's cap never binds at 1% (595 images): those cells are the same in both.
+  assert base.supervised.train_epochs * -(-595 // 32) <= base.supervised.train_steps
+  assert not uncapped.smoke
+
+
 def test_configs_validate_themselves_when_built():
   with pytest.raises(ValueError, match="too small for steps_to_predict"):
     configs.ModelConfig(grid=configs.GridConfig(image_size=32, patch_size=16, stride=16))

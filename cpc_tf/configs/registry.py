@@ -35,6 +35,7 @@ PRESETS = {
                   "detection_tiny": detection.detection_tiny},
     "study": {"study_fashion_mnist": study.study_fashion_mnist,
               "study_fashion_mnist_quick": study.study_fashion_mnist_quick,
+              "study_fashion_mnist_uncapped": study.study_fashion_mnist_uncapped,
               "study_tiny": study.study_tiny},
     "ablation": {"ablation_fashion_mnist": ablation.ablation_fashion_mnist,
                  "ablation_tiny": ablation.ablation_tiny},
