@@ -42,7 +42,7 @@ _NO_STEP_CAP = 1_000_000
 
 
 def study_fashion_mnist_uncapped() -> StudyConfig:
-  """study_fashion_mnist with the ResNet arms' 500-step cap lifted: epochs alone bound them.
+  """study_fashion_mnist without the ResNet arms' 500-step cap: epochs and validation end them.
 
   At 1% the cap never binds (25 epochs of 595 images are 465 steps), so those
   cells are the default's; at 10% and 100% every ResNet arm runs until 10
